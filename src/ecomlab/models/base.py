@@ -1,0 +1,84 @@
+"""The two small interfaces every model implements; nothing here knows about training or datasets.
+
+* :class:`Recommender` -- ``forward(users) -> [B, n_items]`` scores over the whole catalogue;
+  ``recommend(users, k, exclude)`` on top of it; ``loss(batch)`` for models trained by gradient steps;
+  ``fit(data)`` for closed-form (classical) models.
+* :class:`Forecaster` -- ``forecast(histories, horizon) -> [B, h]`` point forecasts.
+
+Models receive tensors and arrays (:class:`RecTrainData`), never the dataset bundle or data module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class RecTrainData:
+    """What a closed-form recommender may fit on.
+
+    ``train`` is the ``[n_users, n_items]`` CSR matrix of training interactions (values = weights);
+    ``item_text`` is aligned with item indices (``None`` when the dataset has no text);
+    ``social`` is an ``[E, 2]`` array of ``(user, friend)`` index pairs or ``None``.
+    """
+
+    train: sp.csr_matrix
+    item_text: Sequence[str] | None = None
+    social: np.ndarray | None = None
+
+
+class Recommender(nn.Module):
+    """Scores every item for a batch of users."""
+
+    #: ``True`` when the model learns by gradient steps on ``loss``; ``False`` when ``fit`` is closed-form.
+    trainable: ClassVar[bool] = True
+
+    def fit(self, data: RecTrainData) -> None:
+        """Closed-form fit. Gradient-trained models keep this no-op."""
+
+    def forward(self, users: Tensor) -> Tensor:  # [B] -> [B, n_items]
+        raise NotImplementedError
+
+    def loss(self, batch: dict[str, Tensor]) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} is fitted in closed form and has no training loss")
+
+    @torch.no_grad()
+    def recommend(self, users: Tensor, k: int, exclude: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Top-``k`` ``(scores, items)`` per user, each ``[B, k]``; ``exclude`` is a ``[B, n_items]`` bool mask.
+
+        Ties are broken towards the lower item index (``torch.topk`` on CPU and CUDA is not stable, so scores
+        are made distinct by a tiny index-based offset only among equal values; see ``rank_topk``).
+        """
+        scores = self(users)  # [B, n_items]
+        return rank_topk(scores, k, exclude)
+
+
+def rank_topk(scores: Tensor, k: int, exclude: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Top-``k`` of ``scores`` ``[B, N]`` after masking ``exclude`` ``[B, N]`` to ``-inf``.
+
+    Tie policy: among equal scores the lower item index ranks first (deterministic on every device).
+    Excluded items never appear unless fewer than ``k`` items remain, in which case they carry ``-inf``.
+    """
+    scores = scores.float()
+    if exclude is not None:
+        scores = scores.masked_fill(exclude, float("-inf"))
+    k = min(k, scores.shape[1])
+    # Stable descending sort is exact under ties; cost O(N log N) per user, bounded by the eval batch size.
+    top_scores, top_items = torch.sort(scores, dim=1, descending=True, stable=True)  # [B, N]
+    return top_scores[:, :k], top_items[:, :k]
+
+
+class Forecaster(nn.Module):
+    """Multi-step point forecasts from a batch of histories of possibly different lengths."""
+
+    trainable: ClassVar[bool] = False
+
+    def forecast(self, histories: Sequence[np.ndarray], horizon: int) -> np.ndarray:  # -> [B, horizon]
+        raise NotImplementedError

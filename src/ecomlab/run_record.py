@@ -1,0 +1,70 @@
+"""The run record: what every run directory holds, written atomically.
+
+``metrics.json`` -- every validation and test metric, the protocol (split, K values, candidate set,
+seasonality, data fingerprint), timings, peak memory, git commit, seed, model and data names, and the
+composed config. ``config.yaml`` -- the resolved config (``ecomlab-eval`` rebuilds the run from it).
+``per_user_{val,test}.parquet`` / ``per_series_{val,test}.parquet`` -- per-user or per-series metric values;
+``forecasts_test.parquet`` -- forecasts next to actuals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ecomlab.utils import atomic_write_json, atomic_write_parquet, atomic_write_text, git_commit, peak_memory_mb
+
+
+def config_fingerprint(cfg: DictConfig) -> str:
+    """Hash of the resolved config without paths and Hydra internals: equal for re-runs of the same recipe."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(plain, dict)
+    plain = {k: v for k, v in plain.items() if k not in ("paths", "hydra", "tags")}
+    return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def write_run_record(output_dir: Path, *, cfg: DictConfig, task: Any, datamodule: Any, metrics: dict[str, float],
+                     timings: dict[str, float], model_name: str, dataset_name: str, checkpoint: str | None,
+                     version: str) -> dict[str, Any]:
+    protocol = datamodule.protocol()
+    if protocol["task"] == "ranking":
+        protocol["ks"] = list(task.ks)
+    protocol["seed"] = int(cfg.seed)
+    record = {
+        "model": model_name,
+        "dataset": dataset_name,
+        "seed": int(cfg.seed),
+        "tags": list(cfg.get("tags") or []),
+        "metrics": {k: float(v) for k, v in sorted(metrics.items())},
+        "protocol": protocol,
+        "data_fingerprint": protocol["data_fingerprint"],
+        "config_fingerprint": config_fingerprint(cfg),
+        **{k: round(v, 4) for k, v in timings.items()},
+        **peak_memory_mb(),
+        "checkpoint": checkpoint,
+        "deterministic_algorithms": bool(torch.are_deterministic_algorithms_enabled()),
+        "git_commit": git_commit(),
+        "ecomlab_version": version,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    if task.trainer is None or task.trainer.is_global_zero:
+        for stage, frame in getattr(task, "per_user", {}).items():
+            atomic_write_parquet(output_dir / f"per_user_{stage}.parquet", frame)
+        for stage, frame in getattr(task, "per_series", {}).items():
+            atomic_write_parquet(output_dir / f"per_series_{stage}.parquet", frame)
+        if "test" in getattr(task, "forecasts", {}):
+            atomic_write_parquet(output_dir / "forecasts_test.parquet", task.forecasts["test"])
+        atomic_write_text(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        # metrics.json last: its presence means the run finished and everything above is complete.
+        atomic_write_json(output_dir / "metrics.json", record)
+    return record

@@ -1,0 +1,127 @@
+"""LightningModule for every recommender: training steps, full-ranking evaluation, optimizers.
+
+The wrapped network (:class:`~ecomlab.models.base.Recommender`) only maps tensors to scores. This module
+owns everything else, so a new model is one network file plus one config.
+
+Evaluation: for each batch of users the network scores all items; excluded items (training, and at test
+time validation, interactions) are masked; the top ``max(ks)`` are ranked with a deterministic tie policy
+(lower item index first); per-user metrics are kept (torchmetrics ``CatMetric``, so they gather across
+devices) and logged as means, e.g. ``val/ndcg@10``. Users without target items are not evaluated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torchmetrics import CatMetric
+
+from ecomlab.metrics.ranking import RANKING_METRICS, item_coverage, ranking_hits
+from ecomlab.models.base import RecTrainData, Recommender, rank_topk
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., Any]
+
+
+class RankingTask(pl.LightningModule):
+    #: which models and data modules fit together; checked before anything is loaded
+    kind = "ranking"
+
+    def __init__(self, net: Recommender, ks: Sequence[int] = (5, 10, 20),
+                 metrics: Sequence[str] = ("recall", "ndcg", "hit", "mrr", "precision", "map"),
+                 optimizer: OptimizerFactory | None = None, scheduler: SchedulerFactory | None = None,
+                 monitor: str = "val/ndcg@10", mode: str = "max") -> None:
+        super().__init__()
+        ks = sorted({int(k) for k in ks})
+        if not ks or ks[0] < 1:
+            raise ValueError(f"ks={list(ks)}; every K must be an integer >= 1")
+        unknown = [m for m in metrics if m not in RANKING_METRICS]
+        if unknown:
+            raise ValueError(f"metrics={list(metrics)}: unknown {unknown}; allowed {sorted(RANKING_METRICS)}")
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode={mode!r}; expected 'min' or 'max'")
+        if net.trainable and optimizer is None:
+            raise ValueError(f"{type(net).__name__} is trained by gradient steps: its model config needs an optimizer")
+        self.net = net
+        self.ks, self.metric_names = ks, list(metrics)
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.monitor, self.mode = monitor, mode
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        keys = ["user"] + [f"{m}@{k}" for m in self.metric_names for k in ks]
+        self._store = torch.nn.ModuleDict({
+            stage: torch.nn.ModuleDict({k.replace("@", "_at_"): CatMetric() for k in keys + ["top_items"]})
+            for stage in ("val", "test")
+        })
+        #: per-user metric values of the last evaluation, by stage ("val" / "test")
+        self.per_user: dict[str, pd.DataFrame] = {}
+
+    @property
+    def trainable(self) -> bool:
+        return self.net.trainable
+
+    def fit_closed_form(self, data: RecTrainData) -> None:
+        self.net.fit(data)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss = self.net.loss(batch)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["users"]))
+        return loss
+
+    def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
+        scores = self.net(batch["users"])  # [B, N]
+        self._n_items = scores.shape[1]
+        _, top_items = rank_topk(scores, self.ks[-1], batch["exclude"])  # [B, K]
+        hits = ranking_hits(top_items, batch["target"])  # [B, K]
+        n_rel = batch["target"].sum(dim=1)  # [B, N] -> [B]
+        store = self._store[stage]
+        store["user"].update(batch["users"].float())
+        store["top_items"].update(top_items.float().flatten())  # [B, K] -> [B*K]
+        for name in self.metric_names:
+            fn = RANKING_METRICS[name]
+            for k in self.ks:
+                store[f"{name}_at_{k}"].update(fn(hits, n_rel, k))
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def _finish(self, stage: str) -> None:
+        store = self._store[stage]
+        if store["user"].update_count == 0:  # e.g. no users with targets in a tiny fast_dev_run
+            return
+        values = {key.replace("_at_", "@"): metric.compute().flatten() for key, metric in store.items()}
+        top_items = values.pop("top_items").long()
+        n_items = self._n_items
+        k_max = self.ks[-1]
+        table = pd.DataFrame({key: v.cpu().numpy() for key, v in values.items()})
+        table["user"] = table["user"].astype("int64")
+        self.per_user[stage] = table
+        logged = {f"{stage}/{key}": float(table[key].mean()) for key in values if key != "user"}
+        ranked = top_items.reshape(-1, min(k_max, n_items))  # [B*K] -> [B, K]
+        for k in self.ks:
+            logged[f"{stage}/coverage@{k}"] = item_coverage(ranked, n_items, min(k, ranked.shape[1]))
+        self.log_dict(logged, sync_dist=False)
+        for metric in store.values():
+            metric.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._finish("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._finish("test")
+
+    def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            return None
+        optimizer = self.optimizer_factory(params=self.net.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor, "interval": "epoch"}}

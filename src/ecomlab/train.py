@@ -1,0 +1,125 @@
+"""``ecomlab-train``: compose a config, fit a model, evaluate it, write the run record.
+
+    ecomlab-train experiment=quickstart
+    ecomlab-train data=synthetic_shop model=tfidf seed=1
+    ecomlab-train -m model=popularity,tfidf data=synthetic_shop,movielens_small seed=0,1,2
+
+Gradient-trained models run ``Trainer.fit`` (resuming from ``checkpoints/last.ckpt`` when the run directory
+already holds one) and are evaluated from the best checkpoint; classical models fit in closed form. Both then
+go through the same ``Trainer.validate`` / ``Trainer.test`` loops and the same metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+import ecomlab
+from ecomlab.report.table import print_metrics
+from ecomlab.run_record import write_run_record
+from ecomlab.utils import config_dir, instantiate_with_dims
+
+log = logging.getLogger(__name__)
+
+
+def check_task_matches_data(cfg: DictConfig) -> None:
+    """Refuse a ranking model on a forecasting data set (and vice versa) before anything is loaded."""
+    model_kind = getattr(hydra.utils.get_object(cfg.model._target_), "kind", None)
+    data_kind = getattr(hydra.utils.get_object(cfg.data._target_), "kind", None)
+    if model_kind and data_kind and model_kind != data_kind:
+        choices = _choices()
+        raise ValueError(
+            f"model={choices.get('model', cfg.model._target_)} is a {model_kind} model but "
+            f"data={choices.get('data', cfg.data._target_)} is a {data_kind} data set; "
+            f"choose a {model_kind} data config")
+
+
+def _choices() -> dict[str, str]:
+    if HydraConfig.initialized():
+        return {k: v for k, v in HydraConfig.get().runtime.choices.items() if isinstance(v, str)}
+    return {}
+
+
+def _callbacks(cfg: DictConfig, trainable: bool) -> list[pl.Callback]:
+    if not trainable or not cfg.get("callbacks"):
+        return []
+    return [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c is not None and "_target_" in c]
+
+
+def _loggers(cfg: DictConfig) -> list[Any]:
+    if not cfg.get("logger"):
+        return []
+    return [hydra.utils.instantiate(c) for c in cfg.logger.values() if c is not None and "_target_" in c]
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run one experiment described by a composed config; returns the run record."""
+    check_task_matches_data(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(cfg.seed, workers=True)
+    if cfg.get("deterministic"):
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+    t0 = time.perf_counter()
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.setup("fit")
+    data_seconds = time.perf_counter() - t0
+    net = instantiate_with_dims(cfg.model.net, datamodule.dims)
+    task = hydra.utils.instantiate(cfg.model, net=net)
+
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=_callbacks(cfg, task.trainable), logger=_loggers(cfg) or False)
+
+    t0 = time.perf_counter()
+    ckpt_path: str | None = None
+    if task.trainable:
+        last = output_dir / "checkpoints" / "last.ckpt"
+        resume = str(last) if last.exists() else None
+        if resume:
+            log.info("resuming from %s", resume)
+        trainer.fit(task, datamodule=datamodule, ckpt_path=resume)
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        ckpt_path = best or None
+    else:
+        task.fit_closed_form(datamodule.train_data())
+    fit_seconds = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    val = trainer.validate(task, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    test = trainer.test(task, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    eval_seconds = time.perf_counter() - t0
+
+    metrics = {**(val[0] if val else {}), **(test[0] if test else {})}
+    choices = _choices()
+    record = write_run_record(
+        output_dir, cfg=cfg, task=task, datamodule=datamodule, metrics=metrics,
+        timings={"data_seconds": data_seconds, "fit_seconds": fit_seconds, "eval_seconds": eval_seconds},
+        model_name=choices.get("model", type(net).__name__), dataset_name=choices.get("data", "custom"),
+        checkpoint=ckpt_path, version=ecomlab.__version__,
+    )
+    if cfg.get("eval", {}).get("print_table", True) and trainer.is_global_zero:
+        print_metrics(metrics, title=f"{record['model']} on {record['dataset']} (seed {cfg.seed}): test metrics")
+        print(f"run directory: {output_dir}")
+    return record
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Console entry point; returns the validation metric so Hydra sweepers (Optuna) can optimise it."""
+    log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
+    record = train(cfg)
+    value = record["metrics"].get(cfg.model.get("monitor", ""))
+    return float(value) if value is not None else None
+
+
+if __name__ == "__main__":
+    main()
