@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 
-def metrics_table(metrics: Mapping[str, float], title: str, prefix: str = "test/") -> Table:
+def metrics_table(metrics: Mapping[str, float], prefix: str = "test/") -> Table:
     """One row per metric name, one column per K (``test/ndcg@10`` -> row ``ndcg``, column ``@10``)."""
     rows: dict[str, dict[str, float]] = {}
     columns: list[str] = []
@@ -21,7 +21,7 @@ def metrics_table(metrics: Mapping[str, float], title: str, prefix: str = "test/
         if col not in columns:
             columns.append(col)
     columns.sort(key=lambda c: (c == "value", int(c[1:]) if c[1:].isdigit() else 0))
-    table = Table(title=title, title_justify="left")
+    table = Table()
     table.add_column("metric", style="bold")
     for col in columns:
         table.add_column(col, justify="right")
@@ -31,4 +31,6 @@ def metrics_table(metrics: Mapping[str, float], title: str, prefix: str = "test/
 
 
 def print_metrics(metrics: Mapping[str, float], title: str, console: Console | None = None) -> None:
-    (console or Console()).print(metrics_table(metrics, title))
+    console = console or Console()
+    console.print(f"[bold]{title}[/bold]")
+    console.print(metrics_table(metrics))

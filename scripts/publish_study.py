@@ -1,0 +1,26 @@
+"""Turn finished runs into a published study folder.
+
+    python scripts/publish_study.py baselines_rec logs/baselines_rec/multiruns/<stamp> \
+        --out experiments/baselines_rec --metrics test/ndcg@10 test/recall@10
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ecomlab.report.study import publish_study
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("study", help="study name (the experiments/ folder name)")
+    parser.add_argument("runs", nargs="+", help="run or sweep directories holding metrics.json files")
+    parser.add_argument("--out", required=True, help="study folder, e.g. experiments/<study>")
+    parser.add_argument("--metrics", nargs="*", default=None, help="metrics for summary.md (default: all)")
+    args = parser.parse_args()
+    results = publish_study(args.study, args.runs, args.out, args.metrics)
+    print(f"{len(results)} runs -> {args.out}/results.csv, {args.out}/summary.md")
+
+
+if __name__ == "__main__":
+    main()

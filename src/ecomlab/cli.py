@@ -1,0 +1,40 @@
+"""Command-line error handling shared by the entry points.
+
+Bad input (data, config, run directory) is the user's to fix: it exits with code 2 and one message, without a
+traceback, unless ``HYDRA_FULL_ERROR=1`` is set. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from hydra.errors import InstantiationException
+from omegaconf.errors import OmegaConfBaseException
+
+from ecomlab.data.bundle import DataValidationError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: errors that mean "your input is wrong", reported without a traceback
+USER_ERRORS: tuple[type[BaseException], ...] = (DataValidationError, ValueError, FileNotFoundError,
+                                                 OmegaConfBaseException)
+
+
+def user_errors_exit_2(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (*USER_ERRORS, InstantiationException) as err:
+            cause = err.__cause__ if isinstance(err, InstantiationException) else err
+            if os.environ.get("HYDRA_FULL_ERROR") == "1" or not isinstance(cause, USER_ERRORS):
+                raise
+            where = str(err).rsplit("full_key: ", 1)[-1].strip() if cause is not err else ""
+            print(f"error: {cause}" + (f" (config key: {where})" if where else ""), file=sys.stderr)
+            raise SystemExit(2) from None
+
+    return wrapper  # type: ignore[return-value]

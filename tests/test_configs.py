@@ -1,0 +1,116 @@
+"""Every config composes and every ``_target_`` in it instantiates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from ecomlab.tasks.forecasting import ForecastTask
+from ecomlab.tasks.ranking import RankingTask
+from ecomlab.train import check_task_matches_data
+from ecomlab.utils import config_dir, instantiate_with_dims
+
+CONFIGS = Path(config_dir())
+
+
+def names(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
+
+
+def kind_of(group: str, name: str) -> str:
+    target = OmegaConf.load(CONFIGS / group / f"{name}.yaml")["_target_"]
+    return hydra.utils.get_object(target).kind
+
+
+RANKING_DATA = [d for d in names("data") if kind_of("data", d) == "ranking" and d != "files"]
+FORECAST_DATA = [d for d in names("data") if kind_of("data", d) == "forecasting"]
+
+
+def test_groups_are_populated() -> None:
+    for group in ("data", "model", "trainer", "logger", "callbacks", "experiment", "paths", "hydra"):
+        assert names(group), f"configs/{group} is empty"
+
+
+@pytest.mark.parametrize("data", names("data"))
+def test_data_config_instantiates(compose_cfg, data: str, tmp_path: Path) -> None:
+    overrides = [f"data={data}"]
+    if data == "files":
+        overrides.append("data.source.interactions=inter.csv")
+    model = "popularity" if kind_of("data", data) == "ranking" else "seasonal_naive"
+    cfg = compose_cfg(overrides + [f"model={model}"])
+    dm = hydra.utils.instantiate(cfg.data)
+    assert dm.kind == kind_of("data", data)
+
+
+@pytest.mark.parametrize("model", names("model"))
+def test_model_config_instantiates_with_sizes_from_data(compose_cfg, model: str) -> None:
+    data = RANKING_DATA[0] if kind_of("model", model) == "ranking" else FORECAST_DATA[0]
+    cfg = compose_cfg([f"model={model}", f"data={data}"])
+    dims = {"n_users": 7, "n_items": 11, "n_series": 3, "horizon": 4, "season_length": 12}
+    net = instantiate_with_dims(cfg.model.net, dims)
+    task = hydra.utils.instantiate(cfg.model, net=net)
+    assert isinstance(task, RankingTask | ForecastTask)
+    assert task.monitor.startswith("val/") and task.mode in ("min", "max")
+    if getattr(net, "n_items", None) is not None:
+        assert net.n_items == 11
+    if task.trainable:
+        optimizer = task.configure_optimizers()
+        assert optimizer is not None
+
+
+def test_sizes_written_into_yaml_are_refused(compose_cfg) -> None:
+    cfg = compose_cfg(["model=bpr", "+model.net.n_items=5"])
+    with pytest.raises(ValueError, match="come from the data module"):
+        instantiate_with_dims(cfg.model.net, {"n_users": 3, "n_items": 4})
+
+
+def test_model_and_data_of_different_tasks_are_refused(compose_cfg) -> None:
+    cfg = compose_cfg(["model=arima", "data=movielens_small"])
+    with pytest.raises(ValueError, match="forecasting model but data=movielens_small"):
+        check_task_matches_data(cfg)
+
+
+@pytest.mark.parametrize("trainer", names("trainer"))
+def test_trainer_configs(compose_cfg, trainer: str) -> None:
+    cfg = compose_cfg([f"trainer={trainer}"])
+    assert cfg.trainer._target_ == "pytorch_lightning.Trainer"
+    if trainer == "gpu" and not torch.cuda.is_available():
+        assert cfg.trainer.precision == "bf16-mixed"
+        return
+    trainer_obj = hydra.utils.instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+    assert trainer_obj.max_epochs == cfg.trainer.max_epochs
+
+
+@pytest.mark.parametrize("logger", names("logger"))
+def test_logger_configs(compose_cfg, logger: str) -> None:
+    cfg = compose_cfg([f"logger={logger}"])
+    for name, conf in cfg.logger.items():
+        if name == "tensorboard":
+            pytest.importorskip("tensorboard")
+        assert hydra.utils.instantiate(conf) is not None
+
+
+@pytest.mark.parametrize("callbacks", names("callbacks"))
+def test_callback_configs(compose_cfg, callbacks: str) -> None:
+    cfg = compose_cfg([f"callbacks={callbacks}", "model=bpr"])
+    for conf in (cfg.callbacks or {}).values():
+        assert hydra.utils.instantiate(conf) is not None
+
+
+@pytest.mark.parametrize("experiment", names("experiment"))
+def test_experiment_configs_compose(compose_cfg, experiment: str) -> None:
+    cfg = compose_cfg([f"experiment={experiment}"])
+    OmegaConf.resolve(cfg)
+    check_task_matches_data(cfg)
+    text = (CONFIGS / "experiment" / f"{experiment}.yaml").read_text()
+    assert text.startswith("# @package _global_"), "experiment recipes start with the package header"
+    assert "ecomlab-train" in text or "make train" in text, "experiment recipes name the command that runs them"
+
+
+def test_eval_config_composes(compose_cfg) -> None:
+    cfg = compose_cfg(["run_dir=/nowhere"], config_name="eval")
+    assert cfg.ckpt == "best"

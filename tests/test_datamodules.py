@@ -1,0 +1,217 @@
+"""The Lightning data modules: recommendation (split -> CSR -> loaders) and forecasting (backtest windows).
+
+Includes the chance-level check: a model that ranks at random must score what random ranking scores, computed
+exactly per user from the candidate counts, while a real signal (planted popularity) must beat it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import pytorch_lightning as pl
+import scipy.sparse as sp
+
+from ecomlab.data.builtin import FileSource, MovieLensSmall, RetailSeries
+from ecomlab.data.bundle import DataValidationError
+from ecomlab.data.forecast_datamodule import ForecastDataModule
+from ecomlab.data.rec_datamodule import RecDataModule
+from ecomlab.data.splits import RatioSplit, RollingOrigin
+from ecomlab.data.synthetic import SyntheticShop
+from ecomlab.models.popularity import Popularity
+from ecomlab.models.random import RandomRanker
+from ecomlab.tasks.ranking import RankingTask
+
+KEY = ["user_id", "item_id", "timestamp"]
+
+
+@pytest.fixture(scope="module")
+def small_dm() -> RecDataModule:
+    dm = RecDataModule(SyntheticShop(n_users=200, n_items=100, seed=0), RatioSplit(ratios=(0.8, 0.1, 0.1), seed=0),
+                       batch_size=512, eval_batch_size=64, num_negatives=4)
+    dm.setup()
+    return dm
+
+
+def _binary(matrix: sp.csr_matrix) -> np.ndarray:
+    return matrix.toarray() > 0
+
+
+# --------------------------------------------------------------------------- recommendation
+
+
+def test_dims(small_dm: RecDataModule) -> None:
+    assert small_dm.dims == {"n_users": 200, "n_items": 100}
+    for csr in (small_dm.train_csr, small_dm.val_csr, small_dm.test_csr):
+        assert csr.shape == (200, 100)
+
+
+def test_split_parts_are_disjoint_and_cover_the_data(small_dm: RecDataModule) -> None:
+    bundle = small_dm.bundle
+    parts = RatioSplit(ratios=(0.8, 0.1, 0.1), seed=0)(bundle.interactions, bundle.has_timestamps)
+    assert parts.sizes() == small_dm.split_sizes
+    assert min(parts.sizes().values()) > 0
+    tagged = pd.concat([parts.train.assign(part="train"), parts.val.assign(part="val"),
+                        parts.test.assign(part="test")], ignore_index=True)
+    assert len(tagged) == len(bundle.interactions)
+    assert not bundle.interactions.duplicated(KEY).any()
+    assert not tagged.duplicated(KEY).any()  # no interaction row lands in two parts
+    rows = bundle.interactions.merge(tagged, on=KEY + ["weight"], how="left", validate="one_to_one")
+    assert rows["part"].notna().all()
+    # the CSR matrices hold exactly their part's weights
+    for name, csr in (("train", small_dm.train_csr), ("val", small_dm.val_csr), ("test", small_dm.test_csr)):
+        frame = getattr(parts, name)
+        assert csr.sum() == pytest.approx(frame["weight"].sum())
+        assert set(zip(*csr.nonzero(), strict=True)) == set(zip(frame["user_id"], frame["item_id"], strict=True))
+
+
+def test_sampled_negatives_are_never_training_positives(small_dm: RecDataModule) -> None:
+    train = _binary(small_dm.train_csr)
+    n_examples = 0
+    for batch in small_dm.train_dataloader():
+        users, pos, neg = batch["users"].numpy(), batch["pos"].numpy(), batch["neg"].numpy()
+        assert neg.shape == (len(users), 4)
+        assert train[users, pos].all()
+        assert not train[users[:, None], neg].any()
+        assert ((neg >= 0) & (neg < 100)).all()
+        n_examples += len(users)
+    assert n_examples == small_dm.train_csr.nnz
+
+
+@pytest.mark.parametrize("stage", ["val", "test"])
+def test_eval_batches_mask_seen_items_and_hold_only_candidate_targets(small_dm: RecDataModule, stage: str) -> None:
+    train, val, test = (_binary(m) for m in (small_dm.train_csr, small_dm.val_csr, small_dm.test_csr))
+    seen, held_out = (train, val) if stage == "val" else (train | val, test)
+    loader = small_dm.val_dataloader() if stage == "val" else small_dm.test_dataloader()
+    users_seen = []
+    for batch in loader:
+        users = batch["users"].numpy()
+        exclude, target = batch["exclude"].numpy(), batch["target"].numpy()
+        assert exclude.shape == target.shape == (len(users), 100)
+        assert (exclude == seen[users]).all()
+        assert not (target & exclude).any()
+        assert (target == (held_out[users] & ~seen[users])).all()
+        assert target.any(axis=1).all()  # only users with a target are evaluated
+        users_seen.append(users)
+    users = np.concatenate(users_seen)
+    assert len(np.unique(users)) == len(users) == small_dm.protocol()[f"n_{stage}_users"]
+    assert set(users) == set(np.flatnonzero((held_out & ~seen).any(axis=1)))
+
+
+def test_forecasting_source_refused_by_rec_datamodule() -> None:
+    dm = RecDataModule(RetailSeries(), RatioSplit())
+    with pytest.raises(DataValidationError, match="retail_series.*no user-item interactions"):
+        dm.setup()
+
+
+# --------------------------------------------------------------------------- forecasting
+
+
+def test_rec_only_sources_refused_by_forecast_datamodule(tmp_path: Path) -> None:
+    (tmp_path / "inter.csv").write_text("user_id,item_id,timestamp,weight\nu1,i1,1,1\nu2,i2,2,1\n")
+    for source in (FileSource("inter.csv", data_dir=str(tmp_path), name="my_shop"), MovieLensSmall()):
+        dm = ForecastDataModule(source, RollingOrigin(horizon=12), season_length=12)
+        with pytest.raises(DataValidationError, match="has no sales panel"):
+            dm.setup()
+
+
+@pytest.fixture(scope="module")
+def retail_dm() -> ForecastDataModule:
+    dm = ForecastDataModule(RetailSeries(), RollingOrigin(horizon=12, n_windows=3, step=12), season_length=12,
+                            batch_size=5)
+    dm.setup()
+    return dm
+
+
+def test_forecast_windows_end_at_the_cutoffs(retail_dm: ForecastDataModule) -> None:
+    assert retail_dm.dims == {"n_series": 4, "horizon": 12, "season_length": 12}
+    sales = retail_dm.bundle.sales
+    batches = list(retail_dm.test_dataloader())
+    assert [len(b["unique_id"]) for b in batches] == [5, 5, 2]
+    seen = []
+    for batch in batches:
+        assert batch["future"].shape == (len(batch["unique_id"]), 12)
+        for uid, window, history, future, future_ds in zip(batch["unique_id"], batch["window"], batch["history"],
+                                                          batch["future"], batch["future_ds"], strict=True):
+            series = sales[sales["unique_id"] == uid]
+            y, ds = series["y"].to_numpy(), series["ds"].to_numpy()
+            cutoff = len(y) - 12 * (3 - window)  # last window ends at the series' end, origins 12 apart
+            np.testing.assert_array_equal(history, y[:cutoff])
+            np.testing.assert_array_equal(future, y[cutoff:cutoff + 12])
+            np.testing.assert_array_equal(future_ds, ds[cutoff:cutoff + 12])
+            # history stops the month before the first forecast month
+            last, first = pd.Timestamp(ds[cutoff - 1]), pd.Timestamp(future_ds[0])
+            assert (first.year * 12 + first.month) - (last.year * 12 + last.month) == 1
+            seen.append((uid, window))
+    assert len(seen) == len(set(seen)) == 4 * 3
+    assert retail_dm.protocol()["n_test_windows"] == 12
+    assert retail_dm.protocol()["n_val_windows"] == 4
+
+
+def test_forecast_validation_windows_precede_the_test_period(retail_dm: ForecastDataModule) -> None:
+    for batch in retail_dm.val_dataloader():
+        for uid, history, future_ds in zip(batch["unique_id"], batch["history"], batch["future_ds"], strict=True):
+            n = int((retail_dm.bundle.sales["unique_id"] == uid).sum())
+            assert len(history) == n - 48  # one validation window, 12 before the first test cutoff
+            assert len(future_ds) == 12
+
+
+def test_forecast_series_filter_and_too_short_series() -> None:
+    one = ForecastDataModule(RetailSeries(), RollingOrigin(horizon=12, n_windows=3), season_length=12,
+                             series=["souvenirs"])
+    one.setup()
+    assert one.dims["n_series"] == 1 and len(one.test_items) == 3
+    unknown = ForecastDataModule(RetailSeries(), RollingOrigin(horizon=12), season_length=12, series=["nope"])
+    with pytest.raises(DataValidationError, match="nope"):
+        unknown.setup()
+    # souvenirs has 84 months; 3 test + 1 val windows of 24 with 48 months of history need 144
+    short = ForecastDataModule(RetailSeries(["souvenirs"]), RollingOrigin(horizon=24, n_windows=3), season_length=12)
+    with pytest.raises(DataValidationError, match="souvenirs.*too short"):
+        short.setup()
+
+
+# --------------------------------------------------------------------------- chance level
+
+
+@pytest.fixture(scope="module")
+def shop_dm() -> RecDataModule:
+    dm = RecDataModule(SyntheticShop(n_users=2000, n_items=300, seed=0), RatioSplit(ratios=(0.8, 0.1, 0.1), seed=0),
+                       eval_batch_size=512)
+    dm.setup()
+    return dm
+
+
+def _run_test(net: RandomRanker | Popularity, dm: RecDataModule) -> tuple[dict[str, float], RankingTask]:
+    task = RankingTask(net, ks=[10, 20])
+    task.fit_closed_form(dm.train_data())
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    (logged,) = trainer.test(task, datamodule=dm, verbose=False)
+    return logged, task
+
+
+def test_random_ranker_scores_chance_and_popularity_beats_it(shop_dm: RecDataModule) -> None:
+    n_items = shop_dm.dims["n_items"]
+    logged, task = _run_test(RandomRanker(n_items), shop_dm)
+    per_user = task.per_user["test"]
+    users = per_user["user"].to_numpy()
+    assert len(users) == shop_dm.protocol()["n_test_users"] > 1000
+
+    # exact expectation: K of the user's candidates (all items minus train + val items) are drawn at random
+    seen = ((shop_dm.train_csr + shop_dm.val_csr) > 0).astype(np.int64)
+    n_cand = n_items - np.asarray(seen.sum(axis=1)).ravel()[users]
+    assert (n_cand > 0).all()
+    for k in (10, 20):
+        expected = float(np.mean(np.minimum(k, n_cand) / n_cand))
+        values = per_user[f"recall@{k}"].to_numpy()
+        se = values.std(ddof=1) / np.sqrt(len(values))
+        recall = logged[f"test/recall@{k}"]
+        assert recall == pytest.approx(values.mean(), abs=1e-6)
+        assert abs(recall - expected) < 4 * se, (k, recall, expected, se)
+
+    pop_logged, _ = _run_test(Popularity(n_items), shop_dm)
+    values = per_user["recall@10"].to_numpy()
+    se = values.std(ddof=1) / np.sqrt(len(values))
+    assert pop_logged["test/recall@10"] > logged["test/recall@10"] + 4 * se
