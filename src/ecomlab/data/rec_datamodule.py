@@ -1,0 +1,183 @@
+"""Lightning data module for recommendation: bundle -> split -> CSR matrices -> loaders.
+
+Training batches are ``{"users": [B], "pos": [B], "neg": [B, n_neg]}`` with negatives sampled uniformly
+from the items the user has not interacted with in training. Evaluation batches are
+``{"users": [B], "exclude": [B, N] bool, "target": [B, N] bool}``: full ranking over all ``N`` items, with
+the user's training items (and, at test time, validation items) excluded from the candidates. A held-out
+item that is also excluded (a repeat interaction with an item already seen) cannot be ranked, so it is not a
+target; users left without targets are not evaluated.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import scipy.sparse as sp
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ecomlab.data.bundle import BundleSource, DatasetBundle, DataValidationError
+from ecomlab.models.base import RecTrainData
+
+
+class Splitter(Protocol):
+    def __call__(self, interactions: pd.DataFrame, has_timestamps: bool = True, *, name: str = "") -> Any: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+def to_csr(frame: pd.DataFrame, n_users: int, n_items: int) -> sp.csr_matrix:
+    """``[n_users, n_items]`` matrix of summed weights (repeat interactions add up)."""
+    matrix = sp.csr_matrix(
+        (frame["weight"].to_numpy(np.float32), (frame["user_id"].to_numpy(), frame["item_id"].to_numpy())),
+        shape=(n_users, n_items),
+    )
+    matrix.sum_duplicates()
+    return matrix
+
+
+class TripletDataset(Dataset):
+    """One example per training interaction; negatives drawn per fetch, so every epoch sees fresh ones."""
+
+    def __init__(self, train: sp.csr_matrix, num_negatives: int) -> None:
+        coo = train.tocoo()
+        self.users = torch.as_tensor(coo.row, dtype=torch.long)
+        self.items = torch.as_tensor(coo.col, dtype=torch.long)
+        self.n_items = train.shape[1]
+        self.num_negatives = num_negatives
+        # Sorted user*N+item keys make "is (u, j) a training positive?" one searchsorted call.
+        self.keys = torch.as_tensor(np.sort(coo.row.astype(np.int64) * self.n_items + coo.col))
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def _is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        keys = users * self.n_items + items
+        pos = torch.searchsorted(self.keys, keys).clamp_max(len(self.keys) - 1)
+        return self.keys[pos] == keys
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        users, pos = self.users[idx], self.items[idx]
+        rep_users = users.unsqueeze(1).expand(-1, self.num_negatives)  # [B] -> [B, n_neg]
+        neg = torch.randint(0, self.n_items, rep_users.shape)
+        for _ in range(20):  # rejection sampling; users who bought nearly everything are vanishingly rare
+            clash = self._is_positive(rep_users, neg)
+            if not clash.any():
+                break
+            neg[clash] = torch.randint(0, self.n_items, (int(clash.sum()),))
+        return {"users": users, "pos": pos, "neg": neg}
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {k: v[0] for k, v in self.__getitems__([index]).items()}
+
+
+def _identity(batch: Any) -> Any:
+    return batch
+
+
+class EvalDataset(Dataset):
+    """Users with at least one target item; batches carry dense exclusion and target masks."""
+
+    def __init__(self, exclude: sp.csr_matrix, target: sp.csr_matrix) -> None:
+        # Targets are held-out items among the candidates: an excluded (already seen) item can never be hit.
+        target = (target > 0).astype(np.float32)
+        target = sp.csr_matrix(target - target.multiply(exclude > 0))
+        target.eliminate_zeros()
+        self.exclude, self.target = exclude, target
+        self.users = np.flatnonzero(np.diff(target.indptr) > 0)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        users = self.users[np.asarray(indices)]
+        return {
+            "users": torch.as_tensor(users, dtype=torch.long),
+            "exclude": torch.as_tensor(self.exclude[users].toarray() > 0),  # [B, N]
+            "target": torch.as_tensor(self.target[users].toarray() > 0),  # [B, N]
+        }
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {k: v[0] for k, v in self.__getitems__([index]).items()}
+
+
+class RecDataModule(pl.LightningDataModule):
+    """Recommendation data: a source (built-in or files), a splitter and loader settings."""
+
+    kind = "ranking"
+
+
+    def __init__(self, source: BundleSource, split: Splitter, batch_size: int = 2048,
+                 eval_batch_size: int = 256, num_negatives: int = 1, num_workers: int = 0) -> None:
+        super().__init__()
+        if batch_size < 1 or eval_batch_size < 1 or num_negatives < 1 or num_workers < 0:
+            raise ValueError("batch_size, eval_batch_size and num_negatives must be >= 1, num_workers >= 0; got "
+                             f"{batch_size}, {eval_batch_size}, {num_negatives}, {num_workers}")
+        self.source, self.splitter = source, split
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.num_negatives, self.num_workers = num_negatives, num_workers
+        self.bundle: DatasetBundle | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.bundle is not None:
+            return
+        bundle = self.source.load()
+        if bundle.n_users == 0 or len(bundle.interactions) == 0:
+            raise DataValidationError(
+                f"data set '{bundle.name}' has no user-item interactions, so it cannot train or evaluate a "
+                "recommender; pick a recommendation data config (e.g. data=movielens_small)")
+        parts = self.splitter(bundle.interactions, bundle.has_timestamps, name=bundle.name)
+        n_u, n_i = bundle.n_users, bundle.n_items
+        self.train_csr = to_csr(parts.train, n_u, n_i)
+        self.val_csr = to_csr(parts.val, n_u, n_i)
+        self.test_csr = to_csr(parts.test, n_u, n_i)
+        self.split_sizes = {"train": len(parts.train), "val": len(parts.val), "test": len(parts.test)}
+        self.split_protocol = parts.protocol
+        self.bundle = bundle
+
+    @property
+    def dims(self) -> dict[str, int]:
+        """Sizes the models take from the data, never from hand-written YAML."""
+        assert self.bundle is not None, "call setup() first"
+        return {"n_users": self.bundle.n_users, "n_items": self.bundle.n_items}
+
+    def train_data(self) -> RecTrainData:
+        assert self.bundle is not None, "call setup() first"
+        social = None
+        if self.bundle.social is not None:
+            social = self.bundle.social[["user_id", "friend_id"]].to_numpy(np.int64)
+        text = self.bundle.texts() if self.bundle.item_text is not None else None
+        return RecTrainData(train=self.train_csr, item_text=text, social=social)
+
+    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
+                          collate_fn=_identity, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(TripletDataset(self.train_csr, self.num_negatives), self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(EvalDataset(self.train_csr, self.val_csr), self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        seen = (self.train_csr + self.val_csr).tocsr()
+        return self._loader(EvalDataset(seen, self.test_csr), self.eval_batch_size, shuffle=False)
+
+    def protocol(self) -> dict[str, Any]:
+        assert self.bundle is not None, "call setup() first"
+        return {
+            "task": "ranking",
+            "split": self.split_protocol,
+            "candidates": "all items; val excludes the user's train items, test excludes train and val items; "
+                          "held-out items among the excluded ones are not targets",
+            "split_sizes": self.split_sizes,
+            "n_val_users": len(EvalDataset(self.train_csr, self.val_csr)),
+            "n_test_users": len(EvalDataset((self.train_csr + self.val_csr).tocsr(), self.test_csr)),
+            "data_fingerprint": self.bundle.fingerprint(),
+            "data": self.bundle.summary(),
+            "data_warnings": self.bundle.meta.get("warnings", {}),
+        }

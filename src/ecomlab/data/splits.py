@@ -1,0 +1,416 @@
+"""Evaluation protocols: how interactions (and sales series) are divided into train / validation / test.
+
+Every recommendation splitter is a small frozen configuration object that Hydra can build
+(``_target_: ecomlab.data.splits.RatioSplit``) and that is called on the interactions frame of a
+:class:`~ecomlab.data.bundle.DatasetBundle`::
+
+    split = RatioSplit(ratios=(0.8, 0.1, 0.1), seed=0)(bundle.interactions, bundle.has_timestamps)
+    split = split_bundle(splitter, bundle)          # the same, with the dataset name in error messages
+
+The result is a :class:`Split` with three frames (``train``, ``val``, ``test``) that have exactly the input's
+columns (extra columns travel along), a fresh ``RangeIndex`` and the input's row order within each part.
+Every input row lands in exactly one part, so the parts are disjoint and their union is the input.
+``splitter.describe()`` gives the configuration for run records; ``split.protocol`` holds the same plus
+anything resolved from the data (e.g. the time cut-offs a ratio-based temporal split chose).
+
+Protocols
+---------
+:class:`RatioSplit` -- per-user random split.
+    Each user's interactions are shuffled with a seeded random key and cut into test / val / train by the
+    ratios. For a user with ``n`` interactions: ``n_test = round(n * r_test)`` but at least 1 (when
+    ``r_test > 0``), ``n_val = round(n * r_val)`` but at least 1 (when ``r_val > 0``), and the rest goes to
+    train, which always keeps at least one interaction (validation is shrunk first, then test, to make
+    room). Rounding is half-up. Users with fewer than ``min_interactions`` interactions keep *all* of them
+    in train: they are trained on but never evaluated. ``r_val = 0`` gives an empty validation frame.
+    Ignores timestamps, so it works for datasets without them.
+
+:class:`TemporalSplit` -- global time cut-offs.
+    Rows with ``timestamp < val_start`` go to train, ``val_start <= timestamp < test_start`` to val,
+    ``timestamp >= test_start`` to test. The cut-offs are given explicitly (ISO date strings, read as UTC,
+    or Unix seconds) or placed at timestamp quantiles by ``ratios``. Users and items that first appear after
+    a cut-off are *kept* in val / test; the evaluation only scores users who have train interactions, and
+    unseen items simply cannot be recommended by models that need training data for them. Needs timestamps.
+
+:class:`LeaveOneOutSplit` -- per-user latest interactions.
+    Each user's latest interaction goes to test and the second latest to val (when ``val=True`` and the
+    user has at least 3 interactions); the rest is train. Users with one interaction are train only, users
+    with two get train + test. Equal timestamps are ordered by a seeded random key, so which of several
+    simultaneous "latest" interactions is held out depends on ``seed`` only. Needs timestamps.
+
+:class:`RollingOrigin` -- backtest windows for forecasting.
+    A series of length ``L`` is evaluated on ``n_windows`` test windows: window ``i`` trains on
+    ``y[:cutoff]`` and forecasts ``y[cutoff:cutoff + horizon]``. The last test window ends at the end of
+    the series and consecutive origins are ``step`` apart (default ``step = horizon``, i.e. non-overlapping
+    futures). The ``val_windows`` validation windows come immediately before the first test window with the
+    same step: validation window ``i`` has ``cutoff = first_test_cutoff - (val_windows - i) * step``. When
+    ``step >= horizon`` every validation future ends at or before the first test cutoff, so tuning never
+    sees test data; with ``step < horizon`` validation futures overlap the start of the test period
+    (documented, allowed). The earliest window must keep at least ``min_train = max(2 * horizon, 4)``
+    observations of history.
+
+Determinism: every random choice comes from ``numpy.random.default_rng(seed)`` drawn once per call over the
+rows in input order, so the same frame (same row order) and seed give the same split.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import numbers
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ecomlab.data.bundle import DatasetBundle, DataValidationError, require_columns
+
+__all__ = [
+    "BacktestWindow",
+    "LeaveOneOutSplit",
+    "RatioSplit",
+    "RollingOrigin",
+    "Split",
+    "TemporalSplit",
+    "split_bundle",
+]
+
+TRAIN, VAL, TEST = 0, 1, 2
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """Train / validation / test interactions (same columns as the input, index reset)."""
+
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+    protocol: dict[str, Any] = field(default_factory=dict)
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+    def summary(self) -> dict[str, Any]:
+        """Protocol plus part sizes, for run records."""
+        return {**self.protocol, **{f"n_{k}": v for k, v in self.sizes().items()}}
+
+
+def _make_split(interactions: pd.DataFrame, part: np.ndarray, protocol: dict[str, Any]) -> Split:
+    frames = [interactions.loc[part == code].reset_index(drop=True) for code in (TRAIN, VAL, TEST)]
+    return Split(train=frames[0], val=frames[1], test=frames[2], protocol=protocol)
+
+
+def split_bundle(splitter: RatioSplit | TemporalSplit | LeaveOneOutSplit, bundle: DatasetBundle) -> Split:
+    """Apply ``splitter`` to ``bundle.interactions`` (passes ``has_timestamps`` and the dataset name)."""
+    return splitter(bundle.interactions, bundle.has_timestamps, name=bundle.name)
+
+
+# --------------------------------------------------------------------------- argument checks
+
+
+def _check_int(owner: str, key: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
+        raise ValueError(f"{owner}.{key}={value!r}; expected an integer >= {minimum}")
+    return int(value)
+
+
+def _check_ratios(owner: str, ratios: Any) -> tuple[float, float, float]:
+    """Three non-negative numbers summing to 1 (abs tol 1e-6) with a positive train share."""
+    try:
+        values = tuple(float(r) for r in ratios)
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner}.ratios={ratios!r}; expected 3 numbers (train, val, test)") from None
+    shown = list(values)
+    if len(values) != 3:
+        raise ValueError(f"{owner}.ratios={shown}; expected exactly 3 numbers (train, val, test)")
+    if not all(np.isfinite(values)) or min(values) < 0:
+        raise ValueError(f"{owner}.ratios={shown}; every ratio must be a finite number >= 0")
+    if abs(sum(values) - 1.0) > 1e-6:
+        raise ValueError(f"{owner}.ratios={shown}; ratios must sum to 1 (they sum to {sum(values):.6g})")
+    if values[0] <= 0:
+        raise ValueError(f"{owner}.ratios={shown}; the train ratio must be > 0")
+    return values  # type: ignore[return-value]
+
+
+def _check_frame(owner: str, interactions: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
+    if not isinstance(interactions, pd.DataFrame):
+        raise TypeError(f"{owner}: expected a pandas DataFrame of interactions, got {type(interactions).__name__}")
+    require_columns(interactions, columns, f"{owner} on {name}")
+
+
+def _require_timestamps(owner: str, has_timestamps: bool, name: str) -> None:
+    if not has_timestamps:
+        raise DataValidationError(
+            f"{owner} needs timestamps; {name} has none (use RatioSplit for datasets without timestamps)"
+        )
+
+
+def _to_unix_seconds(owner: str, key: str, value: Any) -> int:
+    """Unix seconds from an int, an integral float, a digit string, an ISO date string or a date object."""
+    if isinstance(value, bool):
+        raise ValueError(f"{owner}.{key}={value!r}; expected an ISO date string or Unix seconds")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real) and float(value).is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    if isinstance(value, str | _dt.date | pd.Timestamp | np.datetime64):
+        try:
+            ts = pd.Timestamp(value)
+        except (TypeError, ValueError):
+            ts = pd.NaT
+        if ts is not pd.NaT and not pd.isna(ts):
+            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+            return int(ts.value // 10**9)  # .value is always nanoseconds
+    raise ValueError(f"{owner}.{key}={value!r}; expected an ISO date string (read as UTC) or Unix seconds")
+
+
+# --------------------------------------------------------------------------- per-user grouping
+
+
+def _group_ranks(users: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For rows sorted by ``order`` (user-major): rank within the user and the user's row count."""
+    sorted_users = users[order]
+    n = len(sorted_users)
+    new_group = np.ones(n, dtype=bool)
+    new_group[1:] = sorted_users[1:] != sorted_users[:-1]
+    starts = np.flatnonzero(new_group)
+    counts = np.diff(np.append(starts, n))
+    group = np.cumsum(new_group) - 1
+    rank = np.arange(n) - starts[group]
+    return rank, counts[group]
+
+
+def _round_half_up(x: np.ndarray) -> np.ndarray:
+    return np.floor(x + 0.5).astype(np.int64)
+
+
+# --------------------------------------------------------------------------- recommendation splitters
+
+
+class RatioSplit:
+    """Per-user random split by ``ratios = (train, val, test)``; see the module docstring."""
+
+    def __init__(self, ratios: Iterable[float] = (0.8, 0.1, 0.1), seed: int = 0, min_interactions: int = 3) -> None:
+        self.ratios = _check_ratios("RatioSplit", ratios)
+        self.seed = _check_int("RatioSplit", "seed", seed, 0)
+        self.min_interactions = _check_int("RatioSplit", "min_interactions", min_interactions, 1)
+
+    def describe(self) -> dict[str, Any]:
+        return {"split": "ratio", "ratios": list(self.ratios), "seed": self.seed,
+                "min_interactions": self.min_interactions}
+
+    def __call__(self, interactions: pd.DataFrame, has_timestamps: bool = True, *,
+                 name: str = "the dataset") -> Split:
+        _check_frame("RatioSplit", interactions, ("user_id",), name)
+        users = interactions["user_id"].to_numpy()
+        n = len(users)
+        key = np.random.default_rng(self.seed).random(n)
+        order = np.lexsort((key, users))
+        rank, count = _group_ranks(users, order)
+
+        _, r_val, r_test = self.ratios
+        n_test = _round_half_up(count * r_test)
+        n_val = _round_half_up(count * r_val)
+        if r_test > 0:
+            n_test = np.maximum(n_test, 1)
+        if r_val > 0:
+            n_val = np.maximum(n_val, 1)
+        n_test = np.minimum(n_test, count - 1)          # train keeps at least one row ...
+        n_val = np.clip(n_val, 0, count - 1 - n_test)    # ... shrinking validation first
+        evaluated = count >= self.min_interactions
+
+        part_sorted = np.full(n, TRAIN, dtype=np.int8)
+        part_sorted[evaluated & (rank < n_test)] = TEST
+        part_sorted[evaluated & (rank >= n_test) & (rank < n_test + n_val)] = VAL
+        part = np.empty(n, dtype=np.int8)
+        part[order] = part_sorted
+        return _make_split(interactions, part, self.describe())
+
+    def __repr__(self) -> str:
+        return f"RatioSplit(ratios={self.ratios}, seed={self.seed}, min_interactions={self.min_interactions})"
+
+
+class TemporalSplit:
+    """Global time cut-offs ``val_start <= test_start``; see the module docstring.
+
+    Give either both cut-offs (ISO date strings read as UTC, or Unix seconds) or ``ratios``; with ``ratios``
+    the cut-offs are the timestamps at the ``r_train`` and ``r_train + r_val`` quantiles of all rows (ties at
+    a cut-off all go to the later part, so the shares are approximate on data with many equal timestamps).
+    """
+
+    def __init__(self, val_start: str | int | None = None, test_start: str | int | None = None,
+                 ratios: Iterable[float] | None = None) -> None:
+        given = (val_start is not None, test_start is not None)
+        if ratios is not None:
+            if any(given):
+                raise ValueError(
+                    f"TemporalSplit: give either val_start/test_start or ratios, not both "
+                    f"(val_start={val_start!r}, test_start={test_start!r}, ratios={ratios!r})"
+                )
+            self.ratios: tuple[float, float, float] | None = _check_ratios("TemporalSplit", ratios)
+            self.val_start: int | None = None
+            self.test_start: int | None = None
+        else:
+            if not all(given):
+                raise ValueError(
+                    f"TemporalSplit: give both val_start and test_start, or ratios "
+                    f"(val_start={val_start!r}, test_start={test_start!r})"
+                )
+            self.ratios = None
+            self.val_start = _to_unix_seconds("TemporalSplit", "val_start", val_start)
+            self.test_start = _to_unix_seconds("TemporalSplit", "test_start", test_start)
+            if self.val_start > self.test_start:
+                raise ValueError(
+                    f"TemporalSplit.val_start={val_start!r} ({self.val_start}) is after "
+                    f"test_start={test_start!r} ({self.test_start}); expected val_start <= test_start"
+                )
+
+    def describe(self) -> dict[str, Any]:
+        return {"split": "temporal", "val_start": self.val_start, "test_start": self.test_start,
+                "ratios": None if self.ratios is None else list(self.ratios)}
+
+    def cutoffs(self, timestamps: np.ndarray) -> tuple[int, int]:
+        """The ``(val_start, test_start)`` used for these timestamps (Unix seconds)."""
+        if self.ratios is None:
+            assert self.val_start is not None and self.test_start is not None
+            return self.val_start, self.test_start
+        ts = np.sort(np.asarray(timestamps, dtype=np.int64))
+        if len(ts) == 0:
+            raise DataValidationError("TemporalSplit: no interactions to place ratio cut-offs on")
+        r_train, r_val, _ = self.ratios
+
+        def at(share: float) -> int:
+            k = int(np.floor(len(ts) * share + 0.5))
+            return int(ts[k]) if k < len(ts) else int(ts[-1]) + 1
+
+        return at(r_train), at(r_train + r_val)
+
+    def __call__(self, interactions: pd.DataFrame, has_timestamps: bool = True, *,
+                 name: str = "the dataset") -> Split:
+        _require_timestamps("TemporalSplit", has_timestamps, name)
+        _check_frame("TemporalSplit", interactions, ("timestamp",), name)
+        ts = interactions["timestamp"].to_numpy(dtype=np.int64)
+        val_start, test_start = self.cutoffs(ts)
+        part = np.full(len(ts), TRAIN, dtype=np.int8)
+        part[ts >= val_start] = VAL
+        part[ts >= test_start] = TEST
+        protocol = {**self.describe(), "val_start": val_start, "test_start": test_start,
+                    "val_start_iso": _iso(val_start), "test_start_iso": _iso(test_start)}
+        return _make_split(interactions, part, protocol)
+
+    def __repr__(self) -> str:
+        return f"TemporalSplit(val_start={self.val_start}, test_start={self.test_start}, ratios={self.ratios})"
+
+
+def _iso(seconds: int) -> str:
+    return pd.Timestamp(seconds, unit="s", tz="UTC").isoformat()
+
+
+class LeaveOneOutSplit:
+    """Per-user latest interaction to test, second latest to val; see the module docstring."""
+
+    def __init__(self, seed: int = 0, val: bool = True) -> None:
+        self.seed = _check_int("LeaveOneOutSplit", "seed", seed, 0)
+        if not isinstance(val, bool | np.bool_):
+            raise ValueError(f"LeaveOneOutSplit.val={val!r}; expected true or false")
+        self.val = bool(val)
+
+    def describe(self) -> dict[str, Any]:
+        return {"split": "leave_one_out", "seed": self.seed, "val": self.val}
+
+    def __call__(self, interactions: pd.DataFrame, has_timestamps: bool = True, *,
+                 name: str = "the dataset") -> Split:
+        _require_timestamps("LeaveOneOutSplit", has_timestamps, name)
+        _check_frame("LeaveOneOutSplit", interactions, ("user_id", "timestamp"), name)
+        users = interactions["user_id"].to_numpy()
+        ts = interactions["timestamp"].to_numpy(dtype=np.int64)
+        key = np.random.default_rng(self.seed).random(len(users))
+        # user-major, latest first; equal timestamps in seeded random order
+        order = np.lexsort((key, -ts, users))
+        rank, count = _group_ranks(users, order)
+        part_sorted = np.full(len(users), TRAIN, dtype=np.int8)
+        part_sorted[(rank == 0) & (count >= 2)] = TEST
+        if self.val:
+            part_sorted[(rank == 1) & (count >= 3)] = VAL
+        part = np.empty(len(users), dtype=np.int8)
+        part[order] = part_sorted
+        return _make_split(interactions, part, self.describe())
+
+    def __repr__(self) -> str:
+        return f"LeaveOneOutSplit(seed={self.seed}, val={self.val})"
+
+
+# --------------------------------------------------------------------------- forecasting backtests
+
+
+@dataclass(frozen=True)
+class BacktestWindow:
+    """One forecast origin: train on ``y[:cutoff]``, forecast ``y[cutoff:cutoff + horizon]``.
+
+    ``index`` counts within its own list (validation or test), 0 = earliest.
+    """
+
+    index: int
+    cutoff: int
+    horizon: int
+
+    @property
+    def end(self) -> int:
+        """One past the last forecast position."""
+        return self.cutoff + self.horizon
+
+    @property
+    def train_slice(self) -> slice:
+        return slice(0, self.cutoff)
+
+    @property
+    def future_slice(self) -> slice:
+        return slice(self.cutoff, self.end)
+
+
+class RollingOrigin:
+    """Rolling-origin backtest windows; see the module docstring."""
+
+    def __init__(self, horizon: int, n_windows: int = 3, step: int | None = None, val_windows: int = 1) -> None:
+        self.horizon = _check_int("RollingOrigin", "horizon", horizon, 1)
+        self.n_windows = _check_int("RollingOrigin", "n_windows", n_windows, 1)
+        self.step = self.horizon if step is None else _check_int("RollingOrigin", "step", step, 1)
+        self.val_windows = _check_int("RollingOrigin", "val_windows", val_windows, 0)
+
+    @property
+    def min_train(self) -> int:
+        """Observations of history the earliest window must keep."""
+        return max(2 * self.horizon, 4)
+
+    def min_length(self) -> int:
+        """Shortest series these windows fit on."""
+        return self.min_train + (self.n_windows + self.val_windows - 1) * self.step + self.horizon
+
+    def windows(self, series_length: int) -> tuple[list[BacktestWindow], list[BacktestWindow]]:
+        """``(validation windows, test windows)``, each earliest first."""
+        length = _check_int("RollingOrigin", "series_length", series_length, 0)
+        if length < self.min_length():
+            raise DataValidationError(
+                f"RollingOrigin: series of length {length} is too short; {self.n_windows} test and "
+                f"{self.val_windows} validation window(s) of horizon {self.horizon}, step {self.step}, with "
+                f"at least {self.min_train} observations of history, need length >= {self.min_length()}"
+            )
+        last_cutoff = length - self.horizon
+        first_test = last_cutoff - (self.n_windows - 1) * self.step
+        test = [BacktestWindow(i, first_test + i * self.step, self.horizon) for i in range(self.n_windows)]
+        val = [BacktestWindow(i, first_test - (self.val_windows - i) * self.step, self.horizon)
+               for i in range(self.val_windows)]
+        return val, test
+
+    def describe(self) -> dict[str, Any]:
+        return {"split": "rolling_origin", "horizon": self.horizon, "n_windows": self.n_windows,
+                "step": self.step, "val_windows": self.val_windows, "min_train": self.min_train}
+
+    def __repr__(self) -> str:
+        return (f"RollingOrigin(horizon={self.horizon}, n_windows={self.n_windows}, step={self.step}, "
+                f"val_windows={self.val_windows})")
