@@ -19,7 +19,13 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ecomlab.utils import atomic_write_json, atomic_write_parquet, atomic_write_text, git_commit, peak_memory_mb
+from ecomlab.utils import (
+    atomic_write_json,
+    atomic_write_parquet,
+    atomic_write_text,
+    git_commit,
+    peak_memory_mb,
+)
 
 
 def config_fingerprint(cfg: DictConfig) -> str:

@@ -21,7 +21,7 @@ from torch import Tensor
 from torchmetrics import CatMetric
 
 from ecomlab.metrics.ranking import RANKING_METRICS, item_coverage, ranking_hits
-from ecomlab.models.base import RecTrainData, Recommender, rank_topk
+from ecomlab.models.base import Recommender, RecTrainData, rank_topk
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
