@@ -49,6 +49,8 @@ INTERACTION_COLUMNS = ("user_id", "item_id", "timestamp", "weight")
 TEXT_COLUMNS = ("item_id", "text")
 SOCIAL_COLUMNS = ("user_id", "friend_id")
 SALES_COLUMNS = ("unique_id", "ds", "y")
+#: row numbers in messages count data rows from 0 (a CSV's header line is not counted)
+ROWS = " (0-based data rows)"
 
 
 class DataValidationError(ValueError):
@@ -176,7 +178,7 @@ def _check_ids(df: pd.DataFrame, column: str, where: str) -> None:
         bad |= col.astype(str).str.strip().eq("").to_numpy()
     if bad.any():
         raise DataValidationError(
-            f"{where}: column '{column}' has {int(bad.sum())} missing/empty id(s); first rows {_rows(bad)}"
+            f"{where}: column '{column}' has {int(bad.sum())} missing/empty id(s); first rows {_rows(bad)}{ROWS}"
         )
 
 
@@ -192,7 +194,7 @@ def _numeric(df: pd.DataFrame, column: str, where: str) -> np.ndarray:
     if bad.any():
         raise DataValidationError(
             f"{where}: column '{column}' has {int(bad.sum())} non-numeric, NaN or infinite value(s); "
-            f"first rows {_rows(bad)} (values {df[column].to_numpy()[bad][:5].tolist()})"
+            f"first rows {_rows(bad)}{ROWS} (values {df[column].to_numpy()[bad][:5].tolist()})"
         )
     return values
 
@@ -205,7 +207,7 @@ def _timestamps(df: pd.DataFrame, where: str) -> np.ndarray:
     bad = parsed.isna().to_numpy()
     if bad.any():
         raise DataValidationError(
-            f"{where}: column 'timestamp' has {int(bad.sum())} unparseable value(s); first rows {_rows(bad)} "
+            f"{where}: column 'timestamp' has {int(bad.sum())} unparseable value(s); first rows {_rows(bad)}{ROWS} "
             f"(values {col.to_numpy()[bad][:5].tolist()}); expected Unix seconds or ISO dates"
         )
     return parsed.dt.as_unit("s").astype("int64").to_numpy()
@@ -252,7 +254,7 @@ def build_bundle(
     if (weight < 0).any():
         bad = weight < 0
         raise DataValidationError(
-            f"{where}: column 'weight' has {int(bad.sum())} negative value(s); first rows {_rows(bad)}; "
+            f"{where}: column 'weight' has {int(bad.sum())} negative value(s); first rows {_rows(bad)}{ROWS}; "
             "weights must be >= 0"
         )
     has_ts = "timestamp" in inter
@@ -264,7 +266,7 @@ def build_bundle(
     if dup.any():
         if policy.duplicates == "error":
             raise DataValidationError(
-                f"{where}: {int(dup.sum())} duplicate (user_id, item_id, timestamp) row(s); first rows {_rows(dup)}"
+                f"{where}: {int(dup.sum())} duplicate (user_id, item_id, timestamp) row(s); first rows {_rows(dup)}{ROWS}"
             )
         _warn(meta, "duplicate_interactions", int(dup.sum()),
               f"{where}: dropped {int(dup.sum())} duplicate (user_id, item_id, timestamp) row(s)")
@@ -323,7 +325,7 @@ def _remap(df: pd.DataFrame, column: str, id_map: IdMap, policy: ValidationPolic
         if policy.unknown_ids == "error":
             raise DataValidationError(
                 f"{where}: column '{column}' has {int(unknown.sum())} id(s) not in the interactions; "
-                f"first rows {_rows(unknown)} (ids {raw[unknown][:5].tolist()})"
+                f"first rows {_rows(unknown)}{ROWS} (ids {raw[unknown][:5].tolist()})"
             )
         _warn(meta, key, int(unknown.sum()),
               f"{where}: dropped {int(unknown.sum())} row(s) whose '{column}' is not in the interactions")
@@ -344,13 +346,13 @@ def validate_sales(sales: pd.DataFrame, where: str) -> pd.DataFrame:
     bad = ds.isna().to_numpy()
     if bad.any():
         raise DataValidationError(
-            f"{where}: column 'ds' has {int(bad.sum())} unparseable date(s); first rows {_rows(bad)}"
+            f"{where}: column 'ds' has {int(bad.sum())} unparseable date(s); first rows {_rows(bad)}{ROWS}"
         )
     out["ds"] = ds
     out["y"] = _numeric(out, "y", where)
     dup = out.duplicated(["unique_id", "ds"]).to_numpy()
     if dup.any():
         raise DataValidationError(
-            f"{where}: {int(dup.sum())} duplicate (unique_id, ds) row(s); first rows {_rows(dup)}"
+            f"{where}: {int(dup.sum())} duplicate (unique_id, ds) row(s); first rows {_rows(dup)}{ROWS}"
         )
     return out.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
