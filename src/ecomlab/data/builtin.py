@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ecomlab.data.bundle import DatasetBundle, DataValidationError, ValidationPolicy, build_bundle
+from ecomlab.data.io import read_table
 
 
 def _rdata(package: str, item: str) -> pd.DataFrame:
@@ -101,22 +102,6 @@ class RetailSeries:
         )
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise DataValidationError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise DataValidationError(f"{path}: file is empty")
-    try:
-        if path.suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        sep = "\t" if path.suffix in (".tsv", ".tab") else ","
-        return pd.read_csv(path, sep=sep, encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise DataValidationError(f"{path}: not valid UTF-8 text ({err.reason} at byte {err.start})") from err
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as err:
-        raise DataValidationError(f"{path}: cannot be read as a table: {err}") from err
-
-
 class FileSource:
     """Your own data in the contract's columns (CSV, TSV or parquet), see :mod:`ecomlab.data.bundle`.
 
@@ -140,7 +125,7 @@ class FileSource:
                 continue
             path = self.data_dir / rel
             files[part] = str(path)
-            frames[part] = _read_table(path)
+            frames[part] = read_table(path)
         inter = frames["interactions"]
         assert inter is not None
         return build_bundle(self.name, inter, item_text=frames["item_text"], social=frames["social"],

@@ -1,0 +1,41 @@
+"""Reading source files with errors that name the file and the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ecomlab.data.bundle import DataValidationError
+
+
+def require_file(path: str | Path, hint: str = "") -> Path:
+    """``path`` as a Path if it is a non-empty file; a clear ``DataValidationError`` otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise DataValidationError(f"{path}: file not found" + (f"; {hint}" if hint else ""))
+    if path.is_dir():
+        raise DataValidationError(f"{path}: is a directory, expected a file")
+    if path.stat().st_size == 0:
+        raise DataValidationError(f"{path}: file is empty")
+    return path
+
+
+def read_table(path: str | Path, hint: str = "", **kwargs: Any) -> pd.DataFrame:
+    """CSV (``,``), TSV (``.tsv``/``.tab``/``.dat`` need ``sep``) or parquet; ``kwargs`` go to pandas."""
+    path = require_file(path, hint)
+    try:
+        if path.suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path, **kwargs)
+        kwargs.setdefault("sep", "\t" if path.suffix in (".tsv", ".tab") else ",")
+        kwargs.setdefault("encoding", "utf-8")
+        if kwargs.get("sep") not in (",", "\t", ";", "|") and "engine" not in kwargs:
+            kwargs["engine"] = "python"  # multi-character separators such as MovieLens' "::"
+        return pd.read_csv(path, **kwargs)
+    except UnicodeDecodeError as err:
+        raise DataValidationError(
+            f"{path}: not valid {kwargs.get('encoding', 'utf-8').upper()} text ({err.reason}); "
+            "pass the file's encoding (for example latin-1)") from err
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as err:
+        raise DataValidationError(f"{path}: cannot be read as a table: {err}") from err
