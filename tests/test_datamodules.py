@@ -185,7 +185,7 @@ def shop_dm() -> RecDataModule:
 
 def _run_test(net: RandomRanker | Popularity, dm: RecDataModule) -> tuple[dict[str, float], RankingTask]:
     task = RankingTask(net, ks=[10, 20])
-    task.fit_closed_form(dm.train_data())
+    task.prepare(dm.train_data())
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False)
     (logged,) = trainer.test(task, datamodule=dm, verbose=False)

@@ -58,8 +58,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     net = instantiate_with_dims(run_cfg.model.net, datamodule.dims)
     task = hydra.utils.instantiate(run_cfg.model, net=net)
     ckpt_path = _resolve_checkpoint(run_dir, str(cfg.ckpt), record) if task.trainable else None
-    if not task.trainable:
-        task.fit_closed_form(datamodule.train_data())
+    task.prepare(datamodule.train_data())
     trainer = pl.Trainer(accelerator=run_cfg.trainer.get("accelerator", "cpu"), devices=1, logger=False,
                          enable_checkpointing=False, enable_model_summary=False,
                          default_root_dir=cfg.paths.output_dir)

@@ -82,6 +82,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     ckpt_path: str | None = None
+    task.prepare(datamodule.train_data())
     if task.trainable:
         last = output_dir / "checkpoints" / "last.ckpt"
         resume = str(last) if last.exists() else None
@@ -90,8 +91,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.fit(task, datamodule=datamodule, ckpt_path=resume)
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         ckpt_path = best or None
-    else:
-        task.fit_closed_form(datamodule.train_data())
     fit_seconds = time.perf_counter() - t0
 
     t0 = time.perf_counter()

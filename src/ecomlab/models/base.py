@@ -41,7 +41,8 @@ class Recommender(nn.Module):
     trainable: ClassVar[bool] = True
 
     def fit(self, data: RecTrainData) -> None:
-        """Closed-form fit. Gradient-trained models keep this no-op."""
+        """Closed-form fit (classical models), or taking fixed inputs such as the interaction graph, social
+        edges or item text (trained models). Called before training and before loading a checkpoint."""
 
     def forward(self, users: Tensor) -> Tensor:  # [B] -> [B, n_items]
         raise NotImplementedError

@@ -51,7 +51,7 @@ class ForecastTask(pl.LightningModule):
     def trainable(self) -> bool:
         return self.net.trainable
 
-    def fit_closed_form(self, data: Any) -> None:
+    def prepare(self, data: Any) -> None:
         """Classical forecasters refit per window inside ``forecast``; nothing to do up front."""
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:

@@ -63,7 +63,12 @@ class RankingTask(pl.LightningModule):
     def trainable(self) -> bool:
         return self.net.trainable
 
-    def fit_closed_form(self, data: RecTrainData) -> None:
+    def prepare(self, data: RecTrainData) -> None:
+        """Hand the network its fixed inputs before training or evaluation.
+
+        Classical models fit here in closed form; trained models take what they need beyond ids (the
+        normalised interaction graph, social edges, item text) and otherwise keep ``fit`` a no-op.
+        """
         self.net.fit(data)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
