@@ -7,8 +7,10 @@ traceback, unless ``HYDRA_FULL_ERROR=1`` is set. Anything else is a bug and keep
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -38,3 +40,16 @@ def user_errors_exit_2(fn: F) -> F:
             raise SystemExit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class _DropLightningTips(logging.Filter):
+    """Lightning advertises cloud services at every trainer start; the run output is for results."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+def quiet_third_party() -> None:
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropLightningTips())
+    # torch 2.13 deprecates LeafSpec checks that Lightning 2.6 still makes on every loop; harmless.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")

@@ -23,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 import ecomlab
-from ecomlab.cli import user_errors_exit_2
+from ecomlab.cli import quiet_third_party, user_errors_exit_2
 from ecomlab.report.table import print_metrics
 from ecomlab.run_record import write_run_record
 from ecomlab.utils import config_dir, instantiate_with_dims
@@ -116,6 +116,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 @user_errors_exit_2
 def main(cfg: DictConfig) -> float | None:
     """Console entry point; returns the validation metric so Hydra sweepers (Optuna) can optimise it."""
+    quiet_third_party()
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
     record = train(cfg)
     value = record["metrics"].get(cfg.model.get("monitor", ""))
