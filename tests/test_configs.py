@@ -38,8 +38,10 @@ def test_groups_are_populated() -> None:
 @pytest.mark.parametrize("data", names("data"))
 def test_data_config_instantiates(compose_cfg, data: str, tmp_path: Path) -> None:
     overrides = [f"data={data}"]
-    if data == "files":
-        overrides.append("data.source.interactions=inter.csv")
+    # configs whose file names are left for the user (`???`) get a placeholder
+    overrides += {"files": ["data.source.interactions=inter.csv"],
+                  "recbole": ["data.source.folder=x", "data.source.name=x"],
+                  "sales-file": ["data.source.path=x.csv"]}.get(data, [])
     model = "popularity" if kind_of("data", data) == "ranking" else "seasonal_naive"
     cfg = compose_cfg(overrides + [f"model={model}"])
     dm = hydra.utils.instantiate(cfg.data)
