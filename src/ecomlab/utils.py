@@ -42,11 +42,19 @@ def instantiate_with_dims(cfg: DictConfig, dims: Mapping[str, Any], **kwargs: An
     return hydra.utils.instantiate(cfg, **injected, **kwargs)
 
 
+def _umask_mode() -> int:
+    """The mode a plain ``open(..., "w")`` would give; ``mkstemp`` alone would leave files at 0600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write to a temp file in the same directory, fsync, then rename over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, _umask_mode())
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -67,6 +75,7 @@ def atomic_write_parquet(path: str | Path, frame: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, _umask_mode())
     try:
         frame.to_parquet(tmp, index=False)
         os.replace(tmp, path)
