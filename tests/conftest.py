@@ -46,6 +46,7 @@ def compose_cfg(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
             cfg.paths.output_dir = str(tmp_path / "run")
             cfg.paths.log_dir = str(tmp_path / "logs")
             cfg.paths.data_dir = str(tmp_path / "data")
+            cfg.paths.cache_dir = str(tmp_path / "cache")
             del cfg["hydra"]
         return cfg
 

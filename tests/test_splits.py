@@ -11,6 +11,7 @@ import pytest
 from ecomlab.data.bundle import DataValidationError, build_bundle
 from ecomlab.data.splits import (
     BacktestWindow,
+    ColdStartItemSplit,
     LeaveOneOutSplit,
     RatioSplit,
     RollingOrigin,
@@ -360,3 +361,68 @@ def test_rolling_origin_bad_args(kwargs) -> None:
 def test_rolling_origin_bad_length() -> None:
     with pytest.raises(ValueError, match="series_length"):
         RollingOrigin(horizon=2).windows(-1)
+
+
+# --------------------------------------------------------------------------- cold-start items
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cold_start_items_are_disjoint_and_keep_all_their_interactions(frame: pd.DataFrame, seed: int) -> None:
+    split = ColdStartItemSplit(ratios=(0.7, 0.15, 0.15), seed=seed)(frame)
+    train, val, test = _ids(split)
+    assert len(train) + len(val) + len(test) == len(frame)
+    assert len(np.unique(np.concatenate([train, val, test]))) == len(frame)  # each row in exactly one part
+    parts = {"train": split.train, "val": split.val, "test": split.test}
+    items = {name: set(part["item_id"]) for name, part in parts.items()}
+    assert items["train"].isdisjoint(items["val"]) and items["train"].isdisjoint(items["test"])
+    assert items["val"].isdisjoint(items["test"])
+    assert items["train"] | items["val"] | items["test"] == set(frame["item_id"])
+    counts = frame.groupby("item_id").size()
+    for part in parts.values():  # every interaction of a part's item is in that part
+        assert (part.groupby("item_id").size() == counts.loc[part["item_id"].unique()].sort_index()).all()
+    # the ratios count items, not interactions
+    n = frame["item_id"].nunique()
+    assert len(items["test"]) == int(np.floor(n * 0.15 + 0.5)) == split.protocol["n_items_test"]
+    assert len(items["val"]) == int(np.floor(n * 0.15 + 0.5)) == split.protocol["n_items_val"]
+    for part in parts.values():
+        assert list(part.columns) == list(frame.columns) and part.index.equals(pd.RangeIndex(len(part)))
+
+
+def test_cold_start_split_is_seeded_and_ignores_row_order(frame: pd.DataFrame) -> None:
+    a = ColdStartItemSplit(seed=3)(frame)
+    b = ColdStartItemSplit(seed=3)(frame.sample(frac=1.0, random_state=7), has_timestamps=False)
+    assert set(a.test["item_id"]) == set(b.test["item_id"]) and set(a.val["item_id"]) == set(b.val["item_id"])
+    c = ColdStartItemSplit(seed=4)(frame)
+    assert set(a.test["item_id"]) != set(c.test["item_id"])
+
+
+def test_cold_start_split_describe_and_small_inputs() -> None:
+    splitter = ColdStartItemSplit(ratios=[0.8, 0.1, 0.1], seed=2)
+    assert splitter.describe() == {"split": "cold_start_item", "ratios": [0.8, 0.1, 0.1], "seed": 2}
+    tiny = pd.DataFrame({"user_id": [0, 0, 1, 1], "item_id": [5, 6, 6, 7]})
+    split = splitter(tiny, has_timestamps=False, name="tiny")
+    assert [split.protocol[f"n_items_{k}"] for k in ("train", "val", "test")] == [1, 1, 1]
+    two = splitter(tiny[tiny["item_id"] != 7], name="two")  # train keeps one item, validation shrinks first
+    assert [two.protocol[f"n_items_{k}"] for k in ("train", "val", "test")] == [1, 0, 1]
+    with pytest.raises(ValueError, match="ratios"):
+        ColdStartItemSplit(ratios=(0.5, 0.5))
+    with pytest.raises(DataValidationError, match="empty has no interactions"):
+        splitter(tiny.iloc[:0], name="empty")
+
+
+def test_cold_start_split_ranks_held_out_items_and_content_beats_chance(compose_cfg) -> None:
+    from ecomlab.train import train
+
+    common = ["data=synthetic_shop", "data.source.n_users=300", "data.source.n_items=400", "data.source.language=en",
+              "data.split._target_=ecomlab.data.splits.ColdStartItemSplit", "data.batch_size=256"]
+    tfidf = train(compose_cfg(["model=tfidf", *common]))
+    protocol = tfidf["protocol"]
+    assert protocol["split"]["split"] == "cold_start_item"
+    assert protocol["candidates"].startswith("held-out items of the split only")
+    assert protocol["n_val_users"] > 0 and protocol["n_test_users"] > 0
+    assert protocol["split"]["n_items_test"] == 40 and protocol["split"]["n_items_val"] == 40
+    random = train(compose_cfg(["model=random", *common]))
+    popularity = train(compose_cfg(["model=popularity", *common]))
+    # Only content reaches a cold item: TF-IDF must beat chance; popularity has no signal on unseen items.
+    assert tfidf["metrics"]["test/ndcg@10"] > 1.5 * random["metrics"]["test/ndcg@10"]
+    assert popularity["metrics"]["test/coverage@10"] <= 10 / 400 + 1e-9

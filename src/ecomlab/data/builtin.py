@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -115,6 +116,12 @@ class FileSource:
         self.data_dir = Path(data_dir)
         self.name = name
         self.policy = ValidationPolicy(duplicates=duplicates, unknown_ids=unknown_ids)  # type: ignore[arg-type]
+
+    def cache_key(self) -> dict[str, Any]:
+        """Parameters and the files read, for :func:`ecomlab.data.cache.load_bundle`."""
+        files = [str((self.data_dir / rel).resolve()) for rel in self.paths.values() if rel is not None]
+        return {"paths": dict(self.paths), "data_dir": str(self.data_dir.resolve()), "name": self.name,
+                "duplicates": self.policy.duplicates, "unknown_ids": self.policy.unknown_ids, "files": files}
 
     def load(self) -> DatasetBundle:
         frames: dict[str, pd.DataFrame | None] = {}

@@ -15,6 +15,8 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
 
 from ecomlab.data.bundle import BundleSource, DatasetBundle, DataValidationError
+from ecomlab.data.cache import load_bundle
+from ecomlab.data.preprocess import Preprocess
 from ecomlab.data.splits import BacktestWindow, RollingOrigin
 
 
@@ -51,25 +53,32 @@ def _identity(batch: Any) -> Any:
 
 
 class ForecastDataModule(pl.LightningDataModule):
-    """A sales panel from a source, the backtest protocol and the seasonality used by MASE."""
+    """A sales panel from a source, the backtest protocol and the seasonality used by MASE.
+
+    The bundle is loaded through :func:`ecomlab.data.cache.load_bundle`: ``preprocess`` is applied after the
+    source and the result is cached under ``cache_dir`` (``None``: no cache) for sources with ``cache_key()``.
+    """
 
     kind = "forecasting"
 
 
     def __init__(self, source: BundleSource, backtest: RollingOrigin, season_length: int,
-                 series: list[str] | None = None, batch_size: int = 64, num_workers: int = 0) -> None:
+                 series: list[str] | None = None, batch_size: int = 64, num_workers: int = 0,
+                 preprocess: Preprocess | None = None, cache_dir: str | None = None) -> None:
         super().__init__()
         if season_length < 1 or batch_size < 1:
             raise ValueError(f"season_length and batch_size must be >= 1; got {season_length}, {batch_size}")
         self.source, self.backtest = source, backtest
         self.season_length, self.batch_size, self.num_workers = season_length, batch_size, num_workers
         self.series_filter = list(series) if series else None
+        self.preprocess, self.cache_dir = preprocess, cache_dir
+        self.cache_info: dict[str, Any] = {}
         self.bundle: DatasetBundle | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.bundle is not None:
             return
-        bundle = self.source.load()
+        bundle, self.cache_info = load_bundle(self.source, self.preprocess, self.cache_dir)
         if bundle.sales is None:
             raise DataValidationError(
                 f"data set '{bundle.name}' has no sales panel, so it cannot train or evaluate a forecaster; "
@@ -120,6 +129,8 @@ class ForecastDataModule(pl.LightningDataModule):
         return {
             "task": "forecasting",
             "backtest": self.backtest.describe(),
+            "preprocess": self.preprocess.describe() if self.preprocess is not None else None,
+            "data_cache": self.cache_info,
             "season_length": self.season_length,
             "n_series": len(self.series),
             "n_val_windows": len(self.val_items),

@@ -20,6 +20,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ecomlab.data.bundle import BundleSource, DatasetBundle, DataValidationError
+from ecomlab.data.cache import load_bundle
+from ecomlab.data.preprocess import Preprocess
 from ecomlab.models.base import RecTrainData
 
 
@@ -82,10 +84,15 @@ def _identity(batch: Any) -> Any:
 class EvalDataset(Dataset):
     """Users with at least one target item; batches carry dense exclusion and target masks."""
 
-    def __init__(self, exclude: sp.csr_matrix, target: sp.csr_matrix) -> None:
+    def __init__(self, exclude: sp.csr_matrix, target: sp.csr_matrix, candidates: np.ndarray | None = None) -> None:
         # Targets are held-out items among the candidates: an excluded (already seen) item can never be hit.
         target = (target > 0).astype(np.float32)
         target = sp.csr_matrix(target - target.multiply(exclude > 0))
+        self.blocked: np.ndarray | None = None
+        if candidates is not None:
+            self.blocked = np.ones(target.shape[1], dtype=bool)
+            self.blocked[candidates] = False
+            target = sp.csr_matrix(target.multiply(~self.blocked[None, :]))
         target.eliminate_zeros()
         self.exclude, self.target = exclude, target
         self.users = np.flatnonzero(np.diff(target.indptr) > 0)
@@ -95,9 +102,12 @@ class EvalDataset(Dataset):
 
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         users = self.users[np.asarray(indices)]
+        exclude = self.exclude[users].toarray() > 0  # [B, N]
+        if self.blocked is not None:
+            exclude |= self.blocked[None, :]  # [B, N] | [1, N] -> [B, N]
         return {
             "users": torch.as_tensor(users, dtype=torch.long),
-            "exclude": torch.as_tensor(self.exclude[users].toarray() > 0),  # [B, N]
+            "exclude": torch.as_tensor(exclude),
             "target": torch.as_tensor(self.target[users].toarray() > 0),  # [B, N]
         }
 
@@ -106,13 +116,18 @@ class EvalDataset(Dataset):
 
 
 class RecDataModule(pl.LightningDataModule):
-    """Recommendation data: a source (built-in or files), a splitter and loader settings."""
+    """Recommendation data: a source (built-in or files), preprocessing, a splitter and loader settings.
+
+    The bundle is loaded through :func:`ecomlab.data.cache.load_bundle`: ``preprocess`` is applied after the
+    source and the result is cached under ``cache_dir`` (``None``: no cache) for sources with ``cache_key()``.
+    """
 
     kind = "ranking"
 
 
     def __init__(self, source: BundleSource, split: Splitter, batch_size: int = 2048,
-                 eval_batch_size: int = 256, num_negatives: int = 1, num_workers: int = 0) -> None:
+                 eval_batch_size: int = 256, num_negatives: int = 1, num_workers: int = 0,
+                 preprocess: Preprocess | None = None, cache_dir: str | None = None) -> None:
         super().__init__()
         if batch_size < 1 or eval_batch_size < 1 or num_negatives < 1 or num_workers < 0:
             raise ValueError("batch_size, eval_batch_size and num_negatives must be >= 1, num_workers >= 0; got "
@@ -120,12 +135,14 @@ class RecDataModule(pl.LightningDataModule):
         self.source, self.splitter = source, split
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_negatives, self.num_workers = num_negatives, num_workers
+        self.preprocess, self.cache_dir = preprocess, cache_dir
+        self.cache_info: dict[str, Any] = {}
         self.bundle: DatasetBundle | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.bundle is not None:
             return
-        bundle = self.source.load()
+        bundle, self.cache_info = load_bundle(self.source, self.preprocess, self.cache_dir)
         if bundle.n_users == 0 or len(bundle.interactions) == 0:
             raise DataValidationError(
                 f"data set '{bundle.name}' has no user-item interactions, so it cannot train or evaluate a "
@@ -137,6 +154,7 @@ class RecDataModule(pl.LightningDataModule):
         self.test_csr = to_csr(parts.test, n_u, n_i)
         self.split_sizes = {"train": len(parts.train), "val": len(parts.val), "test": len(parts.test)}
         self.split_protocol = parts.protocol
+        self.candidates: dict[str, np.ndarray] = dict(parts.candidates)
         self.bundle = bundle
 
     @property
@@ -160,23 +178,32 @@ class RecDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader(TripletDataset(self.train_csr, self.num_negatives), self.batch_size, shuffle=True)
 
+    def eval_dataset(self, stage: str) -> EvalDataset:
+        """Users of ``stage`` ("val" / "test") with their exclusion masks, targets and candidate items."""
+        if stage == "val":
+            return EvalDataset(self.train_csr, self.val_csr, self.candidates.get("val"))
+        seen = (self.train_csr + self.val_csr).tocsr()
+        return EvalDataset(seen, self.test_csr, self.candidates.get("test"))
+
     def val_dataloader(self) -> DataLoader:
-        return self._loader(EvalDataset(self.train_csr, self.val_csr), self.eval_batch_size, shuffle=False)
+        return self._loader(self.eval_dataset("val"), self.eval_batch_size, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        seen = (self.train_csr + self.val_csr).tocsr()
-        return self._loader(EvalDataset(seen, self.test_csr), self.eval_batch_size, shuffle=False)
+        return self._loader(self.eval_dataset("test"), self.eval_batch_size, shuffle=False)
 
     def protocol(self) -> dict[str, Any]:
         assert self.bundle is not None, "call setup() first"
         return {
             "task": "ranking",
             "split": self.split_protocol,
-            "candidates": "all items; val excludes the user's train items, test excludes train and val items; "
-                          "held-out items among the excluded ones are not targets",
+            "preprocess": self.preprocess.describe() if self.preprocess is not None else None,
+            "data_cache": self.cache_info,
+            "candidates": ("held-out items of the split only (cold start); " if self.candidates else "all items; ")
+            + "val excludes the user's train items, test excludes train and val items; "
+            "held-out items among the excluded ones are not targets",
             "split_sizes": self.split_sizes,
-            "n_val_users": len(EvalDataset(self.train_csr, self.val_csr)),
-            "n_test_users": len(EvalDataset((self.train_csr + self.val_csr).tocsr(), self.test_csr)),
+            "n_val_users": len(self.eval_dataset("val")),
+            "n_test_users": len(self.eval_dataset("test")),
             "data_fingerprint": self.bundle.fingerprint(),
             "data": self.bundle.summary(),
             "data_warnings": self.bundle.meta.get("warnings", {}),

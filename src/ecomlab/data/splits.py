@@ -37,6 +37,15 @@ Protocols
     with two get train + test. Equal timestamps are ordered by a seeded random key, so which of several
     simultaneous "latest" interactions is held out depends on ``seed`` only. Needs timestamps.
 
+:class:`ColdStartItemSplit` -- whole items held out (cold-start items, for content models).
+    The distinct items are shuffled with a seeded random key and divided into train / val / test items by the
+    ratios, with the same counting rules as :class:`RatioSplit` applied to the number of items: ``n_test =
+    round(n_items * r_test)`` but at least 1 (when ``r_test > 0``), likewise ``n_val``, and train keeps at least
+    one item (validation is shrunk first, then test). Every interaction of a val (test) item goes to val
+    (test), so val and test items have no training interactions at all: only models that score items from
+    content (e.g. item text) can recommend them. Users keep whatever part their interactions fall into; the
+    evaluation scores users with held-out interactions, ranking all items. Ignores timestamps.
+
 :class:`RollingOrigin` -- backtest windows for forecasting.
     A series of length ``L`` is evaluated on ``n_windows`` test windows: window ``i`` trains on
     ``y[:cutoff]`` and forecasts ``y[cutoff:cutoff + horizon]``. The last test window ends at the end of
@@ -49,7 +58,8 @@ Protocols
     observations of history.
 
 Determinism: every random choice comes from ``numpy.random.default_rng(seed)`` drawn once per call over the
-rows in input order, so the same frame (same row order) and seed give the same split.
+rows in input order, so the same frame (same row order) and seed give the same split. :class:`ColdStartItemSplit`
+draws over the distinct item ids in sorted order instead, so its item assignment ignores row order.
 """
 
 from __future__ import annotations
@@ -67,6 +77,7 @@ from ecomlab.data.bundle import DatasetBundle, DataValidationError, require_colu
 
 __all__ = [
     "BacktestWindow",
+    "ColdStartItemSplit",
     "LeaveOneOutSplit",
     "RatioSplit",
     "RollingOrigin",
@@ -89,6 +100,9 @@ class Split:
     val: pd.DataFrame
     test: pd.DataFrame
     protocol: dict[str, Any] = field(default_factory=dict)
+    #: per stage ("val", "test"), the item indices that may be ranked; a missing stage ranks every item.
+    #: Cold-start splits rank only their held-out items, as cold-start protocols do.
+    candidates: dict[str, np.ndarray] = field(default_factory=dict)
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
@@ -103,7 +117,8 @@ def _make_split(interactions: pd.DataFrame, part: np.ndarray, protocol: dict[str
     return Split(train=frames[0], val=frames[1], test=frames[2], protocol=protocol)
 
 
-def split_bundle(splitter: RatioSplit | TemporalSplit | LeaveOneOutSplit, bundle: DatasetBundle) -> Split:
+def split_bundle(splitter: RatioSplit | TemporalSplit | LeaveOneOutSplit | ColdStartItemSplit,
+                 bundle: DatasetBundle) -> Split:
     """Apply ``splitter`` to ``bundle.interactions`` (passes ``has_timestamps`` and the dataset name)."""
     return splitter(bundle.interactions, bundle.has_timestamps, name=bundle.name)
 
@@ -343,6 +358,53 @@ class LeaveOneOutSplit:
 
     def __repr__(self) -> str:
         return f"LeaveOneOutSplit(seed={self.seed}, val={self.val})"
+
+
+class ColdStartItemSplit:
+    """Whole items to train / val / test by ``ratios = (train, val, test)``; see the module docstring."""
+
+    def __init__(self, ratios: Iterable[float] = (0.8, 0.1, 0.1), seed: int = 0) -> None:
+        self.ratios = _check_ratios("ColdStartItemSplit", ratios)
+        self.seed = _check_int("ColdStartItemSplit", "seed", seed, 0)
+
+    def describe(self) -> dict[str, Any]:
+        return {"split": "cold_start_item", "ratios": list(self.ratios), "seed": self.seed}
+
+    def item_parts(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(distinct items sorted, part code of each)`` for the item ids in ``items``."""
+        unique = np.unique(items)
+        n = len(unique)
+        _, r_val, r_test = self.ratios
+        n_test = int(_round_half_up(np.array([n * r_test]))[0])
+        n_val = int(_round_half_up(np.array([n * r_val]))[0])
+        if r_test > 0:
+            n_test = max(n_test, 1)
+        if r_val > 0:
+            n_val = max(n_val, 1)
+        n_test = max(min(n_test, n - 1), 0)          # train keeps at least one item ...
+        n_val = max(min(n_val, n - 1 - n_test), 0)    # ... shrinking validation first
+        order = np.argsort(np.random.default_rng(self.seed).random(n), kind="stable")
+        codes = np.full(n, TRAIN, dtype=np.int8)
+        codes[order[:n_test]] = TEST
+        codes[order[n_test:n_test + n_val]] = VAL
+        return unique, codes
+
+    def __call__(self, interactions: pd.DataFrame, has_timestamps: bool = True, *,
+                 name: str = "the dataset") -> Split:
+        _check_frame("ColdStartItemSplit", interactions, ("item_id",), name)
+        items = interactions["item_id"].to_numpy()
+        if len(items) == 0:
+            raise DataValidationError(f"ColdStartItemSplit: {name} has no interactions to split")
+        unique, codes = self.item_parts(items)
+        part = codes[np.searchsorted(unique, items)]
+        protocol = {**self.describe(), "n_items_train": int((codes == TRAIN).sum()),
+                    "n_items_val": int((codes == VAL).sum()), "n_items_test": int((codes == TEST).sum())}
+        split = _make_split(interactions, part, protocol)
+        candidates = {"val": unique[codes == VAL].astype(np.int64), "test": unique[codes == TEST].astype(np.int64)}
+        return Split(train=split.train, val=split.val, test=split.test, protocol=protocol, candidates=candidates)
+
+    def __repr__(self) -> str:
+        return f"ColdStartItemSplit(ratios={self.ratios}, seed={self.seed})"
 
 
 # --------------------------------------------------------------------------- forecasting backtests

@@ -1,0 +1,356 @@
+"""Preprocessing between a source and the splitter: filters that research protocols name explicitly.
+
+:class:`Preprocess` is built by Hydra (``data.preprocess``) and applied to a validated
+:class:`~ecomlab.data.bundle.DatasetBundle` by :func:`ecomlab.data.cache.load_bundle` (so its output is what
+gets cached). Steps, in this order:
+
+Interactions (skipped for a forecasting-only bundle without interactions)
+    1. ``duplicates`` -- repeated ``(user, item)`` pairs: ``"keep_all"`` (default, unchanged),
+       ``"keep_last"`` (the row with the latest timestamp; on equal timestamps the later row), ``"sum"``
+       (that same row, carrying the sum of the pair's weights, so it keeps the latest timestamp). The kept row
+       stays at its position, so row order is otherwise unchanged. Runs first, so a threshold applies to the
+       latest rating (``keep_last``) or to the total count (``sum``).
+    2. ``rating_threshold`` -- keep rows with ``weight >= rating_threshold`` (explicit -> implicit).
+    3. ``binarize`` -- set every kept weight to 1.0.
+    4. ``user_k_core`` / ``item_k_core`` -- repeatedly drop users with fewer than ``user_k_core`` rows and
+       items with fewer than ``item_k_core`` rows until nothing changes (a fixed point: dropping an item can
+       push a user below the threshold and vice versa). Counts are rows, so with ``keep_all`` a repeated pair
+       counts every time.
+    5. Re-index: surviving users and items get contiguous indices in their previous order (``IdMap`` keeps the
+       raw ids); ``item_text`` rows and ``social`` edges that touch a dropped id are removed. Meta lists
+       aligned with indices (keys starting ``user_`` / ``item_`` whose length is the old count, e.g.
+       :class:`~ecomlab.data.synthetic.SyntheticShop`'s ``item_category``) are subset the same way.
+
+Sales panel
+    6. ``min_series_length`` -- drop series with fewer observations (names and count recorded).
+    7. ``freq`` -- ``None`` infers each series' frequency with :func:`pandas.infer_freq`; every series must
+       agree, and the result goes to ``meta["freq"]``. A given ``freq`` is checked instead. A series that is
+       not regular at that frequency (a gap, or dates off the grid) raises :class:`DataValidationError` naming
+       the series and its first gap. Series with fewer than 3 observations cannot be inferred on their own and
+       are checked against the panel's frequency.
+
+If a filter empties the interactions or the panel, :class:`DataValidationError` names the dataset and the
+filter. Counts before and after and per-step counts are recorded in ``meta["preprocess"]``;
+:meth:`Preprocess.describe` returns the settings for run records and cache keys.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import numbers
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.tseries.frequencies import to_offset
+
+from ecomlab.data.bundle import DatasetBundle, DataValidationError, IdMap
+
+__all__ = ["DUPLICATE_POLICIES", "Preprocess", "infer_panel_freq"]
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_POLICIES = ("keep_all", "keep_last", "sum")
+_FREQ_OPTION = "future.infer_freq_returns_offset"
+
+
+def _has_option(name: str) -> bool:
+    try:
+        pd.get_option(name)
+    except (pd.errors.OptionError, KeyError):
+        return False
+    return True
+
+
+_HAS_FREQ_OPTION = _has_option(_FREQ_OPTION)
+
+
+def _infer_freq(index: pd.DatetimeIndex) -> str | None:
+    """``pandas.infer_freq`` as a string; pandas 3 warns that it will return an offset, so ask for that."""
+    if _HAS_FREQ_OPTION:
+        with pd.option_context(_FREQ_OPTION, True):
+            out = pd.infer_freq(index)
+    else:
+        out = pd.infer_freq(index)
+    if out is None:
+        return None
+    return str(getattr(out, "freqstr", out))
+
+
+@dataclass
+class Preprocess:
+    """Explicit-to-implicit threshold, duplicates, k-core, sales length and frequency; see the module docstring."""
+
+    rating_threshold: float | None = None
+    binarize: bool = False
+    user_k_core: int = 0
+    item_k_core: int = 0
+    duplicates: str = "keep_all"
+    min_series_length: int = 0
+    freq: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.rating_threshold is not None:
+            if isinstance(self.rating_threshold, bool) or not isinstance(self.rating_threshold, numbers.Real) \
+                    or not np.isfinite(float(self.rating_threshold)):
+                raise ValueError(f"Preprocess.rating_threshold={self.rating_threshold!r}; expected a number or null")
+            self.rating_threshold = float(self.rating_threshold)
+        if not isinstance(self.binarize, bool | np.bool_):
+            raise ValueError(f"Preprocess.binarize={self.binarize!r}; expected true or false")
+        self.binarize = bool(self.binarize)
+        for key in ("user_k_core", "item_k_core", "min_series_length"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 0:
+                raise ValueError(f"Preprocess.{key}={value!r}; expected an integer >= 0")
+            setattr(self, key, int(value))
+        if self.duplicates not in DUPLICATE_POLICIES:
+            raise ValueError(f"Preprocess.duplicates={self.duplicates!r}; expected one of {list(DUPLICATE_POLICIES)}")
+        if self.freq is not None:
+            try:
+                self.freq = to_offset(str(self.freq)).freqstr
+            except ValueError as err:
+                raise ValueError(f"Preprocess.freq={self.freq!r} is not a pandas frequency string: {err}") from None
+
+    def describe(self) -> dict[str, Any]:
+        """The settings as plain JSON values (run records and cache keys)."""
+        return asdict(self)
+
+    # ------------------------------------------------------------------ entry point
+
+    def __call__(self, bundle: DatasetBundle) -> DatasetBundle:
+        """A new bundle with the filters applied and ids re-indexed; ``bundle`` itself is left unchanged."""
+        meta = copy.deepcopy(bundle.meta)
+        steps: dict[str, Any] = {}
+        before = _counts(bundle)
+        out = DatasetBundle(name=bundle.name, interactions=bundle.interactions, user_map=bundle.user_map,
+                            item_map=bundle.item_map, item_text=bundle.item_text, social=bundle.social,
+                            sales=bundle.sales, has_timestamps=bundle.has_timestamps, meta=meta)
+        if len(bundle.interactions):
+            self._interactions(out, steps)
+        if bundle.sales is not None:
+            self._sales(out, steps)
+        meta["preprocess"] = {"settings": self.describe(), "before": before, "after": _counts(out), "steps": steps}
+        log.info("preprocessed %s: %s -> %s", bundle.name, before, meta["preprocess"]["after"])
+        return out
+
+    # ------------------------------------------------------------------ interactions
+
+    def _interactions(self, bundle: DatasetBundle, steps: dict[str, Any]) -> None:
+        frame = bundle.interactions
+        n0 = len(frame)
+        if self.duplicates != "keep_all":
+            frame = _merge_duplicates(frame, self.duplicates)
+            steps["duplicates_merged"] = n0 - len(frame)
+        if self.rating_threshold is not None:
+            weights = frame["weight"].to_numpy()
+            kept = weights >= self.rating_threshold
+            steps["rating_threshold_dropped"] = int((~kept).sum())
+            if not kept.any():
+                raise DataValidationError(
+                    f"{bundle.name}: no interactions left after preprocess.rating_threshold="
+                    f"{self.rating_threshold:g} (keeps weight >= {self.rating_threshold:g}; the weights range "
+                    f"{weights.min():g}..{weights.max():g})")
+            frame = frame.loc[kept].reset_index(drop=True)
+        if self.binarize:
+            frame = frame.assign(weight=np.ones(len(frame), dtype=np.float64))
+        if self.user_k_core > 1 or self.item_k_core > 1:
+            n_before = len(frame)
+            kept, iterations = _k_core(frame["user_id"].to_numpy(), frame["item_id"].to_numpy(),
+                                       bundle.n_users, bundle.n_items, self.user_k_core, self.item_k_core)
+            steps["k_core_dropped"] = int(n_before - kept.sum())
+            steps["k_core_iterations"] = iterations
+            if not kept.any():
+                raise DataValidationError(
+                    f"{bundle.name}: no interactions left after the k-core filter (preprocess.user_k_core="
+                    f"{self.user_k_core}, item_k_core={self.item_k_core}; {n_before} interactions before it)")
+            frame = frame.loc[kept].reset_index(drop=True)
+        self._reindex(bundle, frame, steps)
+
+    def _reindex(self, bundle: DatasetBundle, frame: pd.DataFrame, steps: dict[str, Any]) -> None:
+        n_users, n_items = bundle.n_users, bundle.n_items
+        users = np.unique(frame["user_id"].to_numpy())  # sorted, so surviving ids keep their order
+        items = np.unique(frame["item_id"].to_numpy())
+        frame = frame.copy()
+        frame["user_id"] = np.searchsorted(users, frame["user_id"].to_numpy()).astype(np.int64)
+        frame["item_id"] = np.searchsorted(items, frame["item_id"].to_numpy()).astype(np.int64)
+        bundle.interactions = frame
+        if len(users) == n_users and len(items) == n_items:
+            return  # every id survived: indices are unchanged
+        user_new = np.full(n_users, -1, dtype=np.int64)
+        user_new[users] = np.arange(len(users))
+        item_new = np.full(n_items, -1, dtype=np.int64)
+        item_new[items] = np.arange(len(items))
+        bundle.user_map = IdMap(bundle.user_map.raw[users])
+        bundle.item_map = IdMap(bundle.item_map.raw[items])
+        if bundle.item_text is not None:
+            text = bundle.item_text
+            new = item_new[text["item_id"].to_numpy()]
+            steps["item_text_dropped"] = int((new < 0).sum())
+            bundle.item_text = text.loc[new >= 0].assign(item_id=new[new >= 0]).reset_index(drop=True)
+        if bundle.social is not None:
+            social = bundle.social
+            a = user_new[social["user_id"].to_numpy()]
+            b = user_new[social["friend_id"].to_numpy()]
+            keep = (a >= 0) & (b >= 0)
+            steps["social_dropped"] = int((~keep).sum())
+            bundle.social = social.loc[keep].assign(user_id=a[keep], friend_id=b[keep]).reset_index(drop=True)
+        subset = []
+        for key, value in list(bundle.meta.items()):
+            for prefix, old_n, kept_ids in (("user_", n_users, users), ("item_", n_items, items)):
+                if key.startswith(prefix) and isinstance(value, list | np.ndarray) and len(value) == old_n:
+                    bundle.meta[key] = (value[kept_ids] if isinstance(value, np.ndarray)
+                                        else [value[i] for i in kept_ids.tolist()])
+                    subset.append(key)
+        if subset:
+            steps["meta_reindexed"] = subset
+
+    # ------------------------------------------------------------------ sales
+
+    def _sales(self, bundle: DatasetBundle, steps: dict[str, Any]) -> None:
+        sales = bundle.sales
+        assert sales is not None
+        if self.min_series_length > 0:
+            lengths = sales.groupby("unique_id", sort=True).size()
+            short = lengths[lengths < self.min_series_length]
+            steps["short_series_dropped"] = len(short)
+            if len(short):
+                steps["short_series"] = [str(s) for s in short.index[:20]]
+                log.info("%s: dropped %d series shorter than %d observations", bundle.name, len(short),
+                         self.min_series_length)
+            if len(short) == len(lengths):
+                raise DataValidationError(
+                    f"{bundle.name}: no sales series left after preprocess.min_series_length="
+                    f"{self.min_series_length} (the longest series has {int(lengths.max())} observations)")
+            if len(short):
+                sales = sales.loc[~sales["unique_id"].isin(short.index)].reset_index(drop=True)
+        freq = infer_panel_freq(sales, self.freq, name=bundle.name)
+        declared = bundle.meta.get("freq")
+        if declared is not None and declared != freq:
+            log.warning("%s: the source declares freq=%r but the panel is at %r; recording %r",
+                        bundle.name, declared, freq, freq)
+            steps["declared_freq"] = declared
+        bundle.meta["freq"] = freq
+        bundle.sales = sales
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _counts(bundle: DatasetBundle) -> dict[str, int]:
+    out = bundle.summary()
+    out.pop("name")
+    out["n_sales_rows"] = 0 if bundle.sales is None else len(bundle.sales)
+    return out
+
+
+def _merge_duplicates(frame: pd.DataFrame, policy: str) -> pd.DataFrame:
+    """One row per ``(user, item)``: the latest (later row on ties); with ``"sum"`` it carries the pair's total."""
+    n = len(frame)
+    users = frame["user_id"].to_numpy()
+    items = frame["item_id"].to_numpy()
+    order = np.lexsort((np.arange(n), frame["timestamp"].to_numpy(), items, users))  # pair-major, latest last
+    su, si = users[order], items[order]
+    last = np.ones(n, dtype=bool)
+    last[:-1] = (su[1:] != su[:-1]) | (si[1:] != si[:-1])
+    keep = np.zeros(n, dtype=bool)
+    keep[order[last]] = True
+    out = frame.loc[keep]
+    if policy == "sum":
+        group = np.cumsum(np.r_[True, last[:-1]]) - 1  # pair number of each sorted row
+        sums = np.bincount(group, weights=frame["weight"].to_numpy()[order])
+        summed = np.empty(n)
+        summed[order[last]] = sums
+        out = out.assign(weight=summed[keep])
+    return out.reset_index(drop=True)
+
+
+def _k_core(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, user_k: int,
+            item_k: int) -> tuple[np.ndarray, int]:
+    """Mask of rows in the ``(user_k, item_k)``-core and the number of passes it took to reach the fixed point."""
+    kept = np.ones(len(users), dtype=bool)
+    iterations = 0
+    while True:
+        iterations += 1
+        u_count = np.bincount(users[kept], minlength=n_users)
+        i_count = np.bincount(items[kept], minlength=n_items)
+        new = kept & (u_count[users] >= user_k) & (i_count[items] >= item_k)
+        if new.sum() == kept.sum():
+            return kept, iterations
+        kept = new
+
+
+def _first_gap(ds: pd.DatetimeIndex, freq: str) -> tuple[int, pd.Timestamp] | None:
+    """Position ``i`` where ``ds[i + 1]`` is not one ``freq`` step after ``ds[i]`` (with the expected date)."""
+    if len(ds) < 2:
+        return None
+    offset = to_offset(freq)
+    expected = ds[:-1] + offset  # [L - 1]
+    bad = np.flatnonzero(np.asarray(ds[1:] != expected))
+    if len(bad) == 0:
+        return None
+    return int(bad[0]), expected[bad[0]]
+
+
+def _guess_freq(ds: pd.DatetimeIndex) -> str | None:
+    """The commonest frequency of 3-point windows, to say where an irregular series breaks."""
+    found = Counter(f for i in range(min(len(ds) - 2, 50)) if (f := _infer_freq(ds[i:i + 3])) is not None)
+    return found.most_common(1)[0][0] if found else None
+
+
+def _fmt(ts: pd.Timestamp) -> str:
+    return str(ts.date()) if ts == ts.normalize() else str(ts)
+
+
+def _irregular(name: str, uid: str, ds: pd.DatetimeIndex, freq: str | None) -> DataValidationError:
+    gap = _first_gap(ds, freq) if freq is not None else None
+    if gap is not None:
+        i, expected = gap
+        return DataValidationError(
+            f"{name}: sales series '{uid}' is not regular at freq {freq!r}: first gap after {_fmt(ds[i])} "
+            f"(position {i}); the next observation is {_fmt(ds[i + 1])}, expected {_fmt(expected)}. Fill the "
+            "missing periods in the source (e.g. with zeros) or drop the series")
+    return DataValidationError(
+        f"{name}: sales series '{uid}' has irregular dates (pandas.infer_freq finds no frequency; first dates "
+        f"{[_fmt(d) for d in ds[:4]]}); make the series regular or set preprocess.freq")
+
+
+def infer_panel_freq(sales: pd.DataFrame, freq: str | None = None, *, name: str = "sales") -> str:
+    """The panel's frequency: ``freq`` checked on every series, or inferred per series and required to agree."""
+    uids = sales["unique_id"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, uids[1:] != uids[:-1]])  # sales are sorted by (unique_id, ds)
+    bounds = np.r_[starts, len(uids)]
+    ds_all = pd.DatetimeIndex(sales["ds"])
+    series = [(str(uids[a]), ds_all[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    if freq is None:
+        found: dict[str, list[str]] = {}
+        irregular = []
+        for uid, ds in series:
+            if len(ds) < 3:
+                continue
+            inferred = _infer_freq(ds)
+            if inferred is None:
+                irregular.append((uid, ds))
+            else:
+                found.setdefault(inferred, []).append(uid)
+        if len(found) > 1:
+            shown = "; ".join(f"{f}: {ids[:3]}" + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+                              for f, ids in sorted(found.items()))
+            raise DataValidationError(
+                f"{name}: the sales series disagree on their frequency ({shown}); one panel needs one frequency")
+        if irregular:
+            uid, ds = irregular[0]
+            panel = next(iter(found)) if found else _guess_freq(ds)
+            raise _irregular(name, uid, ds, panel)
+        if not found:
+            raise DataValidationError(
+                f"{name}: cannot infer the sales frequency: every series has fewer than 3 observations; "
+                "set preprocess.freq")
+        freq = next(iter(found))
+        series = [(uid, ds) for uid, ds in series if len(ds) < 3]  # the rest were inferred regular at freq
+    for uid, ds in series:
+        if _first_gap(ds, freq) is not None:
+            raise _irregular(name, uid, ds, freq)
+    return freq
