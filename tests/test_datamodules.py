@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import pytorch_lightning as pl
 import scipy.sparse as sp
+import torch
 
 from ecomlab.data.builtin import FileSource, MovieLensSmall, RetailSeries
 from ecomlab.data.bundle import DataValidationError
@@ -215,3 +216,44 @@ def test_random_ranker_scores_chance_and_popularity_beats_it(shop_dm: RecDataMod
     values = per_user["recall@10"].to_numpy()
     se = values.std(ddof=1) / np.sqrt(len(values))
     assert pop_logged["test/recall@10"] > logged["test/recall@10"] + 4 * se
+
+
+# --------------------------------------------------------------------------- sampled evaluation
+
+
+def test_sampled_evaluation_candidates_are_targets_plus_unseen_negatives() -> None:
+    from ecomlab.data.rec_datamodule import RecDataModule
+    from ecomlab.data.splits import LeaveOneOutSplit
+    from ecomlab.data.synthetic import SyntheticShop
+
+    dm = RecDataModule(SyntheticShop(n_users=120, n_items=150, seed=3), LeaveOneOutSplit(seed=0),
+                       eval_negatives=50, seed=7)
+    dm.setup()
+    assert dm.metric_namespace == "sampled50"
+    every = (dm.train_csr + dm.val_csr + dm.test_csr).toarray() > 0
+    for batch in dm.test_dataloader():
+        candidates = ~batch["exclude"]
+        targets = batch["target"]
+        assert torch.equal(candidates & targets, targets)  # every target is a candidate
+        negatives = candidates & ~targets
+        assert (negatives.sum(dim=1) == 50).all()
+        users = batch["users"].numpy()
+        assert not (negatives.numpy() & every[users]).any(), "a sampled negative is one of the user's positives"
+    again = RecDataModule(SyntheticShop(n_users=120, n_items=150, seed=3), LeaveOneOutSplit(seed=0),
+                          eval_negatives=50, seed=7)
+    again.setup()
+    first = next(iter(dm.test_dataloader()))["exclude"]
+    assert torch.equal(first, next(iter(again.test_dataloader()))["exclude"]), "negatives are seeded"
+
+
+def test_sampled_metrics_have_their_own_names(compose_cfg) -> None:
+    from ecomlab.train import train
+
+    cfg = compose_cfg(["model=bpr", "data=synthetic_shop", "data.source.n_users=100", "data.source.n_items=200",
+                       "data.eval_negatives=99", "trainer.max_epochs=2", "data.batch_size=256"])
+    record = train(cfg)
+    assert record["monitor"] == "val/sampled99/ndcg@10"
+    assert "test/sampled99/ndcg@10" in record["metrics"]
+    assert not any(k.startswith("test/ndcg") for k in record["metrics"]), "never mixed with full ranking"
+    assert record["protocol"]["candidates"].startswith("SAMPLED")
+    assert record["checkpoint"], "checkpoint selection follows the namespaced validation metric"

@@ -57,6 +57,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule.setup("test")
     net = instantiate_with_dims(run_cfg.model.net, datamodule.dims)
     task = hydra.utils.instantiate(run_cfg.model, net=net)
+    if hasattr(task, "set_metric_namespace"):
+        task.set_metric_namespace(getattr(datamodule, "metric_namespace", ""))
     ckpt_path = _resolve_checkpoint(run_dir, str(cfg.ckpt), record) if task.trainable else None
     task.prepare(datamodule.train_data())
     trainer = pl.Trainer(accelerator=run_cfg.trainer.get("accelerator", "cpu"), devices=1, logger=False,

@@ -49,6 +49,7 @@ def write_run_record(output_dir: Path, *, cfg: DictConfig, task: Any, datamodule
         "seed": int(cfg.seed),
         "tags": list(cfg.get("tags") or []),
         "metrics": {k: float(v) for k, v in sorted(metrics.items())},
+        "monitor": task.monitor,
         "protocol": protocol,
         "data_fingerprint": protocol["data_fingerprint"],
         "config_fingerprint": config_fingerprint(cfg),

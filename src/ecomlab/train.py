@@ -49,10 +49,12 @@ def _choices() -> dict[str, str]:
     return {}
 
 
-def _callbacks(cfg: DictConfig, trainable: bool) -> list[pl.Callback]:
-    if not trainable or not cfg.get("callbacks"):
+def _callbacks(cfg: DictConfig, task: Any) -> list[pl.Callback]:
+    """Callbacks of a trained model; any ``monitor`` follows the task's (namespaced) validation metric."""
+    if not task.trainable or not cfg.get("callbacks"):
         return []
-    return [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c is not None and "_target_" in c]
+    return [hydra.utils.instantiate(c, **({"monitor": task.monitor} if "monitor" in c else {}))
+            for c in cfg.callbacks.values() if c is not None and "_target_" in c]
 
 
 def _loggers(cfg: DictConfig) -> list[Any]:
@@ -76,9 +78,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     data_seconds = time.perf_counter() - t0
     net = instantiate_with_dims(cfg.model.net, datamodule.dims)
     task = hydra.utils.instantiate(cfg.model, net=net)
+    if hasattr(task, "set_metric_namespace"):
+        task.set_metric_namespace(getattr(datamodule, "metric_namespace", ""))
 
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=_callbacks(cfg, task.trainable), logger=_loggers(cfg) or False)
+        cfg.trainer, callbacks=_callbacks(cfg, task), logger=_loggers(cfg) or False)
 
     t0 = time.perf_counter()
     ckpt_path: str | None = None
@@ -119,7 +123,7 @@ def main(cfg: DictConfig) -> float | None:
     quiet_third_party()
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
     record = train(cfg)
-    value = record["metrics"].get(cfg.model.get("monitor", ""))
+    value = record["metrics"].get(record["monitor"])
     return float(value) if value is not None else None
 
 

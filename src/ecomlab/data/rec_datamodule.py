@@ -6,6 +6,11 @@ from the items the user has not interacted with in training. Evaluation batches 
 the user's training items (and, at test time, validation items) excluded from the candidates. A held-out
 item that is also excluded (a repeat interaction with an item already seen) cannot be ranked, so it is not a
 target; users left without targets are not evaluated.
+
+Sampled evaluation (``eval_negatives=N``, the NeuMF paper's protocol): each evaluated user ranks only their
+held-out items plus ``N`` items drawn uniformly (seeded, once per stage) from the items the user never
+interacted with. Its metrics are logged under their own namespace (``test/sampled100/ndcg@10``) so they are
+never mixed with full-ranking numbers.
 """
 
 from __future__ import annotations
@@ -81,10 +86,41 @@ def _identity(batch: Any) -> Any:
     return batch
 
 
+def sample_unseen(seen: sp.csr_matrix, users: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``[len(users), n]`` items drawn uniformly without replacement from each user's unseen items.
+
+    Vectorised rejection sampling: draw, reject seen items and within-row repeats, redraw the rejected.
+    """
+    n_items = seen.shape[1]
+    unseen = n_items - np.diff(seen.indptr)[users]
+    if len(users) and unseen.min() < n:
+        bad = users[unseen < n][:5].tolist()
+        raise DataValidationError(f"eval_negatives={n}: users {bad} have fewer than {n} unseen items")
+    rng = np.random.default_rng(seed)
+    keys = np.sort(seen.tocoo().row.astype(np.int64) * n_items + seen.tocoo().col)
+    out = rng.integers(0, n_items, size=(len(users), n))
+    for _ in range(100):
+        flat = users[:, None].astype(np.int64) * n_items + out  # [U, n]
+        pos = np.searchsorted(keys, flat).clip(max=max(len(keys) - 1, 0))
+        clash = keys[pos] == flat if len(keys) else np.zeros_like(out, dtype=bool)
+        ordered = np.sort(out, axis=1)  # [U, n]; a repeat within a row is a second rejection reason
+        dup_sorted = np.zeros_like(clash)
+        dup_sorted[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
+        order = np.argsort(out, axis=1, kind="stable")
+        dup = np.zeros_like(clash)
+        np.put_along_axis(dup, order, dup_sorted, axis=1)
+        bad = clash | dup
+        if not bad.any():
+            return out
+        out[bad] = rng.integers(0, n_items, size=int(bad.sum()))
+    raise RuntimeError("sampling evaluation negatives did not converge; lower eval_negatives")
+
+
 class EvalDataset(Dataset):
     """Users with at least one target item; batches carry dense exclusion and target masks."""
 
-    def __init__(self, exclude: sp.csr_matrix, target: sp.csr_matrix, candidates: np.ndarray | None = None) -> None:
+    def __init__(self, exclude: sp.csr_matrix, target: sp.csr_matrix, candidates: np.ndarray | None = None,
+                 negatives: int | None = None, seen: sp.csr_matrix | None = None, seed: int = 0) -> None:
         # Targets are held-out items among the candidates: an excluded (already seen) item can never be hit.
         target = (target > 0).astype(np.float32)
         target = sp.csr_matrix(target - target.multiply(exclude > 0))
@@ -96,15 +132,25 @@ class EvalDataset(Dataset):
         target.eliminate_zeros()
         self.exclude, self.target = exclude, target
         self.users = np.flatnonzero(np.diff(target.indptr) > 0)
+        self.negatives: np.ndarray | None = None
+        if negatives:
+            every_positive = seen if seen is not None else (exclude + target).tocsr()
+            self.negatives = sample_unseen(every_positive, self.users, negatives, seed)  # [U, n]
 
     def __len__(self) -> int:
         return len(self.users)
 
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
-        users = self.users[np.asarray(indices)]
+        rows = np.asarray(indices)
+        users = self.users[rows]
         exclude = self.exclude[users].toarray() > 0  # [B, N]
         if self.blocked is not None:
             exclude |= self.blocked[None, :]  # [B, N] | [1, N] -> [B, N]
+        if self.negatives is not None:
+            # Sampled protocol: only the user's targets and sampled negatives are candidates.
+            exclude[:] = True
+            exclude[np.arange(len(users))[:, None], self.negatives[rows]] = False  # [B, n] cells
+            exclude &= ~(self.target[users].toarray() > 0)
         return {
             "users": torch.as_tensor(users, dtype=torch.long),
             "exclude": torch.as_tensor(exclude),
@@ -127,11 +173,15 @@ class RecDataModule(pl.LightningDataModule):
 
     def __init__(self, source: BundleSource, split: Splitter, batch_size: int = 2048,
                  eval_batch_size: int = 256, num_negatives: int = 1, num_workers: int = 0,
-                 preprocess: Preprocess | None = None, cache_dir: str | None = None) -> None:
+                 preprocess: Preprocess | None = None, cache_dir: str | None = None,
+                 eval_negatives: int | None = None, seed: int = 0) -> None:
         super().__init__()
         if batch_size < 1 or eval_batch_size < 1 or num_negatives < 1 or num_workers < 0:
             raise ValueError("batch_size, eval_batch_size and num_negatives must be >= 1, num_workers >= 0; got "
                              f"{batch_size}, {eval_batch_size}, {num_negatives}, {num_workers}")
+        if eval_negatives is not None and eval_negatives < 1:
+            raise ValueError(f"eval_negatives={eval_negatives}; expected null (full ranking) or an integer >= 1")
+        self.eval_negatives, self.seed = eval_negatives, seed
         self.source, self.splitter = source, split
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_negatives, self.num_workers = num_negatives, num_workers
@@ -178,12 +228,20 @@ class RecDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader(TripletDataset(self.train_csr, self.num_negatives), self.batch_size, shuffle=True)
 
+    @property
+    def metric_namespace(self) -> str:
+        """'' for full ranking; 'sampled<N>' for sampled evaluation, so its metrics never share a name."""
+        return f"sampled{self.eval_negatives}" if self.eval_negatives else ""
+
     def eval_dataset(self, stage: str) -> EvalDataset:
         """Users of ``stage`` ("val" / "test") with their exclusion masks, targets and candidate items."""
+        every = (self.train_csr + self.val_csr + self.test_csr).tocsr() if self.eval_negatives else None
         if stage == "val":
-            return EvalDataset(self.train_csr, self.val_csr, self.candidates.get("val"))
+            return EvalDataset(self.train_csr, self.val_csr, self.candidates.get("val"), self.eval_negatives,
+                               every, self.seed)
         seen = (self.train_csr + self.val_csr).tocsr()
-        return EvalDataset(seen, self.test_csr, self.candidates.get("test"))
+        return EvalDataset(seen, self.test_csr, self.candidates.get("test"), self.eval_negatives, every,
+                           self.seed + 1)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.eval_dataset("val"), self.eval_batch_size, shuffle=False)
@@ -198,7 +256,10 @@ class RecDataModule(pl.LightningDataModule):
             "split": self.split_protocol,
             "preprocess": self.preprocess.describe() if self.preprocess is not None else None,
             "data_cache": self.cache_info,
-            "candidates": ("held-out items of the split only (cold start); " if self.candidates else "all items; ")
+            "eval_negatives": self.eval_negatives,
+            "candidates": (f"SAMPLED: each user's held-out items + {self.eval_negatives} unseen items drawn "
+                           "uniformly (seeded); " if self.eval_negatives else "")
+            + ("held-out items of the split only (cold start); " if self.candidates else "all items; ")
             + "val excludes the user's train items, test excludes train and val items; "
             "held-out items among the excluded ones are not targets",
             "split_sizes": self.split_sizes,

@@ -58,6 +58,14 @@ class RankingTask(pl.LightningModule):
         })
         #: per-user metric values of the last evaluation, by stage ("val" / "test")
         self.per_user: dict[str, pd.DataFrame] = {}
+        self.namespace = ""
+
+    def set_metric_namespace(self, namespace: str) -> None:
+        """Log under ``val/<namespace>/...`` (e.g. ``sampled100``) and monitor the same-named metric."""
+        if namespace and not self.namespace:
+            stage, _, name = self.monitor.partition("/")
+            self.monitor = f"{stage}/{namespace}/{name}"
+        self.namespace = namespace
 
     @property
     def trainable(self) -> bool:
@@ -107,10 +115,11 @@ class RankingTask(pl.LightningModule):
         table = pd.DataFrame({key: v.cpu().numpy() for key, v in values.items()})
         table["user"] = table["user"].astype("int64")
         self.per_user[stage] = table
-        logged = {f"{stage}/{key}": float(table[key].mean()) for key in values if key != "user"}
+        prefix = f"{stage}/{self.namespace}/" if self.namespace else f"{stage}/"
+        logged = {f"{prefix}{key}": float(table[key].mean()) for key in values if key != "user"}
         ranked = top_items.reshape(-1, min(k_max, n_items))  # [B*K] -> [B, K]
         for k in self.ks:
-            logged[f"{stage}/coverage@{k}"] = item_coverage(ranked, n_items, min(k, ranked.shape[1]))
+            logged[f"{prefix}coverage@{k}"] = item_coverage(ranked, n_items, min(k, ranked.shape[1]))
         self.log_dict(logged, sync_dist=False)
         for metric in store.values():
             metric.reset()
