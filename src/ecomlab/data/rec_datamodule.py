@@ -219,7 +219,7 @@ class RecDataModule(pl.LightningDataModule):
         if self.bundle.social is not None:
             social = self.bundle.social[["user_id", "friend_id"]].to_numpy(np.int64)
         text = self.bundle.texts() if self.bundle.item_text is not None else None
-        return RecTrainData(train=self.train_csr, item_text=text, social=social)
+        return RecTrainData(train=self.train_csr, item_text=text, social=social, name=self.bundle.name)
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,

@@ -32,6 +32,8 @@ class RecTrainData:
     train: sp.csr_matrix
     item_text: Sequence[str] | None = None
     social: np.ndarray | None = None
+    #: the data set's name, for error messages that say which data lacks what a model needs
+    name: str = "the data set"
 
 
 class Recommender(nn.Module):

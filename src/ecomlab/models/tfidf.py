@@ -113,7 +113,7 @@ class TfidfContent(Recommender):
 
     def fit(self, data: RecTrainData) -> None:
         if data.item_text is None:
-            raise ValueError("TF-IDF content matching needs item text; dataset has none")
+            raise ValueError(f"TF-IDF content matching needs item text; data set '{data.name}' has none")
         texts = ["" if t is None else str(t) for t in data.item_text]
         if len(texts) != self.n_items or data.train.shape[1] != self.n_items:
             raise ValueError(

@@ -1,0 +1,194 @@
+"""Social graph recommendation: LightGCN propagation fused with social diffusion, optional contrastive term.
+
+SocialLGN (Liao, Zhou, Xie, Wang, Cheng, "SocialLGN: Light Graph Convolution Network for Social
+Recommendation", Information Sciences 2022), in the line of DiffNet (Wu et al., SIGIR 2019). Per layer ``k``
+items aggregate their users and users aggregate both their items and their friends, without weights or
+non-linearities (He et al., LightGCN, SIGIR 2020):
+
+.. math::  e_i^{(k+1)} = \\sum_{u \\in N_i} \\tfrac{e_u^{(k)}}{\\sqrt{|N_i||N_u|}}, \\quad
+           e_{u,I}^{(k+1)} = \\sum_{i \\in N_u} \\tfrac{e_i^{(k)}}{\\sqrt{|N_u||N_i|}}, \\quad
+           e_{u,S}^{(k+1)} = \\sum_{v \\in F_u} \\tfrac{e_v^{(k)}}{\\sqrt{|F_u||F_v|}},
+
+.. math::  e_u^{(k+1)} = \\mathrm{fuse}(e_{u,I}^{(k+1)}, e_{u,S}^{(k+1)}), \\qquad
+           e = \\tfrac{1}{K+1} \\sum_{k=0}^{K} e^{(k)}, \\qquad \\hat y_{ui} = e_u^\\top e_i,
+
+with ``fuse`` = L2-normalised sum (SocialLGN, ``fusion="normalize"``), plain ``"sum"`` or ``"mean"``. The
+friend graph ``F`` is symmetrised (friendship is undirected) and symmetrically normalised; layers beyond
+``social_layers`` propagate interactions only. Training: BPR with L2 on the layer-0 embeddings of the batch,
+plus, when ``ssl_weight > 0``, an InfoNCE term between each batch user's interaction view
+:math:`z_{u,I} = \\mathrm{mean}_k e_{u,I}^{(k)}` and social view :math:`z_{u,S}` (the cross-view
+self-supervision of MHCN, Yu et al., WWW 2021, and SEPT, Yu et al., KDD 2021), other batch users as negatives:
+
+.. math::  L_{ssl} = -\\tfrac{1}{|B|}\\sum_{u \\in B} \\log
+           \\frac{\\exp(\\cos(z_{u,I}, z_{u,S})/\\tau)}{\\sum_{v \\in B} \\exp(\\cos(z_{u,I}, z_{v,S})/\\tau)}.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ecomlab.models.base import Recommender, RecTrainData
+
+FUSIONS = ("normalize", "sum", "mean")
+
+
+def sym_norm_csr(adj: sp.spmatrix) -> Tensor:
+    """``D^-1/2 A D^-1/2`` of a square binary adjacency as a torch CSR tensor (isolated nodes stay zero)."""
+    adj = sp.csr_matrix(adj, dtype=np.float32)
+    deg = np.asarray(adj.sum(axis=1)).ravel()  # [n, n] -> [n]
+    inv_sqrt = np.zeros_like(deg)
+    inv_sqrt[deg > 0] = deg[deg > 0] ** -0.5
+    norm = sp.diags(inv_sqrt) @ adj @ sp.diags(inv_sqrt)  # [n, n]
+    norm = sp.csr_matrix(norm, dtype=np.float32)
+    norm.sort_indices()
+    with warnings.catch_warnings():  # torch flags CSR as beta; sparse CSR @ dense (and its backward) is what we use
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(torch.from_numpy(norm.indptr.astype(np.int64)),
+                                       torch.from_numpy(norm.indices.astype(np.int64)),
+                                       torch.from_numpy(norm.data), size=norm.shape, check_invariants=True)
+
+
+class SocialGNN(Recommender):
+    trainable = True
+
+    def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, n_layers: int = 3,
+                 social_layers: int | None = None, fusion: str = "normalize", reg_weight: float = 1e-4,
+                 ssl_weight: float = 0.0, ssl_temperature: float = 0.2) -> None:
+        super().__init__()
+        if n_users < 1 or n_items < 1 or embedding_dim < 1:
+            raise ValueError(f"n_users, n_items, embedding_dim must be >= 1; got {n_users}, {n_items}, {embedding_dim}")
+        social_layers = n_layers if social_layers is None else social_layers
+        if n_layers < 1 or not 0 <= social_layers <= n_layers:
+            raise ValueError(f"n_layers={n_layers}, social_layers={social_layers}; need n_layers >= 1 and "
+                             "0 <= social_layers <= n_layers")
+        if ssl_weight > 0 and social_layers == 0:
+            raise ValueError("ssl_weight > 0 contrasts the interaction and social views; social_layers=0 has none")
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion={fusion!r}; expected one of {FUSIONS}")
+        if reg_weight < 0 or ssl_weight < 0 or ssl_temperature <= 0:
+            raise ValueError(f"reg_weight={reg_weight}, ssl_weight={ssl_weight} must be >= 0 and "
+                             f"ssl_temperature={ssl_temperature} > 0")
+        self.n_users, self.n_items, self.n_layers, self.social_layers = n_users, n_items, n_layers, social_layers
+        self.fusion, self.reg_weight = fusion, reg_weight
+        self.ssl_weight, self.ssl_temperature = ssl_weight, ssl_temperature
+        self.user_emb = nn.Embedding(n_users, embedding_dim)
+        self.item_emb = nn.Embedding(n_items, embedding_dim)
+        nn.init.normal_(self.user_emb.weight, std=0.1)
+        nn.init.normal_(self.item_emb.weight, std=0.1)
+        # Derived from the data in fit(); rebuilt, never checkpointed.
+        self.register_buffer("ui_graph", None, persistent=False)  # [U+I, U+I] normalised bipartite adjacency
+        self.register_buffer("social_graph", None, persistent=False)  # [U, U] normalised friend graph
+        self.register_buffer("has_friends", None, persistent=False)  # [U] bool
+        self._cache: tuple[tuple[int, ...], Tensor, Tensor] | None = None
+
+    def fit(self, data: RecTrainData) -> None:
+        if data.social is None or len(data.social) == 0:
+            raise ValueError("SocialGNN needs social edges (user_id, friend_id) in the data set's `social` part; "
+                             f"data set '{data.name}' has none: pick data with a friend graph (e.g. data=synthetic_shop, "
+                             "or data=files with data.source.social=<edges file>)")
+        train = sp.csr_matrix(data.train)
+        if train.shape != (self.n_users, self.n_items):
+            raise ValueError(f"train matrix is {train.shape}; SocialGNN was built for ({self.n_users}, {self.n_items})")
+        edges = np.asarray(data.social, dtype=np.int64)
+        if edges.ndim != 2 or edges.shape[1] != 2:
+            raise ValueError(f"social edges must be an [E, 2] array of (user, friend) indices; got {edges.shape}")
+        if edges.min() < 0 or edges.max() >= self.n_users:
+            raise ValueError(f"social edges hold user indices in [{edges.min()}, {edges.max()}], outside "
+                             f"[0, {self.n_users}); map friend ids with the same user index as interactions")
+        n_u = self.n_users
+        r = (train != 0).astype(np.float32)  # [U, I] binary interactions
+        bipartite = sp.bmat([[None, r], [r.T, None]], format="csr")  # [U+I, U+I]
+        friends = sp.csr_matrix((np.ones(len(edges), np.float32), (edges[:, 0], edges[:, 1])), shape=(n_u, n_u))
+        friends = ((friends + friends.T) > 0).astype(np.float32)  # undirected, duplicates merged
+        friends.setdiag(0)
+        friends.eliminate_zeros()
+        device = self.user_emb.weight.device
+        self.ui_graph = sym_norm_csr(bipartite).to(device)
+        self.social_graph = sym_norm_csr(friends).to(device)
+        self.has_friends = torch.from_numpy(np.diff(friends.indptr) > 0).to(device)  # [U]
+        self._drop_cache()
+
+    def train(self, mode: bool = True) -> SocialGNN:
+        self._drop_cache()  # weights may change after this call
+        return super().train(mode)
+
+    def _drop_cache(self) -> None:
+        self._cache = None
+
+    def _propagate(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Final ``(users [U, d], items [I, d])`` and the per-view user means ``(z_I [U, d], z_S [U, d])``."""
+        if self.ui_graph is None or self.social_graph is None:
+            raise RuntimeError("SocialGNN needs fit(data) before use: the graphs are built from the training data")
+        users, items = self.user_emb.weight, self.item_emb.weight
+        user_layers, item_layers, view_i, view_s = [users], [items], [], []
+        for k in range(self.n_layers):
+            both = torch.cat([users, items])  # [U, d] + [I, d] -> [U+I, d]
+            nxt = torch.sparse.mm(self.ui_graph, both)  # [U+I, U+I] @ [U+I, d] -> [U+I, d]
+            from_items, items = nxt[: self.n_users], nxt[self.n_users:]
+            view_i.append(from_items)
+            if k < self.social_layers:
+                from_friends = torch.sparse.mm(self.social_graph, users)  # [U, U] @ [U, d] -> [U, d]
+                view_s.append(from_friends)
+                users = self._fuse(from_items, from_friends)
+            else:
+                users = from_items
+            user_layers.append(users)
+            item_layers.append(items)
+        final_u = torch.stack(user_layers).mean(0)  # [K+1, U, d] -> [U, d]
+        final_i = torch.stack(item_layers).mean(0)  # [K+1, I, d] -> [I, d]
+        z_i = torch.stack(view_i).mean(0)  # [K, U, d] -> [U, d]
+        z_s = torch.stack(view_s).mean(0) if view_s else torch.zeros_like(z_i)  # [K_s, U, d] -> [U, d]
+        return final_u, final_i, z_i, z_s
+
+    def _fuse(self, from_items: Tensor, from_friends: Tensor) -> Tensor:
+        if self.fusion == "normalize":
+            return F.normalize(from_items + from_friends, dim=1)
+        if self.fusion == "sum":
+            return from_items + from_friends
+        return (from_items + from_friends) / 2
+
+    def get_embedding(self) -> tuple[Tensor, Tensor]:
+        """Final ``([n_users, d], [n_items, d])``; computed once per evaluation (cached outside training)."""
+        # In-place weight updates (optimizer step, load_state_dict) bump the versions: a stale cache is never used.
+        key = (self.user_emb.weight._version, self.item_emb.weight._version, self.user_emb.weight.data_ptr())
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1], self._cache[2]
+        users, items, _, _ = self._propagate()
+        if not self.training and not torch.is_grad_enabled():
+            self._cache = (key, users, items)
+        return users, items
+
+    def forward(self, users: Tensor) -> Tensor:  # [B] -> [B, n_items]
+        user_final, item_final = self.get_embedding()
+        return user_final[users] @ item_final.T  # [B, d] @ [d, N] -> [B, N]
+
+    def ssl_loss(self, users: Tensor, z_i: Tensor, z_s: Tensor) -> Tensor:
+        """InfoNCE between the interaction and social views of the distinct batch users that have friends."""
+        users = torch.unique(users)  # a repeated user would be its own negative
+        users = users[self.has_friends[users]]
+        if len(users) < 2:
+            return z_i.new_zeros(())
+        a = F.normalize(z_i[users], dim=1)  # [B', d]
+        b = F.normalize(z_s[users], dim=1)  # [B', d]
+        logits = a @ b.T / self.ssl_temperature  # [B', d] @ [d, B'] -> [B', B']
+        return F.cross_entropy(logits, torch.arange(len(users), device=logits.device))
+
+    def loss(self, batch: dict[str, Tensor]) -> Tensor:
+        users, pos, neg = batch["users"], batch["pos"], batch["neg"]
+        user_final, item_final, z_i, z_s = self._propagate()
+        u = user_final[users]  # [B, d]
+        pos_score = (u * item_final[pos]).sum(-1, keepdim=True)  # [B, d] -> [B, 1]
+        neg_score = torch.einsum("bd,bnd->bn", u, item_final[neg])  # [B, d] x [B, n_neg, d] -> [B, n_neg]
+        ranking = -F.logsigmoid(pos_score - neg_score).mean()
+        u0, p0, n0 = self.user_emb(users), self.item_emb(pos), self.item_emb(neg)  # [B, d], [B, d], [B, n_neg, d]
+        reg = (u0.pow(2).sum() + p0.pow(2).sum() + n0.pow(2).sum() / neg.shape[1]) / len(users)
+        total = ranking + self.reg_weight * reg
+        if self.ssl_weight > 0:
+            total = total + self.ssl_weight * self.ssl_loss(users, z_i, z_s)
+        return total

