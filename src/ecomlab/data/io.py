@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ecomlab.data.bundle import DataValidationError
+
+
+def require_encoding(key: str, encoding: str) -> str:
+    """``encoding`` if Python knows it; a ValueError naming the config key otherwise."""
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ValueError(f"{key}={encoding!r} is not a known text encoding") from None
+    return encoding
 
 
 def require_file(path: str | Path, hint: str = "") -> Path:

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ecomlab.data.bundle import DatasetBundle, DataValidationError, build_bundle, require_columns
-from ecomlab.data.io import read_table, require_file
+from ecomlab.data.io import read_table, require_encoding, require_file
 
 CITATION = (
     "Cantador, Brusilovsky, Kuflik. 2nd Workshop on Information Heterogeneity and Fusion in Recommender "
@@ -62,10 +62,7 @@ class LastFMHetRec:
         if max_tags is not None and (isinstance(max_tags, bool) or int(max_tags) < 0):
             raise ValueError(f"LastFMHetRec.max_tags={max_tags!r}; expected None or an integer >= 0")
         for key, enc in (("artists_encoding", artists_encoding), ("tags_encoding", tags_encoding)):
-            try:
-                codecs.lookup(enc)
-            except LookupError:
-                raise ValueError(f"LastFMHetRec.{key}={enc!r} is not a known text encoding") from None
+            require_encoding(f"LastFMHetRec.{key}", enc)
         self.data_dir = str(data_dir)
         self.folder = folder
         self.max_tags = None if max_tags is None else int(max_tags)

@@ -32,7 +32,6 @@ Mapping to the contract (:mod:`ecomlab.data.bundle`):
 
 from __future__ import annotations
 
-import codecs
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from ecomlab.data.bundle import ROWS, DatasetBundle, DataValidationError, build_bundle
-from ecomlab.data.io import read_table
+from ecomlab.data.io import read_table, require_encoding
 
 CITATION = ("Harper, Konstan. The MovieLens Datasets: History and Context. ACM TiiS 5(4), 2015; "
             "https://grouplens.org/datasets/movielens/")
@@ -82,10 +81,7 @@ class MovieLensFiles:
         if layout not in ("auto", *LAYOUTS):
             raise ValueError(f"MovieLensFiles.layout={layout!r}; expected 'auto' or one of {sorted(LAYOUTS)}")
         if encoding is not None:
-            try:
-                codecs.lookup(encoding)
-            except LookupError:
-                raise ValueError(f"MovieLensFiles.encoding={encoding!r} is not a known text encoding") from None
+            require_encoding("MovieLensFiles.encoding", encoding)
         self.data_dir = str(data_dir)
         self.folder = folder
         self.layout = layout
