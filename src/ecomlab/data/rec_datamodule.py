@@ -205,6 +205,7 @@ class RecDataModule(pl.LightningDataModule):
         self.split_sizes = {"train": len(parts.train), "val": len(parts.val), "test": len(parts.test)}
         self.split_protocol = parts.protocol
         self.candidates: dict[str, np.ndarray] = dict(parts.candidates)
+        self._eval_sets: dict[str, EvalDataset] = {}
         self.bundle = bundle
 
     @property
@@ -234,7 +235,16 @@ class RecDataModule(pl.LightningDataModule):
         return f"sampled{self.eval_negatives}" if self.eval_negatives else ""
 
     def eval_dataset(self, stage: str) -> EvalDataset:
-        """Users of ``stage`` ("val" / "test") with their exclusion masks, targets and candidate items."""
+        """Users of ``stage`` ("val" / "test") with their exclusion masks, targets and candidate items.
+
+        Built once per stage: every validation epoch, the test loop and the run record's user counts share it
+        (and so share the sampled negatives under sampled evaluation).
+        """
+        if stage not in self._eval_sets:
+            self._eval_sets[stage] = self._build_eval_dataset(stage)
+        return self._eval_sets[stage]
+
+    def _build_eval_dataset(self, stage: str) -> EvalDataset:
         every = (self.train_csr + self.val_csr + self.test_csr).tocsr() if self.eval_negatives else None
         if stage == "val":
             return EvalDataset(self.train_csr, self.val_csr, self.candidates.get("val"), self.eval_negatives,
