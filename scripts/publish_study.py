@@ -17,8 +17,10 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", help="run or sweep directories holding metrics.json files")
     parser.add_argument("--out", required=True, help="study folder, e.g. experiments/<study>")
     parser.add_argument("--metrics", nargs="*", default=None, help="metrics for summary.md (default: all)")
+    parser.add_argument("--config-keys", nargs="*", default=(),
+                        help="dotted config keys that tell variants apart, e.g. model.optimizer.lr")
     args = parser.parse_args()
-    results = publish_study(args.study, args.runs, args.out, args.metrics)
+    results = publish_study(args.study, args.runs, args.out, args.metrics, args.config_keys)
     print(f"{len(results)} runs -> {args.out}/results.csv, {args.out}/summary.md")
 
 

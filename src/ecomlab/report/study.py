@@ -29,13 +29,25 @@ def find_records(paths: Iterable[str | Path]) -> list[Path]:
     return found
 
 
-def collect_runs(paths: Iterable[str | Path], study: str) -> pd.DataFrame:
+def _config_value(config: dict, dotted: str) -> object:
+    node: object = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def collect_runs(paths: Iterable[str | Path], study: str, config_keys: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per finished run; ``config_keys`` (dotted, e.g. ``model.optimizer.lr``) become columns that
+    tell variants of one model apart."""
     rows = []
     for record_path in find_records(paths):
         record = json.loads(record_path.read_text(encoding="utf-8"))
         if "protocol" not in record:  # ecomlab-eval outputs are not training runs
             continue
         row = {"study": study, "model": record["model"], "dataset": record["dataset"], "seed": record["seed"]}
+        row.update({key: _config_value(record.get("config", {}), key) for key in config_keys})
         row.update({k: v for k, v in record["metrics"].items() if k.startswith("test/")})
         row.update({k: record.get(k) for k in TIME_COLUMNS})
         rows.append(row)
@@ -43,31 +55,37 @@ def collect_runs(paths: Iterable[str | Path], study: str) -> pd.DataFrame:
         raise FileNotFoundError("no finished runs (metrics.json) found under the given directories")
     frame = pd.DataFrame(rows)
     metric_cols = sorted(c for c in frame.columns if c.startswith("test/"))
-    return frame[ID_COLUMNS + metric_cols + TIME_COLUMNS].sort_values(ID_COLUMNS[1:]).reset_index(drop=True)
+    order = ID_COLUMNS[1:3] + list(config_keys) + ["seed"]
+    return frame[ID_COLUMNS + list(config_keys) + metric_cols + TIME_COLUMNS].sort_values(order).reset_index(
+        drop=True)
 
 
-def summarize(results: pd.DataFrame, metrics: Sequence[str] | None = None) -> str:
-    """Markdown table: mean ± standard deviation over seeds per (dataset, model), with the run count."""
+def summarize(results: pd.DataFrame, metrics: Sequence[str] | None = None,
+              config_keys: Sequence[str] = ()) -> str:
+    """Markdown table: mean ± standard deviation over seeds per (dataset, model, *config_keys), with the run
+    count."""
     metrics = list(metrics or [c for c in results.columns if c.startswith("test/")] + TIME_COLUMNS)
-    grouped = results.groupby(["dataset", "model"], sort=True)
+    keys = ["dataset", "model", *config_keys]
+    grouped = results.groupby(keys, sort=True, dropna=False)
     mean, std, count = grouped[metrics].mean(), grouped[metrics].std(ddof=1), grouped.size()
-    header = "| dataset | model | runs | " + " | ".join(metrics) + " |"
-    lines = [header, "|" + "---|" * (3 + len(metrics))]
+    header = "| " + " | ".join(keys) + " | runs | " + " | ".join(metrics) + " |"
+    lines = [header, "|" + "---|" * (len(keys) + 1 + len(metrics))]
     for key in mean.index:
         cells = []
         for m in metrics:
             value, spread = mean.loc[key, m], std.loc[key, m]
             cells.append("" if pd.isna(value) else f"{value:.4f} ± {0.0 if pd.isna(spread) else spread:.4f}")
-        lines.append(f"| {key[0]} | {key[1]} | {count.loc[key]} | " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(str(k) for k in key) + f" | {count.loc[key]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def publish_study(study: str, run_dirs: Iterable[str | Path], out_dir: str | Path,
-                  metrics: Sequence[str] | None = None) -> pd.DataFrame:
+                  metrics: Sequence[str] | None = None, config_keys: Sequence[str] = ()) -> pd.DataFrame:
     """Write ``results.csv`` and ``summary.md`` into ``out_dir`` (atomically); ``README.md`` is the author's."""
     out = Path(out_dir)
-    results = collect_runs(run_dirs, study)
+    results = collect_runs(run_dirs, study, config_keys)
     atomic_write_text(out / "results.csv", results.to_csv(index=False))
-    text = f"# {study}: summary\n\nMean ± standard deviation over seeds, test split.\n\n" + summarize(results, metrics)
+    text = (f"# {study}: summary\n\nMean ± standard deviation over seeds, test split.\n\n"
+            + summarize(results, metrics, config_keys))
     atomic_write_text(out / "summary.md", text)
     return results
