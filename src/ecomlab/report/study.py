@@ -74,7 +74,10 @@ def summarize(results: pd.DataFrame, metrics: Sequence[str] | None = None,
         cells = []
         for m in metrics:
             value, spread = mean.loc[key, m], std.loc[key, m]
-            cells.append("" if pd.isna(value) else f"{value:.4f} ± {0.0 if pd.isna(spread) else spread:.4f}")
+            if pd.isna(value):
+                cells.append("")
+            else:  # one run has no spread to show
+                cells.append(f"{value:.4f}" if count.loc[key] == 1 else f"{value:.4f} ± {spread:.4f}")
         lines.append("| " + " | ".join(str(k) for k in key) + f" | {count.loc[key]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
