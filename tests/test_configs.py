@@ -90,7 +90,7 @@ def test_trainer_configs(compose_cfg, trainer: str) -> None:
 @pytest.mark.parametrize("logger", names("logger"))
 def test_logger_configs(compose_cfg, logger: str) -> None:
     cfg = compose_cfg([f"logger={logger}"])
-    for name, conf in cfg.logger.items():
+    for conf in cfg.logger.values():
         assert hydra.utils.instantiate(conf) is not None
 
 

@@ -22,7 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 import ecomlab
 from ecomlab.cli import quiet_third_party, user_errors_exit_2
 from ecomlab.report.table import print_metrics
-from ecomlab.utils import atomic_write_json, config_dir, instantiate_with_dims
+from ecomlab.train import build_task
+from ecomlab.utils import atomic_write_json, config_dir
 
 
 class RunDirError(ValueError):
@@ -55,10 +56,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     pl.seed_everything(run_cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(run_cfg.data)
     datamodule.setup("test")
-    net = instantiate_with_dims(run_cfg.model.net, datamodule.dims)
-    task = hydra.utils.instantiate(run_cfg.model, net=net)
-    if hasattr(task, "set_metric_namespace"):
-        task.set_metric_namespace(getattr(datamodule, "metric_namespace", ""))
+    task = build_task(run_cfg.model, datamodule)
     ckpt_path = _resolve_checkpoint(run_dir, str(cfg.ckpt), record) if task.trainable else None
     task.prepare(datamodule.train_data())
     trainer = pl.Trainer(accelerator=run_cfg.trainer.get("accelerator", "cpu"), devices=1, logger=False,

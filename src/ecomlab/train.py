@@ -63,6 +63,14 @@ def _loggers(cfg: DictConfig) -> list[Any]:
     return [hydra.utils.instantiate(c) for c in cfg.logger.values() if c is not None and "_target_" in c]
 
 
+def build_task(model_cfg: DictConfig, datamodule: Any) -> Any:
+    """The model config's task around its network, sized by the (set-up) data module's ``dims``."""
+    net = instantiate_with_dims(model_cfg.net, datamodule.dims)
+    task = hydra.utils.instantiate(model_cfg, net=net)
+    task.set_metric_namespace(datamodule.metric_namespace)
+    return task
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one experiment described by a composed config; returns the run record."""
     check_task_matches_data(cfg)
@@ -76,10 +84,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")
     data_seconds = time.perf_counter() - t0
-    net = instantiate_with_dims(cfg.model.net, datamodule.dims)
-    task = hydra.utils.instantiate(cfg.model, net=net)
-    if hasattr(task, "set_metric_namespace"):
-        task.set_metric_namespace(getattr(datamodule, "metric_namespace", ""))
+    task = build_task(cfg.model, datamodule)
 
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=_callbacks(cfg, task), logger=_loggers(cfg) or False)
@@ -107,7 +112,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     record = write_run_record(
         output_dir, cfg=cfg, task=task, datamodule=datamodule, metrics=metrics,
         timings={"data_seconds": data_seconds, "fit_seconds": fit_seconds, "eval_seconds": eval_seconds},
-        model_name=choices.get("model", type(net).__name__), dataset_name=choices.get("data", "custom"),
+        model_name=choices.get("model", type(task.net).__name__), dataset_name=choices.get("data", "custom"),
         checkpoint=ckpt_path, version=ecomlab.__version__,
     )
     if cfg.get("eval", {}).get("print_table", True) and trainer.is_global_zero:

@@ -60,6 +60,8 @@ class ForecastDataModule(pl.LightningDataModule):
     """
 
     kind = "forecasting"
+    #: forecasting has one evaluation protocol (the backtest), so its metric names carry no namespace
+    metric_namespace = ""
 
 
     def __init__(self, source: BundleSource, backtest: RollingOrigin, season_length: int,

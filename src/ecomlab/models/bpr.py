@@ -9,11 +9,10 @@ triples (u, i, j) of a positive item i and a sampled negative j with
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ecomlab.models.base import Recommender
+from ecomlab.models.losses import bpr_loss, embedding_l2
 
 
 class BPRMF(Recommender):
@@ -40,11 +39,5 @@ class BPRMF(Recommender):
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
         users, pos, neg = batch["users"], batch["pos"], batch["neg"]
-        u = self.user_emb(users)  # [B, d]
-        q_pos = self.item_emb(pos)  # [B, d]
-        q_neg = self.item_emb(neg)  # [B, n_neg, d]
-        pos_score = (u * q_pos).sum(-1, keepdim=True)  # [B, d] -> [B, 1]
-        neg_score = torch.einsum("bd,bnd->bn", u, q_neg)  # [B, d] x [B, n_neg, d] -> [B, n_neg]
-        ranking = -F.logsigmoid(pos_score - neg_score).mean()
-        reg = (u.pow(2).sum() + q_pos.pow(2).sum() + q_neg.pow(2).sum() / neg.shape[1]) / len(users)
-        return ranking + self.reg_weight * reg
+        u, q_pos, q_neg = self.user_emb(users), self.item_emb(pos), self.item_emb(neg)  # [B,d] [B,d] [B,n,d]
+        return bpr_loss(u, q_pos, q_neg) + self.reg_weight * embedding_l2(u, q_pos, q_neg)

@@ -22,11 +22,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from ecomlab.models.base import Recommender, RecTrainData
+from ecomlab.models.losses import bpr_loss, embedding_l2
 
 
 class LightGCN(Recommender):
@@ -107,10 +107,6 @@ class LightGCN(Recommender):
         users, pos, neg = batch["users"], batch["pos"], batch["neg"]
         self._cache = None
         user_final, item_final = self._propagate()
-        u = user_final[users]  # [B, d]
-        pos_score = (u * item_final[pos]).sum(-1, keepdim=True)  # [B, d] -> [B, 1]
-        neg_score = torch.einsum("bd,bnd->bn", u, item_final[neg])  # [B, d] x [B, n_neg, d] -> [B, n_neg]
-        ranking = -F.logsigmoid(pos_score - neg_score).mean()
+        ranking = bpr_loss(user_final[users], item_final[pos], item_final[neg])
         u0, p0, n0 = self.user_emb(users), self.item_emb(pos), self.item_emb(neg)  # [B, d], [B, d], [B, n, d]
-        reg = (u0.pow(2).sum() + p0.pow(2).sum() + n0.pow(2).sum() / neg.shape[1]) / len(users)
-        return ranking + self.reg_weight * reg
+        return ranking + self.reg_weight * embedding_l2(u0, p0, n0)

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ecomlab.models.base import Recommender, RecTrainData
+from ecomlab.models.losses import bpr_loss, embedding_l2
 
 FUSIONS = ("normalize", "sum", "mean")
 
@@ -182,13 +183,9 @@ class SocialGNN(Recommender):
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
         users, pos, neg = batch["users"], batch["pos"], batch["neg"]
         user_final, item_final, z_i, z_s = self._propagate()
-        u = user_final[users]  # [B, d]
-        pos_score = (u * item_final[pos]).sum(-1, keepdim=True)  # [B, d] -> [B, 1]
-        neg_score = torch.einsum("bd,bnd->bn", u, item_final[neg])  # [B, d] x [B, n_neg, d] -> [B, n_neg]
-        ranking = -F.logsigmoid(pos_score - neg_score).mean()
+        ranking = bpr_loss(user_final[users], item_final[pos], item_final[neg])
         u0, p0, n0 = self.user_emb(users), self.item_emb(pos), self.item_emb(neg)  # [B, d], [B, d], [B, n_neg, d]
-        reg = (u0.pow(2).sum() + p0.pow(2).sum() + n0.pow(2).sum() / neg.shape[1]) / len(users)
-        total = ranking + self.reg_weight * reg
+        total = ranking + self.reg_weight * embedding_l2(u0, p0, n0)
         if self.ssl_weight > 0:
             total = total + self.ssl_weight * self.ssl_loss(users, z_i, z_s)
         return total

@@ -51,6 +51,11 @@ class ForecastTask(pl.LightningModule):
     def trainable(self) -> bool:
         return self.net.trainable
 
+    def set_metric_namespace(self, namespace: str) -> None:
+        if namespace:
+            raise ValueError(f"forecasting metrics have no '{namespace}' namespace (only ranking has sampled "
+                             "evaluation)")
+
     def prepare(self, data: Any) -> None:
         """Classical forecasters refit per window inside ``forecast``; nothing to do up front."""
 

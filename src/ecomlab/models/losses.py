@@ -1,0 +1,22 @@
+"""Losses shared by several recommenders (pure functions on tensors)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def bpr_loss(user: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+    """Bayesian personalised ranking: ``-mean ln σ(<u, q_i> - <u, q_j>)`` over every sampled negative.
+
+    ``user`` and ``pos`` are ``[B, d]``, ``neg`` is ``[B, n_neg, d]``.
+    """
+    pos_score = (user * pos).sum(-1, keepdim=True)  # [B, d] -> [B, 1]
+    neg_score = torch.einsum("bd,bnd->bn", user, neg)  # [B, d] x [B, n_neg, d] -> [B, n_neg]
+    return -F.logsigmoid(pos_score - neg_score).mean()
+
+
+def embedding_l2(user: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+    """``(‖p_u‖² + ‖q_i‖² + mean_j ‖q_j‖²) / B``: L2 on the batch's (layer-0) embeddings, per example."""
+    return (user.pow(2).sum() + pos.pow(2).sum() + neg.pow(2).sum() / neg.shape[1]) / len(user)
