@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -93,10 +93,49 @@ def rank_topk(scores: Tensor, k: int, exclude: Tensor | None = None) -> tuple[Te
     return scores.gather(1, top_items), top_items  # [B, k] each
 
 
+@dataclass(frozen=True)
+class ForecastTrainData:
+    """What a global forecaster may fit on: every series' observations before its first evaluation cutoff.
+
+    Lists are aligned by series index (the same index the evaluation batches carry as ``series_index``);
+    ``covariates[s]`` is a frame of the covariate columns aligned with ``y[s]`` (``None`` without covariates).
+    """
+
+    unique_id: Sequence[str]
+    ds: Sequence[np.ndarray]
+    y: Sequence[np.ndarray]
+    season_length: int
+    covariates: Sequence[Any] | None = None
+
+
 class Forecaster(nn.Module):
-    """Multi-step point forecasts from a batch of histories of possibly different lengths."""
+    """Multi-step forecasts from a batch of histories of possibly different lengths.
+
+    Per-series (local) models implement ``forecast``, refitting on every history they are given. Global models
+    (one network or tree ensemble across a panel) also implement ``fit_panel``, called once before training
+    and evaluation with :class:`ForecastTrainData`, and may override ``predict`` to use the whole evaluation
+    batch (series index, dates, covariates). Intervals are optional: ``forecast_intervals`` returns ``{}`` for
+    point forecasters.
+    """
 
     trainable: ClassVar[bool] = False
 
+    def fit_panel(self, data: ForecastTrainData) -> None:
+        """Fit on the training part of the panel (global models); local models refit per history instead."""
+
     def forecast(self, histories: Sequence[np.ndarray], horizon: int) -> np.ndarray:  # -> [B, horizon]
         raise NotImplementedError
+
+    def forecast_intervals(self, histories: Sequence[np.ndarray], horizon: int,
+                           levels: Sequence[int]) -> dict[str, np.ndarray]:
+        """Central prediction intervals ``{"lo_80": [B, h], "hi_80": [B, h], ...}``; ``{}`` when the model
+        gives point forecasts only."""
+        return {}
+
+    def predict(self, batch: dict[str, Any], horizon: int, levels: Sequence[int] = ()) -> dict[str, np.ndarray]:
+        """``{"y_hat": [B, h]}`` (point forecast = median for probabilistic models), plus ``lo_<level>`` and
+        ``hi_<level>`` ``[B, h]`` entries for each of ``levels`` the model can give."""
+        out = {"y_hat": self.forecast(batch["history"], horizon)}
+        if levels:
+            out.update(self.forecast_intervals(batch["history"], horizon, levels))
+        return out
