@@ -10,7 +10,10 @@ import scipy.sparse as sp
 import torch
 
 from ecomlab.models.arima import Arima
+from ecomlab.models.auto_arima import AutoArima
 from ecomlab.models.base import RecTrainData
+from ecomlab.models.ets import Ets
+from ecomlab.models.naive import Naive, Naive2, is_seasonal
 from ecomlab.models.popularity import Popularity
 from ecomlab.models.random import RandomRanker
 from ecomlab.models.seasonal_naive import SeasonalNaive
@@ -189,6 +192,7 @@ def test_arima_follows_linear_trend_for_batch_of_lengths() -> None:
     assert model.fit_failures == 0
 
 
+@pytest.mark.slow  # starting the process pool imports torch in every worker (~6 s)
 def test_arima_parallel_matches_serial() -> None:
     rng = np.random.default_rng(1)
     histories = [np.cumsum(rng.normal(1.0, 1.0, size=n)) for n in (40, 50, 60)]
@@ -210,3 +214,113 @@ def test_arima_degenerate_series_fall_back_to_finite_forecasts() -> None:
     np.testing.assert_array_equal(out[1], [4.0, 4.0, 4.0])
     assert model.fit_failures >= 1
     assert model.fit_warnings >= 0
+
+
+# ---------------------------------------------------------------- naive, naive2
+SEASON = np.array([0.7, 1.2, 1.4, 0.9, 1.1, 0.7])  # mean 1: multiplicative indices, m = 6
+
+
+def test_naive_repeats_last_value() -> None:
+    out = Naive().forecast([np.array([1.0, 5.0, 3.0]), np.array([-2.0])], horizon=4)
+    np.testing.assert_array_equal(out, [[3.0] * 4, [-2.0] * 4])
+    with pytest.raises(ValueError, match="non-empty"):
+        Naive().forecast([np.array([])], horizon=2)
+
+
+def _m4_seasonality_test(y: np.ndarray, m: int) -> bool:
+    """The M4 benchmark's test written out: |r_m| > 1.645 sqrt((1 + 2 sum_{k<m} r_k^2) / n)."""
+    d = y - y.mean()
+    r = [np.sum(d[k:] * d[: len(y) - k]) / np.sum(d * d) for k in range(m + 1)]
+    return abs(r[m]) > 1.645 * np.sqrt((1 + 2 * sum(v * v for v in r[1:m])) / len(y))
+
+
+def test_seasonality_test_matches_the_m4_formula() -> None:
+    rng = np.random.default_rng(3)
+    t = np.arange(48)
+    results = []
+    for amplitude in (0.0, 0.02, 0.05, 0.1, 0.3):
+        y = 100.0 * (1 + amplitude * np.sin(2 * np.pi * t / 12)) + rng.normal(0, 2.0, size=t.size)
+        assert is_seasonal(y, 12) == _m4_seasonality_test(y, 12)
+        results.append(is_seasonal(y, 12))
+    assert results[0] is False and results[-1] is True  # both outcomes exercised
+
+
+def test_naive2_reproduces_a_multiplicative_seasonal_pattern() -> None:
+    m, t = len(SEASON), np.arange(40)
+    y = 50.0 * SEASON[t % m]
+    model = Naive2(season_length=m)
+    out = model.forecast([y], horizon=9)[0]
+    np.testing.assert_allclose(out, 50.0 * SEASON[np.arange(40, 49) % m], rtol=1e-10)
+    # with a trend the classical indices are estimates; the forecast still carries the seasonal shape
+    trended = (20.0 + 2.0 * t) * SEASON[t % m]
+    shape = model.forecast([trended], horizon=m)[0]
+    level = trended[-1] / SEASON[39 % m]
+    np.testing.assert_allclose(shape / level, SEASON[np.arange(40, 40 + m) % m], rtol=0.05)
+    assert model.fallbacks == {"short": 0, "non_positive": 0}
+
+
+def test_naive2_is_naive_without_seasonality_and_falls_back_on_short_or_non_positive() -> None:
+    rng = np.random.default_rng(0)
+    walk = 100.0 + np.cumsum(rng.normal(size=60))
+    assert not is_seasonal(walk, 6)
+    short = 50.0 * SEASON[np.arange(17) % 6]  # < 3 seasons: not tested for seasonality
+    signed = 50.0 * SEASON[np.arange(40) % 6] - 40.0  # seasonal, but has values <= 0
+    histories = [walk, short, signed, np.full(30, 4.0)]
+    model = Naive2(season_length=6)
+    out = model.forecast(histories, horizon=5)
+    np.testing.assert_array_equal(out, Naive().forecast(histories, horizon=5))
+    assert model.fallbacks == {"short": 1, "non_positive": 1}
+    # with m = 1 Naive2 is naive and nothing falls back
+    one = Naive2(season_length=1)
+    np.testing.assert_array_equal(one.forecast([short], 3), [[short[-1]] * 3])
+    assert one.fallbacks == {"short": 0, "non_positive": 0}
+
+
+# ---------------------------------------------------------------- auto_arima, ets
+def _seasonal_series(length: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(length)
+    return 100.0 + 0.5 * t + 15.0 * np.sin(2 * np.pi * t / 12) + rng.normal(0.0, 1.0, size=length)
+
+
+@pytest.mark.parametrize("model_cls", [AutoArima, Ets])
+def test_automatic_models_learn_seasonality_and_fall_back_when_short(model_cls: type) -> None:
+    full = _seasonal_series(72 + 12)
+    truth = full[72:]
+    model = model_cls(season_length=12)
+    out = model.forecast([full[:72], full[:20]], horizon=12)
+    assert out.shape == (2, 12)
+    seasonal_naive_err = np.abs(full[60:72] - truth).mean()
+    assert np.abs(out[0] - truth).mean() < 0.5 * seasonal_naive_err
+    # 20 points < 2 seasons: the non-seasonal model of the family, counted
+    assert model.fallbacks["non_seasonal"] == 1 and model.fallbacks["naive"] == 0
+    assert np.all(np.isfinite(out[1]))
+
+
+def test_ets_options_and_validation() -> None:
+    t = np.arange(30, dtype=np.float64)
+    holt = Ets(season_length=12, model="AAN", damped=False)
+    out = holt.forecast([10.0 + 3.0 * t], horizon=4)[0]
+    np.testing.assert_allclose(out, 10.0 + 3.0 * np.arange(30, 34), rtol=1e-3)
+    # a fixed non-seasonal model has no seasonal stage, so a short series is no fallback
+    assert holt.fallbacks == {"non_seasonal": 0, "naive": 0}
+    tiny = Ets(season_length=1)
+    tiny.forecast([np.array([3.0, 4.0, 5.0])], horizon=2)  # too few points for any ETS model
+    assert tiny.fallbacks == {"non_seasonal": 0, "naive": 1}
+    with pytest.raises(ValueError, match="3-letter ETS code"):
+        Ets(model="ZZ")
+    with pytest.raises(ValueError, match="ic="):
+        AutoArima(ic="hqic")
+    with pytest.raises(ValueError, match="n_jobs"):
+        AutoArima(n_jobs=0)
+
+
+@pytest.mark.slow  # starting the process pool imports torch in every worker (~6 s)
+def test_auto_arima_parallel_matches_serial() -> None:
+    histories = [_seasonal_series(n, seed=n) for n in (30, 50, 70)]
+    serial = AutoArima(season_length=12).predict({"history": histories}, 5, levels=[80])
+    model = AutoArima(season_length=12, n_jobs=2)
+    parallel = model.predict({"history": histories}, 5, levels=[80])
+    for key, values in serial.items():
+        np.testing.assert_allclose(parallel[key], values, rtol=1e-9)
+    assert model.fallbacks == {"non_seasonal": 0, "naive": 0}

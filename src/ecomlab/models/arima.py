@@ -10,7 +10,10 @@ fitted by exact maximum likelihood (state-space Kalman filter); forecasts are th
 Robustness policy: statsmodels' convergence warnings are silenced but counted in ``fit_warnings``. If a
 fit raises (``LinAlgError``, or ``IndexError``/``ValueError`` on very short histories) or yields a
 non-finite forecast, that series falls back to the naive forecast :math:`\\hat y_{T+h} = y_T` and is
-counted in ``fit_failures``. Both counters refer to the most recent :meth:`Arima.forecast` call.
+counted in ``fit_failures``. Both counters refer to the most recent :meth:`Arima.forecast` call;
+``fallbacks["naive"]`` counts the same fallbacks cumulatively over every call, like the other classical
+forecasters' ``fallbacks``. A fixed order is not adapted to short series: a history too short for it fails to
+fit and takes this naive fallback. ``n_jobs != 1`` fits the series in a joblib process pool (``-1``: all cores).
 """
 
 from __future__ import annotations
@@ -79,6 +82,8 @@ class Arima(Forecaster):
         self.n_jobs = n_jobs
         self.fit_warnings: int = 0
         self.fit_failures: int = 0
+        #: series-windows that took the naive fallback, over every call since the model was built
+        self.fallbacks: dict[str, int] = {"naive": 0}
 
     def forecast(self, histories: Sequence[np.ndarray], horizon: int) -> np.ndarray:  # -> [B, horizon]
         if horizon < 1:
@@ -96,6 +101,7 @@ class Arima(Forecaster):
             results = Parallel(n_jobs=self.n_jobs)(delayed(_fit_one)(y, *args) for y in series)
         self.fit_warnings = sum(r[1] for r in results)
         self.fit_failures = sum(r[2] for r in results)
+        self.fallbacks["naive"] += self.fit_failures
         for _, _, _, others in results:
             for message, category, filename, lineno in others:
                 warnings.warn_explicit(message, category, filename, lineno)

@@ -1,0 +1,154 @@
+"""Shared machinery of the per-series ("local") statsforecast models, AutoARIMA and ETS.
+
+Each history is fitted on its own, so the panel is a map over series: serial for ``n_jobs == 1``, otherwise a
+joblib process pool (``n_jobs=-1``: all cores). The statsforecast fits are plain numpy (no numba) and pickle
+cheaply, so a process pool scales where threads would contend for the GIL.
+
+Short-series policy (a series is never dropped; every fallback is counted)
+--------------------------------------------------------------------------
+A seasonal model with season length :math:`m > 1` needs at least two full seasons to estimate a seasonal
+pattern, so each history of length :math:`T` is forecast by the first stage of this chain that succeeds:
+
+1. the seasonal model, when :math:`T \\ge 2m`;
+2. the same model family with :math:`m = 1` (non-seasonal), counted in ``fallbacks["non_seasonal"]``
+   (reached when :math:`T < 2m` or the seasonal fit raises or gives non-finite values; with :math:`m = 1`
+   this is the primary model and nothing is counted);
+3. the naive forecast :math:`\\hat y_{T+h} = y_T` with its random-walk intervals (statsforecast ``Naive``),
+   counted in ``fallbacks["naive"]`` (reached on tiny histories, e.g. ETS needs more points than it has
+   parameters plus four, or when the fit raises or gives non-finite forecasts or interval bounds).
+
+A stage "succeeds" when its point forecast and its interval bounds are finite. Intervals are always computed
+while choosing the stage, so the point forecast of a series does not depend on whether intervals were asked
+for. ``fallbacks`` counts series-windows cumulatively over every call since the model was built.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+from joblib import Parallel, delayed
+from statsforecast.models import Naive
+
+from ecomlab.models.base import Forecaster
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: statsforecast model objects expose ``forecast(y, h, level=...) -> {"mean", "lo-80", "hi-80", ...}``
+SFModel = Any
+
+
+def check_histories(histories: Sequence[np.ndarray], horizon: int) -> list[np.ndarray]:
+    """Histories as float64 1-D arrays; a clear error for an empty history or a horizon below 1."""
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1, got {horizon}")
+    out = []
+    for b, history in enumerate(histories):
+        y = np.asarray(history, dtype=np.float64)
+        if y.ndim != 1 or y.size == 0:
+            raise ValueError(f"history {b} must be a non-empty 1-D array, got shape {y.shape}")
+        out.append(y)
+    return out
+
+
+def map_series(fn: Callable[..., R], items: Sequence[T], n_jobs: int, *args: Any) -> list[R]:
+    """``[fn(item, *args) for item in items]``, across a process pool when ``n_jobs != 1``."""
+    if n_jobs == 1 or len(items) <= 1:
+        return [fn(item, *args) for item in items]
+    return Parallel(n_jobs=n_jobs)(delayed(fn)(item, *args) for item in items)
+
+
+def _try(model: SFModel, y: np.ndarray, horizon: int, levels: list[int]) -> dict[str, np.ndarray] | None:
+    """One statsforecast fit; ``None`` when it raises or leaves a non-finite value."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        # overflow / 0-division inside a candidate fit is routine: such a candidate loses on the criterion
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            raw = model.forecast(y, horizon, level=levels)
+        # statsforecast raises bare Exception ("no model able to be fitted"), NotImplementedError ("tiny
+        # datasets"), IndexError, ValueError or LinAlgError on degenerate input: each means "no usable fit"
+        except Exception:
+            return None
+    out = {"y_hat": np.asarray(raw["mean"], dtype=np.float64)}  # [horizon]
+    for level in levels:
+        out[f"lo_{level}"] = np.asarray(raw[f"lo-{level}"], dtype=np.float64)  # [horizon]
+        out[f"hi_{level}"] = np.asarray(raw[f"hi-{level}"], dtype=np.float64)  # [horizon]
+    return out if all(np.all(np.isfinite(v)) for v in out.values()) else None
+
+
+def _forecast_one(y: np.ndarray, horizon: int, levels: list[int], seasonal: SFModel | None,
+                  non_seasonal: SFModel, min_seasonal: int) -> tuple[dict[str, np.ndarray], str | None]:
+    """Forecast one series through the fallback chain; returns ``(arrays, fallback kind or None)``."""
+    if seasonal is not None and y.size >= min_seasonal:
+        out = _try(seasonal, y, horizon, levels)
+        if out is not None:
+            return out, None
+    out = _try(non_seasonal, y, horizon, levels)
+    if out is not None:
+        return out, "non_seasonal" if seasonal is not None else None
+    naive = _try(Naive(), y, horizon, levels)
+    if naive is None:  # a non-finite last value or a one-point history's undefined spread
+        last = np.full(horizon, y[-1])
+        naive = {"y_hat": last, **{f"{side}_{lv}": last for lv in levels for side in ("lo", "hi")}}
+    return naive, "naive"
+
+
+class StatsForecaster(Forecaster):
+    """A per-series statsforecast model with the short-series fallback chain and central intervals.
+
+    Subclasses build the model for a season length in :meth:`build`; ``season_length`` comes from the data
+    module (``dims``). The point forecast is the model's mean, ``forecast_intervals`` its Gaussian intervals.
+    """
+
+    def __init__(self, season_length: int = 1, n_jobs: int = 1) -> None:
+        super().__init__()
+        if season_length < 1:
+            raise ValueError(f"season_length must be >= 1, got {season_length}")
+        if n_jobs == 0:
+            raise ValueError("n_jobs must be 1 (serial), > 1 (processes) or negative (-1: all cores), not 0")
+        self.season_length = int(season_length)
+        self.n_jobs = int(n_jobs)
+        #: series-windows forecast by a simpler model than configured (see the module docstring)
+        self.fallbacks: dict[str, int] = {"non_seasonal": 0, "naive": 0}
+
+    @property
+    def seasonal(self) -> bool:
+        """Whether the configured model has a seasonal stage (a fixed season ``N`` has none)."""
+        return self.season_length > 1
+
+    def build(self, season_length: int) -> SFModel:
+        raise NotImplementedError
+
+    def _run(self, histories: Sequence[np.ndarray], horizon: int,
+             levels: Sequence[int]) -> dict[str, np.ndarray]:
+        series = check_histories(histories, horizon)
+        wanted = sorted({int(v) for v in levels})
+        if any(not 0 < v < 100 for v in wanted):
+            raise ValueError(f"interval levels must lie strictly between 0 and 100, got {list(levels)}")
+        m = self.season_length
+        seasonal = self.build(m) if self.seasonal else None
+        results = map_series(_forecast_one, series, self.n_jobs, horizon, wanted or [80], seasonal,
+                             self.build(1), 2 * m)
+        for _, kind in results:
+            if kind is not None:
+                self.fallbacks[kind] += 1
+        keys = ["y_hat"] + [f"{side}_{v}" for v in wanted for side in ("lo", "hi")]
+        if not results:
+            return {k: np.empty((0, horizon)) for k in keys}
+        return {k: np.stack([r[k] for r, _ in results]) for k in keys}  # B x [horizon] -> [B, horizon]
+
+    def forecast(self, histories: Sequence[np.ndarray], horizon: int) -> np.ndarray:  # -> [B, horizon]
+        return self._run(histories, horizon, ())["y_hat"]
+
+    def forecast_intervals(self, histories: Sequence[np.ndarray], horizon: int,
+                           levels: Sequence[int]) -> dict[str, np.ndarray]:
+        out = self._run(histories, horizon, levels)
+        del out["y_hat"]
+        return out
+
+    def predict(self, batch: dict[str, Any], horizon: int, levels: Sequence[int] = ()) -> dict[str, np.ndarray]:
+        """Point forecasts and intervals from one fit per series (the base class would fit twice)."""
+        return self._run(batch["history"], horizon, levels)
