@@ -29,7 +29,8 @@ def find_records(paths: Iterable[str | Path]) -> list[Path]:
     return found
 
 
-def _config_value(config: dict, dotted: str) -> object:
+def config_value(config: dict, dotted: str) -> object:
+    """The value at a dotted key (``model.optimizer.lr``) of a nested config; None when absent."""
     node: object = config
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -47,7 +48,7 @@ def collect_runs(paths: Iterable[str | Path], study: str, config_keys: Sequence[
         if "protocol" not in record:  # ecomlab-eval outputs are not training runs
             continue
         row = {"study": study, "model": record["model"], "dataset": record["dataset"], "seed": record["seed"]}
-        row.update({key: _config_value(record.get("config", {}), key) for key in config_keys})
+        row.update({key: config_value(record.get("config", {}), key) for key in config_keys})
         row.update({k: v for k, v in record["metrics"].items() if k.startswith("test/")})
         row.update({k: record.get(k) for k in TIME_COLUMNS})
         rows.append(row)
