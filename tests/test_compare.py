@@ -162,7 +162,7 @@ def test_same_seed_must_share_the_data_but_other_seeds_may_differ(runs_dir: Path
 
 def test_glob_patterns_and_config_keys(runs_dir: Path) -> None:
     result = run([f"{runs_dir}/popularity_s*", f"{runs_dir}/bpr_s*", "--metrics", "test/ndcg@10",
-                  "--config-keys", "model.optimizer.lr"])
+                  "--group-by", "model", "dataset", "model.optimizer.lr"])
     table = result["table"]
     assert list(table["model"]) == ["bpr", "popularity"] and "model.optimizer.lr" in table.columns
     assert table["model.optimizer.lr"].notna().sum() == 1  # popularity has no optimizer

@@ -74,5 +74,5 @@ def test_forecast_plot_with_intervals(runs_dir: Path, tmp_path: Path) -> None:
     banded = plot_forecasts(load_runs([copy]), tmp_path / "banded", series=["a10"])
     assert_png(banded, ["forecast_retail_series_a10.png"])
     assert banded[0].read_bytes() != plain[0].read_bytes()
-    with pytest.raises(ValueError, match="series 'nope' is not among the test forecasts"):
+    with pytest.raises(ValueError, match="series 'nope' is not among the test forecasts of any dataset"):
         plot_forecasts(load_runs([copy]), tmp_path / "none", series=["nope"])

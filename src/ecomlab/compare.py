@@ -61,14 +61,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--baseline", nargs="+", default=None,
                         help="model to test every other model against; several names: per dataset, the first "
                              "that ran on it (e.g. popularity seasonal_naive)")
-    parser.add_argument("--group-by", nargs="+", default=["model", "dataset"], choices=["model", "dataset"],
-                        help="always model and dataset: runs of different models or datasets never share a row")
+    parser.add_argument("--group-by", nargs="+", default=["model", "dataset"],
+                        help="model and dataset always (runs of different models or datasets never share a row); "
+                             "any dotted config key given here is added to --config-keys")
     parser.add_argument("--config-keys", nargs="+", default=[],
                         help="dotted config keys that tell variants of a model apart, e.g. model.optimizer.lr")
     parser.add_argument("--allow-mixed-protocols", action="store_true",
                         help="put runs with different evaluation protocols in one table (listed in the output)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="folder for table.md, table.csv, table.tex, compare.json (and plots)")
+                        help="folder for table.md, table.csv, table.tex, compare.json (and the plots, unless --report)")
     parser.add_argument("--plots", nargs="*", default=None, choices=list(PLOT_KINDS),
                         help="plots to write (PNG) into --out or --report; no value: all kinds")
     parser.add_argument("--series", nargs="+", default=[], help="series ids for the forecast plot "
@@ -191,6 +192,8 @@ def significance_rich(results: Sequence[dict[str, Any]], alpha: float) -> Table:
 @user_errors_exit_2
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    args.config_keys = list(dict.fromkeys(
+        [*args.config_keys, *(g for g in args.group_by if g not in ("model", "dataset"))]))
     kinds = args.plots if args.plots else list(PLOT_KINDS) if args.plots is not None or args.report else []
     if kinds and args.out is None and args.report is None:
         raise ValueError("--plots needs a folder to write into: pass --out DIR or --report DIR")

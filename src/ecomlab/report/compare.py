@@ -110,7 +110,9 @@ def load_runs(patterns: Iterable[str | Path], config_keys: Sequence[str] = ()) -
         protocol = record["protocol"]
         runs.append(Run(
             path=record_path.parent, model=str(record["model"]), dataset=str(record["dataset"]),
-            seed=int(record["seed"]), metrics=metrics, protocol=protocol, monitor=record.get("monitor"),
+            seed=int(record["seed"]), metrics=metrics, protocol=protocol,
+            # records written before the run record named its monitor: the model config's
+            monitor=record.get("monitor") or config_value(config, "model.monitor"),
             keys={k: config_value(config, k) for k in config_keys},
             draw=(_flat(protocol).get("split.seed"), *_seeds_in(config.get("data", {}))),
         ))

@@ -42,7 +42,7 @@ def save_png(fig: Figure, path: Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
     os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+        fig.savefig(tmp, dpi=110, format="png")
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
@@ -59,7 +59,7 @@ def group_label(row: pd.Series | dict, config_keys: Sequence[str]) -> str:
 def _grid(n: int, width: float = 4.2, height: float = 3.2) -> tuple[Figure, np.ndarray]:
     cols = min(n, 3)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained")
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, axes.flat
@@ -151,18 +151,23 @@ def plot_curves(runs: Sequence[Run], out: Path, config_keys: Sequence[str] = ())
         logs = [(r, log) for r, log in logs if log is not None and "epoch" in log.columns]
         if not logs:
             continue
-        fig, (ax_train, ax_val) = plt.subplots(1, 2, figsize=(10, 3.6))
-        for i, (run, log) in enumerate(logs):
-            label = f"{group_label({'model': run.model, **run.keys}, config_keys)} s{run.seed}"
+        fig, (ax_train, ax_val) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+        labels = [group_label({"model": r.model, **r.keys}, config_keys) for r, _ in logs]
+        groups = list(dict.fromkeys(labels))
+        seeds = {g: sorted({r.seed for (r, _), lab in zip(logs, labels, strict=True) if lab == g}) for g in groups}
+        for (run, log), group in zip(logs, labels, strict=True):
+            # one colour per group, one line style per seed of the group
+            style = {"color": f"C{groups.index(group) % 10}",
+                     "linestyle": ("-", "--", ":", "-.")[seeds[group].index(run.seed) % 4]}
+            label = f"{group} s{run.seed}"
             per_epoch = epoch_curves(log)
             for col in (c for c in per_epoch.columns if c.startswith("train/")):
                 series = per_epoch[col].dropna()
                 if not series.empty:
-                    ax_train.plot(series.index, series.to_numpy(), marker=".", color=f"C{i % 10}",
-                                  label=f"{label} {col}")
+                    ax_train.plot(series.index, series.to_numpy(), marker=".", label=f"{label} {col}", **style)
             if run.monitor and run.monitor in per_epoch.columns:
                 series = per_epoch[run.monitor].dropna()
-                ax_val.plot(series.index, series.to_numpy(), marker="o", color=f"C{i % 10}", label=label)
+                ax_val.plot(series.index, series.to_numpy(), marker="o", label=label, **style)
         ax_train.set_title("training loss per epoch")
         ax_val.set_title("validation metric (monitor) per epoch")
         for ax in (ax_train, ax_val):
@@ -195,8 +200,9 @@ def series_history(run: Run, unique_id: str) -> pd.DataFrame | None:
 
 def plot_forecasts(runs: Sequence[Run], out: Path, series: Sequence[str] = (), config_keys: Sequence[str] = (),
                    history: bool = True) -> list[Path]:
-    """Test forecasts of each group's first seed for the chosen series (default: the first series)."""
-    written = []
+    """Test forecasts of each group's first run for the chosen series of each forecasting dataset (those of
+    ``series`` it has; its first series when it has none of them)."""
+    written, found = [], set()
     for dataset in sorted({r.dataset for r in runs}):
         firsts: dict[str, tuple[Run, pd.DataFrame]] = {}
         for run in runs:
@@ -206,37 +212,47 @@ def plot_forecasts(runs: Sequence[Run], out: Path, series: Sequence[str] = (), c
                 firsts[label] = (run, pd.read_parquet(path))
         if not firsts:
             continue
-        ids = list(series) or [str(sorted(next(iter(firsts.values()))[1]["unique_id"].astype(str).unique())[0])]
+        available = sorted({str(u) for _, frame in firsts.values() for u in frame["unique_id"]})
+        ids = [s for s in series if s in available] or available[:1]
+        found.update(ids)
         for uid in ids:
-            fig, ax = plt.subplots(figsize=(10, 3.8))
-            actual_drawn = False
-            if history:
-                hist = series_history(next(iter(firsts.values()))[0], uid)
-                if hist is not None:
-                    ax.plot(hist["ds"], hist["y"], color="0.4", linewidth=1, label="history")
-            for i, (label, (_, frame)) in enumerate(firsts.items()):
-                part = frame[frame["unique_id"].astype(str) == uid].sort_values("ds")
-                if part.empty:
-                    continue
-                if not actual_drawn:
-                    ax.plot(part["ds"], part["y"], color="black", marker=".", label="actual (test)")
-                    actual_drawn = True
-                for _, window in part.groupby("window"):
-                    ax.plot(window["ds"], window["y_hat"], color=f"C{i}", label=label)
-                    for level in sorted({int(c[3:]) for c in window.columns if c.startswith("lo_")}, reverse=True):
-                        if f"hi_{level}" in window.columns:
-                            ax.fill_between(window["ds"], window[f"lo_{level}"], window[f"hi_{level}"],
-                                            color=f"C{i}", alpha=0.12 if level >= 90 else 0.22,
-                                            label=f"{label} {level}%")
-            if not actual_drawn:
-                plt.close(fig)
-                raise ValueError(f"series {uid!r} is not among the test forecasts of dataset {dataset}")
-            handles, labels = ax.get_legend_handles_labels()
-            unique = dict(zip(labels, handles, strict=True))  # one legend entry per model, not per window
-            ax.legend(unique.values(), unique.keys(), fontsize="small")
-            ax.set_title(f"{dataset}: {uid} (test windows)")
-            written.append(save_png(fig, out / f"forecast_{slug(dataset)}_{slug(uid)}.png"))
+            written.append(_plot_series(dataset, uid, firsts, out, history))
+    missing = [s for s in series if s not in found]
+    if missing:
+        raise ValueError(f"series {', '.join(map(repr, missing))} is not among the test forecasts of any dataset")
     return written
+
+
+def _plot_series(dataset: str, uid: str, firsts: dict[str, tuple[Run, pd.DataFrame]], out: Path,
+                 history: bool) -> Path:
+    fig, ax = plt.subplots(figsize=(10, 3.8), layout="constrained")
+    if history:
+        hist = series_history(next(iter(firsts.values()))[0], uid)
+        tested = [frame.loc[frame["unique_id"].astype(str) == uid, "ds"] for _, frame in firsts.values()]
+        start, n_test = min(t.min() for t in tested if len(t)), max(len(t) for t in tested)
+        if hist is not None:
+            # the recent past only, or years of daily data squeeze the test windows into a sliver
+            hist = hist[hist["ds"] < start].tail(max(48, 3 * n_test))
+            ax.plot(hist["ds"], hist["y"], color="0.4", linewidth=1, label="history")
+    actual_drawn = False
+    for i, (label, (_, frame)) in enumerate(firsts.items()):
+        part = frame[frame["unique_id"].astype(str) == uid].sort_values("ds")
+        if part.empty:
+            continue
+        if not actual_drawn:
+            ax.plot(part["ds"], part["y"], color="black", marker=".", label="actual (test)")
+            actual_drawn = True
+        for _, window in part.groupby("window"):
+            ax.plot(window["ds"], window["y_hat"], color=f"C{i}", label=label)
+            for level in sorted({int(c[3:]) for c in window.columns if c.startswith("lo_")}, reverse=True):
+                if f"hi_{level}" in window.columns:
+                    ax.fill_between(window["ds"], window[f"lo_{level}"], window[f"hi_{level}"], color=f"C{i}",
+                                    alpha=0.12 if level >= 90 else 0.22, label=f"{label} {level}%")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))  # one legend entry per model, not per window
+    ax.legend(unique.values(), unique.keys(), fontsize="small")
+    ax.set_title(f"{dataset}: {uid} (test windows)")
+    return save_png(fig, out / f"forecast_{slug(dataset)}_{slug(uid)}.png")
 
 
 def plot_units(runs: Sequence[Run], metrics: Sequence[str], out: Path, config_keys: Sequence[str] = ()) -> list[Path]:
