@@ -1,23 +1,86 @@
-"""Lightning data module for sales forecasting: a long-format panel and rolling-origin backtest windows.
+"""Lightning data module for sales forecasting: a long-format panel, rolling-origin backtest windows and
+training windows for global (trained) forecasters.
 
-Evaluation batches are dicts with ``unique_id`` (list[str]), ``window`` (list[int]), ``history``
-(list of 1-D arrays: every observation before the window's cutoff), ``future`` (``[B, horizon]`` array)
-and ``future_ds`` (list of date arrays). Classical forecasters refit on each history.
+Series are indexed by their position in sorted ``unique_id`` order; that ``series_index`` is the same in
+:meth:`ForecastDataModule.train_data`, the training windows and the evaluation batches.
+
+**Training part** of a series: its observations before its first evaluation cutoff (the first validation
+window's cutoff, or the first test window's when ``val_windows=0``). Nothing at or after that cutoff is ever
+given to ``fit_panel`` or to the training windows.
+
+**Evaluation batches** (one item per (series, window) pair) are dicts with
+
+* ``unique_id`` (list[str]), ``window`` (list[int]), ``series_index`` (``[B]`` int array);
+* ``history`` / ``history_ds`` (lists of 1-D arrays: every observation before the window's cutoff),
+  ``future`` (``[B, h]``) and ``future_ds`` (list of date arrays);
+* ``history_covariates`` (list of ``[T_b, n_futr + n_hist]`` arrays: known-future columns first, then the
+  past-only ones), ``future_covariates`` (``[B, h, n_futr]``: known-future values over the horizon),
+  ``history_calendar`` (list of ``[T_b, n_calendar]``) and ``future_calendar`` (``[B, h, n_calendar]``);
+* the same window as fixed-size tensors for networks (see :class:`WindowTensors`): the last ``input_size``
+  steps of history, left-padded and masked where the history is shorter.
+
+**Training windows** (``train_dataloader``) are the :class:`WindowTensors` keys plus ``outsample_y``
+``[B, h]``; cut points are drawn uniformly (with replacement, ``windows_per_epoch`` per epoch) from every
+position of every series' training part whose ``horizon`` targets lie inside that part, and the batch is
+gathered with one fancy-indexing operation on a padded panel array (no Python loop per window).
+
+Covariates are declared in the data config (``futr_covariates``: known for the forecast horizon, e.g.
+promotions or prices; ``hist_covariates``: only known up to the cutoff) and checked at setup: a missing or
+non-numeric column, or a NaN (a known-future covariate with NaN inside an evaluation horizon is reported as
+such), is a :class:`DataValidationError` naming the column and series. Calendar features (sin/cos of the
+position in each seasonal cycle the frequency has) are derived from ``ds``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader, Dataset
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from ecomlab.data.bundle import BundleSource, DatasetBundle, DataValidationError
 from ecomlab.data.cache import load_bundle
 from ecomlab.data.preprocess import Preprocess
 from ecomlab.data.splits import BacktestWindow, RollingOrigin
+from ecomlab.models.base import ForecastTrainData
+
+#: calendar cycles by sampling step: (largest step in days, [(pandas attribute, period, cycle in days), ...]);
+#: a cycle is listed only where it varies between observations (daily data has no hour, weekly no weekday)
+_CALENDAR = [
+    (1 - 1e-9, [("hour", 24, 1.0), ("day_of_week", 7, 7.0)]),
+    (1 + 1e-9, [("day_of_week", 7, 7.0), ("day_of_year", 365.25, 365.25)]),
+    (7 + 1e-9, [("day_of_year", 365.25, 365.25)]),
+    (31 + 1e-9, [("month", 12, 365.25)]),
+    (92 + 1e-9, [("quarter", 4, 365.25)]),
+]
+
+
+def calendar_attributes(ds: np.ndarray) -> list[tuple[str, float]]:
+    """The seasonal cycles of a series sampled like ``ds`` (sub-daily / daily / weekly / monthly / quarterly;
+    none for yearly data) that ``ds`` covers at least 1.5 times: a network meeting a phase of a cycle it never
+    saw in training (late-year days after one year of data) extrapolates badly."""
+    days = np.asarray(ds, dtype="datetime64[ns]").astype(np.int64) / 86_400e9
+    step = float(np.median(np.diff(days))) if days.size > 1 else 1.0
+    span = float(days[-1] - days[0]) + step if days.size else 0.0
+    for largest, attributes in _CALENDAR:
+        if step <= largest:
+            return [(name, period) for name, period, cycle in attributes if span >= 1.5 * cycle]
+    return []
+
+
+def calendar_features(ds: np.ndarray, attributes: Sequence[tuple[str, float]]) -> np.ndarray:
+    """``[T, 2 * len(attributes)]``: ``sin`` and ``cos`` of ``2 pi * position / period`` for each cycle."""
+    index = pd.DatetimeIndex(np.asarray(ds, dtype="datetime64[ns]"))
+    if not attributes:
+        return np.zeros((len(index), 0), dtype=np.float32)
+    angle = np.stack([2 * np.pi * np.asarray(getattr(index, name), np.float64) / period
+                      for name, period in attributes], axis=1)  # [T, A]
+    return np.concatenate([np.sin(angle), np.cos(angle)], axis=1).astype(np.float32)  # [T, A] x2 -> [T, 2A]
 
 
 @dataclass(frozen=True)
@@ -25,26 +88,105 @@ class Series:
     unique_id: str
     ds: np.ndarray
     y: np.ndarray
+    #: ``[T, n_futr + n_hist]`` float32 covariates (known-future columns first)
+    covariates: np.ndarray
+    #: ``[T, n_calendar]`` calendar features
+    calendar: np.ndarray
+    index: int = 0
+
+
+class WindowTensors:
+    """Fixed-size window tensors cut from a left-padded panel (shared by training and evaluation).
+
+    Keys: ``insample_y`` / ``insample_mask`` ``[B, L]`` (target history, 0 and mask 0 where padded),
+    ``hist_exog`` ``[B, L, n_hist]`` (past-only covariates), ``futr_exog`` ``[B, L + h, n_futr]`` (known-future
+    covariates over history and horizon), ``calendar`` ``[B, L + h, n_calendar]``, ``series_index`` ``[B]``,
+    and ``outsample_y`` ``[B, h]`` (training windows only).
+    """
+
+    def __init__(self, series: Sequence[Series], input_size: int, horizon: int, n_futr: int) -> None:
+        self.input_size, self.horizon, self.n_futr = input_size, horizon, n_futr
+        length = max(len(s.y) for s in series)
+        # panel position L + t holds step t of a series; the L leading zeros pad short histories
+        n_cov, n_cal = series[0].covariates.shape[1], series[0].calendar.shape[1]
+        self.y = np.zeros((len(series), input_size + length), np.float32)
+        self.mask = np.zeros_like(self.y)
+        self.cov = np.zeros((len(series), input_size + length, n_cov), np.float32)
+        self.cal = np.zeros((len(series), input_size + length, n_cal), np.float32)
+        for s in series:
+            end = input_size + len(s.y)
+            self.y[s.index, input_size:end] = s.y
+            self.mask[s.index, input_size:end] = 1.0
+            self.cov[s.index, input_size:end] = s.covariates
+            self.cal[s.index, input_size:end] = s.calendar
+
+    def cut(self, series_index: np.ndarray, cutoff: np.ndarray, with_target: bool) -> dict[str, torch.Tensor]:
+        """Windows ending at ``cutoff`` (the first forecast step) of the given series, all at once."""
+        L, h = self.input_size, self.horizon
+        rows = series_index[:, None]  # [B, 1]
+        cols = cutoff[:, None] + np.arange(L + h)[None, :]  # [B, L + h]: panel positions cutoff-L .. cutoff+h-1
+        cov = self.cov[rows, cols]  # [B, L + h, n_cov]
+        out = {
+            "insample_y": torch.from_numpy(self.y[rows, cols[:, :L]]),  # [B, L]
+            "insample_mask": torch.from_numpy(self.mask[rows, cols[:, :L]]),  # [B, L]
+            "futr_exog": torch.from_numpy(np.ascontiguousarray(cov[:, :, : self.n_futr])),  # [B, L + h, n_futr]
+            "hist_exog": torch.from_numpy(np.ascontiguousarray(cov[:, :L, self.n_futr:])),  # [B, L, n_hist]
+            "calendar": torch.from_numpy(self.cal[rows, cols]),  # [B, L + h, n_cal]
+            "series_index": torch.from_numpy(series_index.astype(np.int64)),  # [B]
+        }
+        if with_target:
+            out["outsample_y"] = torch.from_numpy(self.y[rows, cols[:, L:]])  # [B, h]
+        return out
 
 
 class WindowDataset(Dataset):
-    def __init__(self, items: list[tuple[Series, BacktestWindow]]) -> None:
-        self.items = items
+    """Evaluation items: one (series, backtest window) pair each."""
+
+    def __init__(self, items: list[tuple[Series, BacktestWindow]], tensors: WindowTensors) -> None:
+        self.items, self.tensors = items, tensors
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitems__(self, indices: list[int]) -> dict[str, Any]:
         chosen = [self.items[i] for i in indices]
+        n_futr = self.tensors.n_futr
+        index = np.array([s.index for s, _ in chosen], dtype=np.int64)
+        cutoff = np.array([w.cutoff for _, w in chosen], dtype=np.int64)
         return {
             "unique_id": [s.unique_id for s, _ in chosen],
             "window": [w.index for _, w in chosen],
+            "series_index": index,
             "history": [s.y[: w.cutoff] for s, w in chosen],
+            "history_ds": [s.ds[: w.cutoff] for s, w in chosen],
             "future": np.stack([s.y[w.cutoff: w.cutoff + w.horizon] for s, w in chosen]),  # [B, h]
             "future_ds": [s.ds[w.cutoff: w.cutoff + w.horizon] for s, w in chosen],
+            "history_covariates": [s.covariates[: w.cutoff] for s, w in chosen],
+            "future_covariates": np.stack([s.covariates[w.cutoff: w.cutoff + w.horizon, :n_futr]
+                                           for s, w in chosen]),  # [B, h, n_futr]
+            "history_calendar": [s.calendar[: w.cutoff] for s, w in chosen],
+            "future_calendar": np.stack([s.calendar[w.cutoff: w.cutoff + w.horizon] for s, w in chosen]),
+            **self.tensors.cut(index, cutoff, with_target=False),
         }
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.__getitems__([index])
+
+
+class TrainWindowDataset(Dataset):
+    """Every admissible training window (series, cut point); a batch is gathered in one indexing operation."""
+
+    def __init__(self, series_index: np.ndarray, cutoff: np.ndarray, tensors: WindowTensors) -> None:
+        self.series_index, self.cutoff, self.tensors = series_index, cutoff, tensors
+
+    def __len__(self) -> int:
+        return len(self.cutoff)
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        chosen = np.asarray(indices, dtype=np.int64)
+        return self.tensors.cut(self.series_index[chosen], self.cutoff[chosen], with_target=True)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return self.__getitems__([index])
 
 
@@ -53,27 +195,41 @@ def _identity(batch: Any) -> Any:
 
 
 class ForecastDataModule(pl.LightningDataModule):
-    """A sales panel from a source, the backtest protocol and the seasonality used by MASE.
+    """A sales panel from a source, the backtest protocol, covariates and the seasonality used by MASE.
 
     The bundle is loaded through :func:`ecomlab.data.cache.load_bundle`: ``preprocess`` is applied after the
     source and the result is cached under ``cache_dir`` (``None``: no cache) for sources with ``cache_key()``.
+    ``input_size`` is the history window networks see (default ``max(2 * horizon, 2 * season_length)``);
+    ``windows_per_epoch`` training windows are drawn per epoch, in batches of ``batch_size``.
     """
 
     kind = "forecasting"
     #: forecasting has one evaluation protocol (the backtest), so its metric names carry no namespace
     metric_namespace = ""
 
-
     def __init__(self, source: BundleSource, backtest: RollingOrigin, season_length: int,
                  series: list[str] | None = None, batch_size: int = 64, num_workers: int = 0,
-                 preprocess: Preprocess | None = None, cache_dir: str | None = None) -> None:
+                 preprocess: Preprocess | None = None, cache_dir: str | None = None,
+                 futr_covariates: Sequence[str] | None = None, hist_covariates: Sequence[str] | None = None,
+                 calendar: bool = True, input_size: int | None = None, windows_per_epoch: int = 2048) -> None:
         super().__init__()
-        if season_length < 1 or batch_size < 1:
-            raise ValueError(f"season_length and batch_size must be >= 1; got {season_length}, {batch_size}")
+        if season_length < 1 or batch_size < 1 or windows_per_epoch < 1:
+            raise ValueError("season_length, batch_size and windows_per_epoch must be >= 1; got "
+                             f"{season_length}, {batch_size}, {windows_per_epoch}")
+        if input_size is not None and input_size < 1:
+            raise ValueError(f"input_size={input_size}; expected an integer >= 1 or null")
         self.source, self.backtest = source, backtest
         self.season_length, self.batch_size, self.num_workers = season_length, batch_size, num_workers
         self.series_filter = list(series) if series else None
         self.preprocess, self.cache_dir = preprocess, cache_dir
+        self.futr_covariates = list(futr_covariates or [])
+        self.hist_covariates = list(hist_covariates or [])
+        both = sorted(set(self.futr_covariates) & set(self.hist_covariates))
+        if both:
+            raise ValueError(f"covariate(s) {both} are declared both known-future and past-only; pick one")
+        self.calendar = calendar
+        self.input_size = input_size or max(2 * backtest.horizon, 2 * season_length)
+        self.windows_per_epoch = windows_per_epoch
         self.cache_info: dict[str, Any] = {}
         self.bundle: DatasetBundle | None = None
 
@@ -93,31 +249,102 @@ class ForecastDataModule(pl.LightningDataModule):
                     f"data.series names unknown series {unknown[:5]}; the panel has "
                     f"{sorted(sales['unique_id'].unique())[:10]}")
             sales = sales[sales["unique_id"].isin(self.series_filter)]
-        self.series = [Series(str(uid), g["ds"].to_numpy(), g["y"].to_numpy(np.float64))
-                       for uid, g in sales.groupby("unique_id", sort=True)]
+        columns = self.futr_covariates + self.hist_covariates
+        self._check_columns(sales, columns, bundle.name)
+        groups = list(sales.groupby("unique_id", sort=True))
+        longest = max(groups, key=lambda g: len(g[1]))[1]
+        self.calendar_attributes = calendar_attributes(longest["ds"].to_numpy()) if self.calendar else []
+        self.series = [
+            Series(str(uid), g["ds"].to_numpy(), g["y"].to_numpy(np.float64),
+                   g[columns].to_numpy(np.float32).reshape(len(g), len(columns)),  # [T, n_futr + n_hist]
+                   calendar_features(g["ds"].to_numpy(), self.calendar_attributes), index=i)
+            for i, (uid, g) in enumerate(groups)]
         self.val_items: list[tuple[Series, BacktestWindow]] = []
         self.test_items: list[tuple[Series, BacktestWindow]] = []
+        self.train_lengths = np.zeros(len(self.series), dtype=np.int64)
         for s in self.series:
             try:
                 val, test = self.backtest.windows(len(s.y))
             except DataValidationError as err:
                 raise DataValidationError(f"{bundle.name}: series '{s.unique_id}': {err}") from err
+            self._check_nan(s, val + test, bundle.name)
             self.val_items += [(s, w) for w in val]
             self.test_items += [(s, w) for w in test]
+            self.train_lengths[s.index] = (val or test)[0].cutoff
+        self.tensors = WindowTensors(self.series, self.input_size, self.backtest.horizon, len(self.futr_covariates))
         self.bundle = bundle
+
+    @staticmethod
+    def _check_columns(sales: pd.DataFrame, columns: list[str], name: str) -> None:
+        for column in columns:
+            if column not in sales.columns:
+                others = [c for c in sales.columns if c not in ("unique_id", "ds", "y")]
+                raise DataValidationError(
+                    f"{name}: declared covariate '{column}' is not a column of the sales panel "
+                    f"(its covariate columns: {others}); fix data.futr_covariates / data.hist_covariates")
+            if not pd.api.types.is_numeric_dtype(sales[column]) and not pd.api.types.is_bool_dtype(sales[column]):
+                raise DataValidationError(f"{name}: covariate '{column}' has dtype {sales[column].dtype}; "
+                                          "covariates must be numeric (encode categories as numbers)")
+
+    def _check_nan(self, s: Series, windows: list[BacktestWindow], name: str) -> None:
+        n_futr = len(self.futr_covariates)
+        for j, column in enumerate(self.futr_covariates + self.hist_covariates):
+            bad = np.isnan(s.covariates[:, j])
+            if not bad.any():
+                continue
+            for w in windows if j < n_futr else []:
+                inside = np.flatnonzero(bad[w.cutoff: w.cutoff + w.horizon])
+                if inside.size:
+                    raise DataValidationError(
+                        f"{name}: known-future covariate '{column}' of series '{s.unique_id}' is NaN in the "
+                        f"forecast horizon (ds={pd.Timestamp(s.ds[w.cutoff + inside[0]]).date()}); a future "
+                        "covariate must be known for every forecast step")
+            first = int(np.flatnonzero(bad)[0])
+            raise DataValidationError(
+                f"{name}: covariate '{column}' of series '{s.unique_id}' has {int(bad.sum())} NaN value(s), "
+                f"first at ds={pd.Timestamp(s.ds[first]).date()}; fill them in the data")
 
     @property
     def dims(self) -> dict[str, int]:
         assert self.bundle is not None, "call setup() first"
         return {"n_series": len(self.series), "horizon": self.backtest.horizon,
-                "season_length": self.season_length}
+                "season_length": self.season_length, "input_size": self.input_size,
+                "n_futr": len(self.futr_covariates), "n_hist": len(self.hist_covariates),
+                "n_calendar": 2 * len(self.calendar_attributes)}
 
-    def train_data(self) -> None:
-        """Classical forecasters refit on every window's history, so there is nothing to fit up front."""
-        return None
+    def train_data(self) -> ForecastTrainData:
+        """Each series' observations before its first evaluation cutoff, indexed like the batches."""
+        assert self.bundle is not None, "call setup() first"
+        columns = self.futr_covariates + self.hist_covariates
+        return ForecastTrainData(
+            unique_id=[s.unique_id for s in self.series],
+            ds=[s.ds[:n] for s, n in zip(self.series, self.train_lengths, strict=True)],
+            y=[s.y[:n] for s, n in zip(self.series, self.train_lengths, strict=True)],
+            season_length=self.season_length,
+            covariates=[pd.DataFrame(s.covariates[:n], columns=columns)
+                        for s, n in zip(self.series, self.train_lengths, strict=True)] if columns else None,
+            calendar=[s.calendar[:n] for s, n in zip(self.series, self.train_lengths, strict=True)],
+            futr_columns=tuple(self.futr_covariates), hist_columns=tuple(self.hist_covariates))
+
+    def train_dataloader(self) -> DataLoader:
+        """Random training windows whose targets lie inside each series' training part."""
+        assert self.bundle is not None, "call setup() first"
+        h = self.backtest.horizon
+        # a window cut at t (first target step) needs t >= 1 observed step and t + h <= the training length
+        counts = np.maximum(self.train_lengths - h, 0)  # [S]
+        if counts.sum() == 0:
+            raise DataValidationError(f"{self.bundle.name}: no series has more than horizon={h} training "
+                                      "observations before its first evaluation window; nothing to train on")
+        series_index = np.repeat(np.arange(len(self.series)), counts)  # [N]
+        starts = np.cumsum(counts) - counts  # [S]
+        cutoff = np.arange(counts.sum()) - np.repeat(starts, counts) + 1  # [N]: 1 .. count per series
+        dataset = TrainWindowDataset(series_index, cutoff, self.tensors)
+        sampler = RandomSampler(dataset, replacement=True, num_samples=self.windows_per_epoch)
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+                          collate_fn=_identity)
 
     def _loader(self, items: list[tuple[Series, BacktestWindow]]) -> DataLoader:
-        return DataLoader(WindowDataset(items), batch_size=self.batch_size, shuffle=False,
+        return DataLoader(WindowDataset(items, self.tensors), batch_size=self.batch_size, shuffle=False,
                           num_workers=self.num_workers, collate_fn=_identity)
 
     def val_dataloader(self) -> DataLoader:
@@ -137,6 +364,11 @@ class ForecastDataModule(pl.LightningDataModule):
             "n_series": len(self.series),
             "n_val_windows": len(self.val_items),
             "n_test_windows": len(self.test_items),
+            "futr_covariates": self.futr_covariates,
+            "hist_covariates": self.hist_covariates,
+            "calendar": [name for name, _ in self.calendar_attributes],
+            "input_size": self.input_size,
+            "n_train_observations": int(self.train_lengths.sum()),
             "data_fingerprint": self.bundle.fingerprint(),
             "data": self.bundle.summary(),
             "data_warnings": self.bundle.meta.get("warnings", {}),

@@ -98,7 +98,10 @@ class ForecastTrainData:
     """What a global forecaster may fit on: every series' observations before its first evaluation cutoff.
 
     Lists are aligned by series index (the same index the evaluation batches carry as ``series_index``);
-    ``covariates[s]`` is a frame of the covariate columns aligned with ``y[s]`` (``None`` without covariates).
+    ``covariates[s]`` is a frame of the covariate columns aligned with ``y[s]`` (``None`` without covariates):
+    the known-future columns ``futr_columns`` first, then the past-only ``hist_columns``.
+    ``calendar[s]`` is the ``[T_s, n_calendar]`` array of calendar features aligned with ``y[s]`` (``None``
+    when the data module derives none).
     """
 
     unique_id: Sequence[str]
@@ -106,6 +109,9 @@ class ForecastTrainData:
     y: Sequence[np.ndarray]
     season_length: int
     covariates: Sequence[Any] | None = None
+    calendar: Sequence[np.ndarray] | None = None
+    futr_columns: tuple[str, ...] = ()
+    hist_columns: tuple[str, ...] = ()
 
 
 class Forecaster(nn.Module):

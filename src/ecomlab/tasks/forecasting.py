@@ -1,14 +1,22 @@
-"""LightningModule for every forecaster: backtest evaluation over rolling-origin windows.
+"""LightningModule for every forecaster: training of global networks and backtest evaluation over
+rolling-origin windows.
 
-Each evaluation batch holds (series, window) pairs; the network forecasts ``horizon`` steps from each
-window's history. Metrics (MAE, RMSE, sMAPE on 0-200, MASE with the data's ``season_length``) are computed
-per series and window, averaged over windows per series, then over series, and logged as ``test/mase`` etc.
-The per-window values and the forecasts themselves are kept for run records and plots.
+``prepare(train_data)`` hands the training part of the panel to ``net.fit_panel`` (classical global models fit
+there; networks take normalisation statistics). Trainable networks get ``training_step`` = ``net.loss(batch)``
+on the data module's training windows, logged as ``train/loss``.
+
+Each evaluation batch holds (series, window) pairs; ``net.predict(batch, horizon, levels)`` forecasts
+``horizon`` steps from each window's history, with central intervals at ``levels`` (default 80 and 95 %) when
+the model gives them. Metrics (MAE, RMSE, sMAPE on 0-200, MASE with the data's ``season_length``; for
+models with intervals also ``msql``, ``coverage_80``, ``coverage_95``, see :mod:`ecomlab.metrics.probabilistic`)
+are computed per series and window, averaged over windows per series, then over series, and logged as
+``test/mase`` etc. The per-window values and the forecasts (with ``lo_<level>`` / ``hi_<level>`` columns when
+present) are kept for run records and plots.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +25,7 @@ import pytorch_lightning as pl
 import torch
 
 from ecomlab.metrics.forecasting import FORECAST_METRICS, aggregate, mase, mase_scale, per_series
+from ecomlab.metrics.probabilistic import coverage, msql, quantiles_from_intervals
 from ecomlab.models.base import Forecaster
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -27,7 +36,7 @@ class ForecastTask(pl.LightningModule):
     kind = "forecasting"
 
     def __init__(self, net: Forecaster, season_length: int, optimizer: OptimizerFactory | None = None,
-                 monitor: str = "val/mase", mode: str = "min") -> None:
+                 monitor: str = "val/mase", mode: str = "min", levels: Sequence[int] = (80, 95)) -> None:
         super().__init__()
         if season_length < 1:
             raise ValueError(f"season_length={season_length}; expected an integer >= 1")
@@ -35,6 +44,11 @@ class ForecastTask(pl.LightningModule):
             raise ValueError(f"mode={mode!r}; expected 'min' or 'max'")
         if net.trainable and optimizer is None:
             raise ValueError(f"{type(net).__name__} is trained by gradient steps: its model config needs an optimizer")
+        # plain ints: Hydra passes a ListConfig, which weights-only checkpoint loading refuses in hparams
+        levels = [int(lv) for lv in levels]
+        if any(not 0 < lv < 100 for lv in levels):
+            raise ValueError(f"levels={levels}: interval levels are percentages in (0, 100)")
+        self.levels = levels
         self.net = net
         self.season_length = season_length
         self.optimizer_factory = optimizer
@@ -57,24 +71,41 @@ class ForecastTask(pl.LightningModule):
                              "evaluation)")
 
     def prepare(self, data: Any) -> None:
-        """Classical forecasters refit per window inside ``forecast``; nothing to do up front."""
+        """Give global models the training part of the panel (local models refit per window instead)."""
+        if data is not None:
+            self.net.fit_panel(data)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self.net.loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=int(batch["outsample_y"].shape[0]))
+        return loss
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
         future = np.asarray(batch["future"], dtype=np.float64)  # [B, h]
-        y_hat = np.asarray(self.net.forecast(batch["history"], future.shape[1]), dtype=np.float64)  # [B, h]
-        if y_hat.shape != future.shape:
-            raise RuntimeError(f"{type(self.net).__name__}.forecast returned shape {y_hat.shape}, "
-                               f"expected {future.shape}")
+        prediction = {k: np.asarray(v, dtype=np.float64)
+                      for k, v in self.net.predict(batch, future.shape[1], self.levels).items()}
+        for key, value in prediction.items():
+            if value.shape != future.shape:
+                raise RuntimeError(f"{type(self.net).__name__}.predict returned '{key}' of shape {value.shape}, "
+                                   f"expected {future.shape}")
+        y_hat = prediction["y_hat"]  # [B, h]
+        quantiles = quantiles_from_intervals(prediction)
+        scale = np.array([mase_scale(h, self.season_length) for h in batch["history"]], dtype=np.float64)  # [B]
+        columns: dict[str, np.ndarray] = {name: np.asarray(fn(future, y_hat)) for name, fn in FORECAST_METRICS.items()}
+        columns["mase"] = np.asarray(mase(future, y_hat, scale=scale))  # [B]
+        if quantiles:
+            columns["msql"] = np.asarray(msql(future, quantiles, scale))  # [B]
+            for level in self.levels:
+                if f"lo_{level}" in prediction and f"hi_{level}" in prediction:
+                    columns[f"coverage_{level}"] = np.asarray(
+                        coverage(future, prediction[f"lo_{level}"], prediction[f"hi_{level}"]))  # [B]
         for b, uid in enumerate(batch["unique_id"]):
             row: dict[str, Any] = {"unique_id": uid, "window": batch["window"][b]}
-            for name, fn in FORECAST_METRICS.items():
-                row[name] = float(fn(future[b], y_hat[b]))
-            scale = mase_scale(batch["history"][b], self.season_length)
-            row["mase"] = float(mase(future[b], y_hat[b], scale=scale))
+            row.update({name: float(values[b]) for name, values in columns.items()})
             self._rows[stage].append(row)
             self._forecasts[stage].append(pd.DataFrame({
-                "unique_id": uid, "window": batch["window"][b], "ds": batch["future_ds"][b],
-                "y": future[b], "y_hat": y_hat[b]}))
+                "unique_id": uid, "window": batch["window"][b], "ds": batch["future_ds"][b], "y": future[b],
+                **{key: value[b] for key, value in prediction.items()}}))
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, "val")

@@ -1,0 +1,163 @@
+"""Window scaling and output heads shared by neural forecasters (the LSTM forecaster).
+
+**Scaling** (per input window, computed on its observed steps only, restored on output):
+``mean``: ``loc = 0, scale = mean|y|`` (DeepAR); ``standard``: ``loc = mean(y), scale = std(y)``;
+``robust``: ``loc = median(y), scale = IQR(y)``. A degenerate scale (all zeros, a constant window) falls back
+to ``mean|y|`` and then to 1, so a flat history still gives finite inputs.
+
+**Heads** turn the network's raw outputs ``[B, h, P]`` into forecasts. Each has ``n_outputs`` (``P``),
+``loss(raw, y, loc, scale)``, ``median`` and ``quantiles`` (levels in (0, 1)):
+
+* :class:`PointHead` -- ``mae`` or ``mse`` on the scaled target; point forecasts only.
+* :class:`QuantileHead` -- pinball loss ``sum_q rho_q(y - y_q)`` over configured quantiles (Wen et al. 2017,
+  MQ-RNN); quantiles are ordered by construction: ``y_q1 = r_1``, ``y_qk = r_1 + sum_{j<=k} softplus(r_j)``.
+* :class:`NormalHead`, :class:`StudentTHead`, :class:`NegativeBinomialHead` -- negative log-likelihood of a
+  ``torch.distributions`` law (Salinas et al. 2020, DeepAR). Normal/Student-t act on the scaled target
+  (an affine map, so ``NLL(y) = NLL(z) + log scale``); the negative binomial (counts) has
+  ``mean = scale * softplus(r_1 + loc / scale)`` and ``var = mean + alpha * mean^2``.
+  Quantiles are analytic where the law has ``icdf`` (normal), otherwise from ``n_samples`` draws.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, distributions, nn
+
+Scaler = Literal["mean", "standard", "robust"]
+
+
+def window_scale(y: Tensor, mask: Tensor, method: Scaler) -> tuple[Tensor, Tensor]:
+    """``(loc, scale)``, each ``[B, 1]``, of the observed (``mask == 1``) steps of ``y`` ``[B, L]``."""
+    count = mask.sum(1, keepdim=True).clamp_min(1.0)  # [B, L] -> [B, 1]
+    abs_mean = (y.abs() * mask).sum(1, keepdim=True) / count  # [B, 1]
+    if method == "mean":
+        loc, scale = torch.zeros_like(abs_mean), abs_mean
+    elif method == "standard":
+        loc = (y * mask).sum(1, keepdim=True) / count
+        scale = (((y - loc) ** 2 * mask).sum(1, keepdim=True) / count).sqrt()
+    elif method == "robust":
+        observed = torch.where(mask > 0, y, torch.full_like(y, float("nan")))  # padded steps drop out
+        q = torch.nanquantile(observed, torch.tensor([0.25, 0.5, 0.75], device=y.device), dim=1).T  # [B, 3]
+        loc, scale = q[:, 1:2].nan_to_num(0.0), (q[:, 2:3] - q[:, 0:1]).nan_to_num(0.0)
+    else:
+        raise ValueError(f"scaler={method!r}; expected 'mean', 'standard' or 'robust'")
+    scale = torch.where(scale > 1e-6, scale, abs_mean)
+    return loc, torch.where(scale > 1e-6, scale, torch.ones_like(scale))
+
+
+class OutputHead(nn.Module):
+    """Raw outputs ``[B, h, n_outputs]`` -> loss, median and quantiles in the original units."""
+
+    n_outputs: int = 1
+    probabilistic: bool = True
+
+    def loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def median(self, raw: Tensor, loc: Tensor, scale: Tensor) -> Tensor:  # -> [B, h]
+        return self.quantiles(raw, loc, scale, [0.5])[..., 0]
+
+    def quantiles(self, raw: Tensor, loc: Tensor, scale: Tensor, levels: Sequence[float]) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} gives point forecasts only")
+
+
+class PointHead(OutputHead):
+    """One value per step trained with MAE or MSE on the scaled target."""
+
+    probabilistic = False
+
+    def __init__(self, loss: Literal["mae", "mse"] = "mae") -> None:
+        super().__init__()
+        if loss not in ("mae", "mse"):
+            raise ValueError(f"loss={loss!r}; expected 'mae' or 'mse'")
+        self.power = 1 if loss == "mae" else 2
+
+    def loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+        return ((raw[..., 0] - (y - loc) / scale).abs() ** self.power).mean()
+
+    def median(self, raw: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+        return loc + scale * raw[..., 0]  # [B, h]
+
+
+class QuantileHead(OutputHead):
+    """A set of quantiles per step, ordered by a cumulative-softplus parameterisation."""
+
+    def __init__(self, quantiles: Sequence[float] = (0.025, 0.1, 0.5, 0.9, 0.975)) -> None:
+        super().__init__()
+        levels = sorted(float(q) for q in quantiles)
+        if 0.5 not in levels or any(not 0 < q < 1 for q in levels) or len(set(levels)) != len(levels):
+            raise ValueError(f"quantiles={list(quantiles)}: distinct levels in (0, 1) including 0.5 (the median)")
+        self.levels = levels
+        self.n_outputs = len(levels)
+        self.register_buffer("q", torch.tensor(levels), persistent=False)
+
+    def ordered(self, raw: Tensor) -> Tensor:  # [B, h, Q] -> [B, h, Q], non-decreasing in Q
+        steps = torch.cat([raw[..., :1], F.softplus(raw[..., 1:])], dim=-1)  # [B, h, Q]
+        return torch.cumsum(steps, dim=-1)
+
+    def loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+        u = ((y - loc) / scale).unsqueeze(-1) - self.ordered(raw)  # [B, h, 1] - [B, h, Q] -> [B, h, Q]
+        return (u * (self.q - (u < 0).float())).sum(-1).mean()
+
+    def quantiles(self, raw: Tensor, loc: Tensor, scale: Tensor, levels: Sequence[float]) -> Tensor:
+        """Linear interpolation between the trained levels; levels outside their range are clamped."""
+        grid = np.asarray(self.levels)
+        # weight of trained level j in requested level r: linear interpolation of the unit vector e_j
+        weights = np.stack([np.interp(list(levels), grid, np.eye(len(grid))[j]) for j in range(len(grid))])  # [Q, R]
+        w = torch.as_tensor(weights, dtype=raw.dtype, device=raw.device)
+        z = self.ordered(raw) @ w  # [B, h, Q] @ [Q, R] -> [B, h, R]
+        return loc.unsqueeze(-1) + scale.unsqueeze(-1) * z
+
+
+class DistributionHead(OutputHead):
+    """Negative log-likelihood of a parametric law; quantiles analytic (``icdf``) or sampled."""
+
+    def __init__(self, n_samples: int = 200) -> None:
+        super().__init__()
+        self.n_samples = n_samples
+
+    def distribution(self, raw: Tensor, loc: Tensor, scale: Tensor) -> distributions.Distribution:
+        raise NotImplementedError
+
+    def loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+        return -self.distribution(raw, loc, scale).log_prob(y).mean()
+
+    def quantiles(self, raw: Tensor, loc: Tensor, scale: Tensor, levels: Sequence[float]) -> Tensor:
+        dist = self.distribution(raw, loc, scale)
+        p = torch.as_tensor(list(levels), dtype=raw.dtype, device=raw.device)  # [R]
+        try:
+            return dist.icdf(p.view(-1, 1, 1)).permute(1, 2, 0)  # [R, B, h] -> [B, h, R]
+        except NotImplementedError:
+            draws = dist.sample((self.n_samples,))  # [S, B, h]
+            return torch.quantile(draws.to(raw.dtype), p, dim=0).permute(1, 2, 0)  # [R, B, h] -> [B, h, R]
+
+
+class NormalHead(DistributionHead):
+    n_outputs = 2
+
+    def distribution(self, raw: Tensor, loc: Tensor, scale: Tensor) -> distributions.Distribution:
+        return distributions.Normal(loc + scale * raw[..., 0], scale * (F.softplus(raw[..., 1]) + 1e-4))
+
+
+class StudentTHead(DistributionHead):
+    n_outputs = 3
+
+    def distribution(self, raw: Tensor, loc: Tensor, scale: Tensor) -> distributions.Distribution:
+        df = 2.0 + F.softplus(raw[..., 2])  # > 2 so the variance exists
+        return distributions.StudentT(df, loc + scale * raw[..., 0], scale * (F.softplus(raw[..., 1]) + 1e-4))
+
+
+class NegativeBinomialHead(DistributionHead):
+    n_outputs = 2
+
+    def distribution(self, raw: Tensor, loc: Tensor, scale: Tensor) -> distributions.Distribution:
+        mean = scale * F.softplus(raw[..., 0] + loc / scale) + 1e-6  # [B, h]
+        total_count = 1.0 / (F.softplus(raw[..., 1]) + 1e-4)  # r = 1 / alpha
+        # mean = r * p / (1 - p)  <=>  logits = log(mean) - log(r); validate_args off: y may be non-integer
+        return distributions.NegativeBinomial(total_count, logits=mean.log() - total_count.log(),
+                                              validate_args=False)

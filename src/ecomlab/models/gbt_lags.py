@@ -1,0 +1,176 @@
+"""Gradient-boosted trees on lag features, global across the series of a panel.
+
+Histogram gradient boosting (Ke et al. 2017, LightGBM; scikit-learn's ``HistGradientBoostingRegressor``) fits
+``y_{T+k} / s_T ~ f(y_{T+1-l} / s_T for l in lags, mean(y_{T-w+1..T}) / s_T for w in rolling, log s_T,
+calendar_{T+k}, futr_{T+k}, series)`` where ``T`` is the forecast origin and ``s_T`` the mean absolute value of
+the last ``max(lags)`` observations (so one model serves series of any level). Missing lags of short histories
+are NaN, which the trees route natively. The series index is a categorical feature when the panel has at most
+255 series (the library's limit), otherwise it is left out.
+
+Multi-horizon, by ``strategy``: ``recursive`` -- one model for ``k = 1``, applied ``h`` times feeding its own
+forecasts back as lags; ``direct`` -- one model per step ``k = 1..h`` (Taieb et al. 2012).
+
+Fitted in ``fit_panel`` on every series' training part. With ``refit: true`` each evaluation window is
+forecast by models refitted on the panel truncated at that window's cutoff: the batch's series contribute
+their histories (exactly that truncation); series not in the batch for that window contribute only their
+training part (data before the first evaluation cutoff), so no model ever sees data after a cutoff, at the
+cost of older data for those series. Point forecasts only (no intervals). Past-only covariates are not used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from sklearn.ensemble import HistGradientBoostingRegressor
+
+from ecomlab.models.base import Forecaster, ForecastTrainData
+
+_MAX_CATEGORIES = 255
+
+
+def _nanmean_rows(a: np.ndarray) -> np.ndarray:
+    """Row means over the non-NaN entries ``[N, W] -> [N]``; NaN for a row with none (no warning)."""
+    count = np.sum(~np.isnan(a), axis=1)
+    total = np.nansum(a, axis=1)
+    return np.divide(total, count, out=np.full(len(a), np.nan), where=count > 0)
+
+
+class GBTLags(Forecaster):
+    """Global histogram gradient boosting on lags, rolling means and calendar features."""
+
+    def __init__(self, horizon: int, season_length: int = 1, lags: Sequence[int] | None = None,
+                 rolling: Sequence[int] | None = None, strategy: Literal["recursive", "direct"] = "recursive",
+                 refit: bool = False, max_iter: int = 300, learning_rate: float = 0.05, max_leaf_nodes: int = 31,
+                 min_samples_leaf: int = 20, max_train_samples: int = 200_000, seed: int = 0) -> None:
+        super().__init__()
+        if strategy not in ("recursive", "direct"):
+            raise ValueError(f"strategy={strategy!r}; expected 'recursive' or 'direct'")
+        m = season_length
+        # default: the last season, then the same season 2 and 3 cycles back
+        self.lags = sorted(set(lags or [*range(1, m + 1), 2 * m, 3 * m]))
+        self.rolling = sorted(set(rolling or {m, 2 * m} - {1}))
+        if min(self.lags) < 1 or (self.rolling and min(self.rolling) < 2):
+            raise ValueError(f"lags must be >= 1 and rolling windows >= 2; got {self.lags}, {self.rolling}")
+        self.horizon, self.strategy, self.refit = horizon, strategy, refit
+        self.width = max(self.lags + self.rolling)  # observations the features look back
+        self.params = dict(max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
+                           min_samples_leaf=min_samples_leaf, random_state=seed)
+        self.max_train_samples, self.seed = max_train_samples, seed
+        self.models: list[HistGradientBoostingRegressor] = []
+        self.panel: ForecastTrainData | None = None
+        self.n_futr, self.use_series = 0, True
+
+    # ------------------------------------------------------------------ features
+    def _base(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(features [N, n_lags + n_rolling + 1], scale [N])`` from the last ``width`` values before each
+        origin (``window [N, W]``, NaN-padded on the left)."""
+        W = self.width
+        scale = _nanmean_rows(np.abs(window[:, W - max(self.lags):]))  # [N]
+        scale = np.where(scale > 0, scale, 1.0)  # all-zero or empty recent history
+        lags = window[:, [W - lag for lag in self.lags]]  # [N, n_lags]
+        rolling = np.stack([_nanmean_rows(window[:, W - w:]) for w in self.rolling], axis=1).reshape(len(window), -1)
+        base = np.concatenate([lags, rolling], axis=1) / scale[:, None]  # [N, n_lags + n_rolling]
+        return np.concatenate([base, np.log(scale)[:, None]], axis=1), scale  # [N, n_lags + n_rolling + 1]
+
+    def _design(self, base: np.ndarray, known: np.ndarray, series: np.ndarray) -> np.ndarray:
+        """``[N, F]``: window features, the target step's known inputs, then the series (categorical, last)."""
+        columns = [base, known] + ([series[:, None].astype(np.float64)] if self.use_series else [])
+        return np.concatenate(columns, axis=1)
+
+    @staticmethod
+    def _known(calendar: np.ndarray | None, covariates: Any, n_futr: int, length: int) -> np.ndarray:
+        """Known-future inputs ``[T, n_calendar + n_futr]`` of one series."""
+        cal = np.zeros((length, 0)) if calendar is None else np.asarray(calendar, np.float64)
+        cov = np.zeros((length, 0)) if covariates is None else np.asarray(covariates, np.float64)[:, :n_futr]
+        return np.concatenate([cal, cov], axis=1)  # [T, n_cal] + [T, n_futr] -> [T, n_known]
+
+    def _samples(self, y: np.ndarray, known: np.ndarray, index: int, k: int) -> tuple[np.ndarray, ...]:
+        """All (origin T, target T + k) pairs of one series: windows ``[N, W]``, known ``[N, n_known]``, ..."""
+        n = len(y) - k  # origins 0 .. len - 1 - k
+        if n < 1:
+            return np.zeros((0, self.width)), np.zeros((0, known.shape[1])), np.zeros(0), np.zeros(0, np.int64)
+        padded = np.concatenate([np.full(self.width, np.nan), y])  # [W + T]
+        windows = sliding_window_view(padded, self.width)[1: n + 1]  # [n, W]: row T ends at y_T
+        return windows, known[k: k + n], y[k: k + n], np.full(n, index, np.int64)
+
+    def _fit(self, ys: Sequence[np.ndarray], knowns: Sequence[np.ndarray]) -> list[HistGradientBoostingRegressor]:
+        self.use_series = len(ys) <= _MAX_CATEGORIES
+        steps = [1] if self.strategy == "recursive" else list(range(1, self.horizon + 1))
+        rng = np.random.default_rng(self.seed)
+        models = []
+        for k in steps:
+            parts = [self._samples(np.asarray(y, np.float64), kn, i, k)
+                     for i, (y, kn) in enumerate(zip(ys, knowns, strict=True))]
+            windows, known, target, series = (np.concatenate(p) for p in zip(*parts, strict=True))
+            if len(target) == 0:
+                raise ValueError(f"no series is longer than {k} observations; nothing to fit")
+            if len(target) > self.max_train_samples:
+                keep = rng.choice(len(target), self.max_train_samples, replace=False)
+                windows, known, target, series = windows[keep], known[keep], target[keep], series[keep]
+            base, scale = self._base(windows)
+            X = self._design(base, known, series)  # [N, F]
+            model = HistGradientBoostingRegressor(
+                categorical_features=[X.shape[1] - 1] if self.use_series else None, **self.params)
+            models.append(model.fit(X, target / scale))
+        return models
+
+    def fit_panel(self, data: ForecastTrainData) -> None:
+        self.panel, self.n_futr = data, len(data.futr_columns)
+        knowns = [self._known(None if data.calendar is None else data.calendar[i],
+                              None if data.covariates is None else data.covariates[i], self.n_futr, len(y))
+                  for i, y in enumerate(data.y)]
+        self.models = self._fit(data.y, knowns)
+
+    # ------------------------------------------------------------------ forecasting
+    def _forecast(self, models: list[HistGradientBoostingRegressor], batch: dict[str, Any], rows: np.ndarray,
+                  horizon: int) -> np.ndarray:
+        histories = [np.asarray(batch["history"][r], np.float64) for r in rows]
+        window = np.full((len(rows), self.width), np.nan)
+        for b, y in enumerate(histories):  # one copy per series, not per sample
+            tail = y[-self.width:]
+            window[b, self.width - len(tail):] = tail  # [B, W], NaN-padded on the left
+        cal = np.asarray(batch["future_calendar"], np.float64)[rows]  # [B, h, n_cal]
+        cov = np.asarray(batch["future_covariates"], np.float64)[rows][..., : self.n_futr]  # [B, h, n_futr]
+        known = np.concatenate([cal, cov], axis=2)  # [B, h, n_known]
+        series = np.asarray(batch["series_index"])[rows]
+        out = np.empty((len(rows), horizon))
+        if self.strategy == "direct":
+            base, scale = self._base(window)  # everything is measured at the origin
+            for k in range(horizon):
+                out[:, k] = models[k].predict(self._design(base, known[:, k], series)) * scale
+            return out
+        for k in range(horizon):
+            base, scale = self._base(window)
+            out[:, k] = models[0].predict(self._design(base, known[:, k], series)) * scale
+            window = np.concatenate([window[:, 1:], out[:, k: k + 1]], axis=1)  # feed the forecast back, [B, W]
+        return out
+
+    def predict(self, batch: dict[str, Any], horizon: int, levels: Sequence[int] = ()) -> dict[str, np.ndarray]:
+        if not self.models or self.panel is None:
+            raise RuntimeError(f"{type(self).__name__}: call fit_panel() before predict()")
+        if self.strategy == "direct" and horizon > len(self.models):
+            raise ValueError(f"direct strategy was fitted for horizon {len(self.models)}, asked for {horizon}")
+        out = np.empty((len(batch["history"]), horizon))
+        if not self.refit:
+            out[:] = self._forecast(self.models, batch, np.arange(len(out)), horizon)
+            return {"y_hat": out}
+        windows = np.asarray(batch["window"])
+        for w in np.unique(windows):
+            rows = np.flatnonzero(windows == w)
+            ys, knowns = list(self.panel.y), [
+                self._known(None if self.panel.calendar is None else self.panel.calendar[i],
+                            None if self.panel.covariates is None else self.panel.covariates[i], self.n_futr, len(y))
+                for i, y in enumerate(self.panel.y)]
+            for r in rows:  # the batch's series: their history up to this window's cutoff
+                s = int(batch["series_index"][r])
+                ys[s] = np.asarray(batch["history"][r], np.float64)
+                knowns[s] = self._known(batch["history_calendar"][r], batch["history_covariates"][r], self.n_futr,
+                                        len(ys[s]))
+            out[rows] = self._forecast(self._fit(ys, knowns), batch, rows, horizon)
+        return {"y_hat": out}
+
+    def forecast(self, histories: Sequence[np.ndarray], horizon: int) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} is global: it forecasts evaluation batches via predict()")
