@@ -34,3 +34,12 @@ def test_no_runs_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no finished runs"):
         publish_study("s", [tmp_path / "empty"], tmp_path / "out")
+
+
+def test_glob_patterns_select_runs(tmp_path: Path) -> None:
+    write_record(tmp_path / "runs" / "a", "lightgcn", 0, 1e-2, 0.10)
+    write_record(tmp_path / "runs" / "b", "bpr", 0, 1e-2, 0.20)
+    results = publish_study("s", [str(tmp_path / "runs" / "a*")], tmp_path / "out")
+    assert list(results["model"]) == ["lightgcn"]
+    with pytest.raises(FileNotFoundError, match="no glob match"):
+        publish_study("s", [str(tmp_path / "runs" / "z*")], tmp_path / "out")

@@ -18,7 +18,6 @@ unit counts once however many seeds ran. Holm's correction runs over all compari
 
 from __future__ import annotations
 
-import glob
 import json
 import math
 import re
@@ -66,20 +65,6 @@ class Run:
         return (self.dataset, self.model, *(self.keys.get(k) for k in config_keys))
 
 
-def expand_inputs(patterns: Iterable[str | Path]) -> list[Path]:
-    """Existing paths as given; anything else is a glob pattern (``**`` allowed) that must match something."""
-    paths: list[Path] = []
-    for pattern in map(str, patterns):
-        if Path(pattern).exists():
-            paths.append(Path(pattern))
-            continue
-        matches = sorted(glob.glob(pattern, recursive=True))
-        if not matches:
-            raise FileNotFoundError(f"{pattern}: no such run or sweep directory (and no glob match)")
-        paths += map(Path, matches)
-    return paths
-
-
 def _seeds_in(node: Any) -> list[Any]:
     """Every value stored under a key named ``seed`` in a nested config (data draws depend on these)."""
     if isinstance(node, dict):
@@ -94,7 +79,7 @@ def load_runs(patterns: Iterable[str | Path], config_keys: Sequence[str] = ()) -
     """Every finished training run under the given run / sweep directories or glob patterns."""
     runs: list[Run] = []
     seen: set[Path] = set()
-    for record_path in find_records(expand_inputs(patterns)):
+    for record_path in find_records(patterns):
         if record_path.resolve() in seen:
             continue
         seen.add(record_path.resolve())

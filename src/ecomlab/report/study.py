@@ -3,10 +3,13 @@
 ``results.csv`` has one row per run: ``study, model, dataset, seed``, one column per test metric named as
 logged (``test/ndcg@10``), then ``fit_seconds`` and ``eval_seconds``. ``summary.md`` gives mean and standard
 deviation per model and dataset. Both are built only from the ``metrics.json`` records of finished runs.
+``ecomlab-compare`` (``ecomlab.compare``) builds on the same records and adds protocol checks, significance
+tests, plots and a Markdown report.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,12 +22,24 @@ ID_COLUMNS = ["study", "model", "dataset", "seed"]
 TIME_COLUMNS = ["fit_seconds", "eval_seconds"]
 
 
+def expand_inputs(patterns: Iterable[str | Path]) -> list[Path]:
+    """Existing paths as given; anything else is a glob pattern (``**`` allowed) that must match something."""
+    paths: list[Path] = []
+    for pattern in map(str, patterns):
+        if Path(pattern).exists():
+            paths.append(Path(pattern))
+            continue
+        matches = sorted(glob.glob(pattern, recursive=True))
+        if not matches:
+            raise FileNotFoundError(f"{pattern}: no such run or sweep directory (and no glob match)")
+        paths += map(Path, matches)
+    return paths
+
+
 def find_records(paths: Iterable[str | Path]) -> list[Path]:
-    """Every ``metrics.json`` of a training run under the given run or sweep directories."""
+    """Every ``metrics.json`` under the given run or sweep directories (or glob patterns of them)."""
     found: list[Path] = []
-    for path in map(Path, paths):
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such run or sweep directory")
+    for path in expand_inputs(paths):
         found += [path] if path.name == "metrics.json" else sorted(path.rglob("metrics.json"))
     return found
 
