@@ -143,6 +143,9 @@ def check_metrics(runs: Sequence[Run], metrics: Sequence[str]) -> None:
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"split": {"seed": 0}}`` -> ``{"split.seed": 0}``; an empty dict below the top stays a value."""
+    if isinstance(node, dict) and not node and not prefix:
+        return {}
     if isinstance(node, dict) and node:
         return {k: v for key, value in node.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
     return {prefix[:-1]: node}

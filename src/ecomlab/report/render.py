@@ -20,11 +20,15 @@ LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", 
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
 
-def fmt(value: float) -> str:
+def decimals(value: float) -> int:
     """Four decimals for metrics in [0, 100), one for large errors (MAE / RMSE in sales units)."""
+    return 4 if abs(value) < 100 else 1
+
+
+def fmt(value: float, places: int | None = None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    return f"{value:.4f}" if abs(value) < 100 else f"{value:.1f}"
+    return f"{value:.{decimals(value) if places is None else places}f}"
 
 
 def fmt_p(p: float | None) -> str:
@@ -43,7 +47,8 @@ def cell(row: pd.Series, metric: str, pm: str = "±") -> str:
     value, spread = row[metric], row[f"{metric}_std"]
     if pd.isna(value):
         return ""
-    return fmt(value) if pd.isna(spread) else f"{fmt(value)} {pm} {fmt(spread)}"
+    # the spread at the mean's precision: "3941.9 ± 0.0", not "3941.9 ± 0.0000"
+    return fmt(value) if pd.isna(spread) else f"{fmt(value)} {pm} {fmt(spread, decimals(value))}"
 
 
 def arrow(metric: str) -> str:
