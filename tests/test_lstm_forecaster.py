@@ -1,0 +1,146 @@
+"""LSTM forecaster: shapes per decoder and head, ordered quantiles, scaling, no look-ahead, learning."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from ecomlab.data.bundle import DatasetBundle, build_bundle
+from ecomlab.data.forecast_datamodule import ForecastDataModule
+from ecomlab.data.splits import RollingOrigin
+from ecomlab.models import forecast_heads as heads
+from ecomlab.models.lstm_forecaster import LSTMForecaster
+from ecomlab.tasks.forecasting import ForecastTask
+
+HEADS = [heads.PointHead, heads.QuantileHead, heads.NormalHead, heads.StudentTHead, heads.NegativeBinomialHead]
+
+
+class SinePanel:
+    """Several series: level + weekly sine (series-specific level, amplitude and phase) + small noise."""
+
+    def __init__(self, n_series: int = 6, length: int = 200, noise: float = 0.05, seed: int = 0) -> None:
+        self.n_series, self.length, self.noise, self.seed = n_series, length, noise, seed
+
+    def load(self) -> DatasetBundle:
+        rng = np.random.default_rng(self.seed)
+        t = np.arange(self.length)
+        parts = [pd.DataFrame({
+            "unique_id": f"s{i}", "ds": pd.date_range("2021-01-01", periods=self.length, freq="D"),
+            "y": 10.0 + 3 * i + (1 + i % 3) * np.sin(2 * np.pi * (t + i) / 7) + rng.normal(0, self.noise, self.length),
+            "promo": rng.integers(0, 2, self.length)}) for i in range(self.n_series)]
+        return build_bundle("sine", None, sales=pd.concat(parts, ignore_index=True))
+
+
+def datamodule(source: SinePanel | None = None, **kwargs) -> ForecastDataModule:
+    dm = ForecastDataModule(source or SinePanel(), RollingOrigin(horizon=7, n_windows=2, step=7), season_length=7,
+                            input_size=21, batch_size=64, **kwargs)
+    dm.setup()
+    return dm
+
+
+def net_for(dm: ForecastDataModule, **kwargs) -> LSTMForecaster:
+    dims = {k: v for k, v in dm.dims.items() if k != "season_length"}
+    return LSTMForecaster(**{"hidden_size": 16, "n_layers": 1, "dropout": 0.0, **kwargs}, **dims)
+
+
+@pytest.fixture(scope="module")
+def dm() -> ForecastDataModule:
+    return datamodule(futr_covariates=["promo"])
+
+
+@pytest.mark.parametrize("decoder", ["direct", "recursive"])
+@pytest.mark.parametrize("head", HEADS)
+def test_shapes_per_decoder_and_head(dm: ForecastDataModule, decoder: str, head: type) -> None:
+    torch.manual_seed(0)
+    net = net_for(dm, head=head(), decoder=decoder)
+    net.fit_panel(dm.train_data())
+    train_batch = next(iter(dm.train_dataloader()))
+    raw, loc, scale = net.raw_outputs(train_batch)
+    assert raw.shape == (64, 7, head().n_outputs) and loc.shape == scale.shape == (64, 1)
+    loss = net.loss(train_batch)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    batch = next(iter(dm.test_dataloader()))
+    out = net.eval().predict(batch, 7, [80, 95])
+    assert out["y_hat"].shape == (len(batch["unique_id"]), 7) and np.isfinite(out["y_hat"]).all()
+    if head is heads.PointHead:
+        assert set(out) == {"y_hat"}
+    else:
+        assert set(out) == {"y_hat", "lo_80", "hi_80", "lo_95", "hi_95"}
+        tol = 1e-4 if head in (heads.QuantileHead, heads.NormalHead) else 0.5  # sampled quantiles wobble
+        assert (out["lo_95"] <= out["lo_80"] + tol).all() and (out["lo_80"] <= out["y_hat"] + tol).all()
+        assert (out["y_hat"] <= out["hi_80"] + tol).all() and (out["hi_80"] <= out["hi_95"] + tol).all()
+    # evaluation is repeatable even for sampled heads
+    np.testing.assert_array_equal(net.predict(batch, 7, [80])["y_hat"], out["y_hat"])
+
+
+def test_quantile_head_outputs_are_ordered_and_interpolated() -> None:
+    head = heads.QuantileHead([0.1, 0.5, 0.9])
+    raw = torch.randn(32, 5, 3) * 5
+    q = head.ordered(raw)
+    assert (q[..., 1:] >= q[..., :-1]).all()
+    loc, scale = torch.full((32, 1), 2.0), torch.full((32, 1), 3.0)
+    inter = head.quantiles(raw, loc, scale, [0.1, 0.3, 0.5, 0.95])
+    torch.testing.assert_close(inter[..., 0], 2.0 + 3.0 * q[..., 0])
+    torch.testing.assert_close(inter[..., 1], 2.0 + 3.0 * (q[..., 0] + q[..., 1]) / 2)  # halfway 0.1 -> 0.5
+    torch.testing.assert_close(inter[..., 3], 2.0 + 3.0 * q[..., 2])  # clamped to the outermost level
+    with pytest.raises(ValueError, match="including 0.5"):
+        heads.QuantileHead([0.1, 0.9])
+
+
+def test_window_scalers_use_observed_steps_only() -> None:
+    y = torch.tensor([[0.0, 0.0, 1.0, 2.0, 3.0, 6.0]])
+    mask = torch.tensor([[0.0, 0.0, 1.0, 1.0, 1.0, 1.0]])
+    loc, scale = heads.window_scale(y, mask, "mean")
+    assert float(loc) == 0.0 and float(scale) == pytest.approx(3.0)
+    loc, scale = heads.window_scale(y, mask, "standard")
+    assert float(loc) == pytest.approx(3.0) and float(scale) == pytest.approx(np.std([1, 2, 3, 6]))
+    loc, scale = heads.window_scale(y, mask, "robust")
+    assert float(loc) == pytest.approx(2.5) and float(scale) == pytest.approx(np.subtract(*np.percentile([1, 2, 3, 6], [75, 25])))
+    loc, scale = heads.window_scale(torch.zeros(1, 4), torch.ones(1, 4), "standard")  # flat window
+    assert float(scale) == 1.0
+
+
+@pytest.mark.parametrize("decoder", ["direct", "recursive"])
+def test_no_look_ahead(decoder: str) -> None:
+    torch.manual_seed(0)
+    dm = datamodule()
+    net = net_for(dm, decoder=decoder).eval()
+    net.fit_panel(dm.train_data())
+    base = next(iter(dm.test_dataloader()))
+    # the same panel with every value after the last window's cutoff replaced
+    changed = SinePanel()
+    frame = changed.load().sales
+    late = frame.groupby("unique_id").cumcount(ascending=False) < 7
+    frame.loc[late, "y"] = 1e4
+    changed.load = lambda: build_bundle("sine", None, sales=frame)  # type: ignore[method-assign]
+    other = next(iter(datamodule(changed).test_dataloader()))
+    assert not np.allclose(other["future"], base["future"])
+    np.testing.assert_allclose(net.predict(other, 7, [80])["y_hat"], net.predict(base, 7, [80])["y_hat"])
+
+
+@pytest.mark.parametrize("decoder", ["direct", "recursive"])
+def test_learns_a_seasonal_pattern_with_lightning(decoder: str) -> None:
+    pl.seed_everything(0)
+    dm = datamodule(windows_per_epoch=1024)
+    # standard scaling: the weekly swing is a small share of the level, so mean scaling learns it more slowly
+    net = net_for(dm, hidden_size=32, decoder=decoder, head=heads.QuantileHead(), scaler="standard")
+    # MASE against the one-step naive scale: a pure seasonal pattern has no seasonal-naive error to scale by
+    task = ForecastTask(net, season_length=1, optimizer=partial(torch.optim.Adam, lr=1e-2))
+    task.prepare(dm.train_data())
+    trainer = pl.Trainer(max_epochs=10, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                         limit_val_batches=0)
+    with torch.no_grad():
+        first = float(net.loss(next(iter(dm.train_dataloader()))))
+    trainer.fit(task, datamodule=dm)
+    (metrics,) = trainer.test(task, datamodule=dm, verbose=False)
+    with torch.no_grad():
+        assert float(net.loss(next(iter(dm.train_dataloader())))) < first / 5
+    assert metrics["test/mase"] < 0.2, metrics
+    assert 0.5 < metrics["test/coverage_95"] <= 1.0
