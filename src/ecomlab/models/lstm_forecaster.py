@@ -94,13 +94,14 @@ class LSTMForecaster(Forecaster):
         hist = (batch["hist_exog"].float() - self.cov_mean[self.n_futr:]) / self.cov_std[self.n_futr:]
         known = torch.cat([batch["calendar"].float(), futr], dim=-1)  # [B, L + h, n_known]
         emb = self.embedding(batch["series_index"])  # [B, E]
-        x = torch.cat([z.unsqueeze(-1), mask.unsqueeze(-1), known[:, :L], hist * mask.unsqueeze(-1),
+        observed = mask.unsqueeze(-1)  # [B, L, 1]: padded steps carry zeros in every input
+        x = torch.cat([z.unsqueeze(-1), observed, known[:, :L] * observed, hist * observed,
                        emb.unsqueeze(1).expand(-1, L, -1)], dim=-1)  # [B, L, 2 + n_known + n_hist + E]
         return x, known[:, L:], emb, loc, scale, z
 
     def _decode_steps(self, inputs: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         out, state = self.step_lstm(inputs, state)  # [B, k, 1 + n_known + E] -> [B, k, H]
-        return self.project(out), state  # [B, k, H] -> [B, k, P]
+        return self.project(out).float(), state  # [B, k, H] -> [B, k, P]; float32 for the heads under autocast
 
     def raw_outputs(self, batch: dict[str, Any], teacher: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """``(raw [B, h, P], loc, scale)``; ``teacher`` ``[B, h]`` feeds true values to the recursive decoder."""
@@ -110,7 +111,8 @@ class LSTMForecaster(Forecaster):
         if self.decoder == "direct":
             context = self.global_mlp(torch.cat([out[:, -1], emb], dim=-1))  # [B, H + E] -> [B, h * C]
             context = context.view(-1, h, self.context_size)  # [B, h * C] -> [B, h, C]
-            return self.local_mlp(torch.cat([context, known], dim=-1)), loc, scale  # [B, h, C + n_known] -> [B, h, P]
+            raw = self.local_mlp(torch.cat([context, known], dim=-1))  # [B, h, C + n_known] -> [B, h, P]
+            return raw.float(), loc, scale  # float32 for the heads (likelihoods) under bf16 autocast
         emb_h = emb.unsqueeze(1).expand(-1, h, -1)  # [B, h, E]
         if teacher is not None:
             prev = torch.cat([z[:, -1:], (teacher[:, :-1] - loc) / scale], dim=1)  # [B, h]: z_T, z_{T+1}, ...
