@@ -58,7 +58,7 @@ class ForecastTask(pl.LightningModule):
         self._forecasts: dict[str, list[pd.DataFrame]] = {"val": [], "test": []}
         #: per-series metric values of the last evaluation, by stage
         self.per_series: dict[str, pd.DataFrame] = {}
-        #: long-format forecasts of the last evaluation, by stage (unique_id, window, ds, y, y_hat)
+        #: long-format forecasts of the last evaluation, by stage (unique_id, window, ds, y, y_hat[, lo_80, ...])
         self.forecasts: dict[str, pd.DataFrame] = {}
 
     @property
