@@ -1,0 +1,92 @@
+"""The scoring graphs that leave a run as ONNX or TorchScript, and how they are written.
+
+Every neural recommender is served through one graph ``users [B] int64 -> scores [B, N] float32`` that
+reproduces ``net(users)`` of the trained model:
+
+* embedding models (BPR, LightGCN, the social GNN, the text two-tower) export their *final* embeddings, so
+  graph propagation and text encoding happen once at export time and the graph is
+  :math:`s = E_U[u] \\, E_I^\\top` (:class:`EmbeddingScorer`);
+* NeuMF exports its scoring network (:class:`NeuMFScorer`): GMF and MLP branches over every item.
+
+Written with the TorchScript-based ONNX exporter (``dynamo=False``): one self-contained file and well under a
+second per model, where the dynamo exporter takes seconds and splits large weights into a side file. The
+batch axis is dynamic in both formats.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ecomlab.models.neumf import NeuMF
+
+#: opset with every operator the graphs use (Gather, MatMul, Gemm, Relu, Concat)
+OPSET = 17
+
+
+class EmbeddingScorer(nn.Module):
+    """``scores = users_emb[users] @ items_emb.T`` over fixed (exported) embeddings."""
+
+    def __init__(self, user_emb: Tensor, item_emb: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("user_emb", user_emb.detach().float().contiguous())  # [U, d]
+        self.register_buffer("item_emb", item_emb.detach().float().contiguous())  # [N, d]
+
+    def forward(self, users: Tensor) -> Tensor:  # [B] -> [B, N]
+        return self.user_emb[users] @ self.item_emb.T  # [B, d] @ [d, N] -> [B, N]
+
+
+class NeuMFScorer(nn.Module):
+    """:meth:`NeuMF.forward` with a batch size the exporters can keep symbolic.
+
+    ``NeuMF.forward`` starts from ``bias.expand(len(users), N)``; tracing turns ``len(users)`` into the example
+    batch's size, so the graph would refuse any other batch. Here the bias broadcasts instead; everything
+    else is the network's own modules, and the parity tests hold it to ``net(users)``.
+    """
+
+    def __init__(self, net: NeuMF) -> None:
+        super().__init__()
+        self.net = net.eval()
+
+    def forward(self, users: Tensor) -> Tensor:  # [B] -> [B, N]
+        net = self.net
+        h = net.predict.weight.squeeze(0)  # [1, F] -> [F]
+        scores = net.predict.bias  # [1], broadcast over [B, N] by the first addition
+        if net.use_gmf:
+            d = net.gmf_user.embedding_dim
+            gmf_user = net.gmf_user(users) * h[:d]  # [B, d] * [d] -> [B, d]
+            scores = scores + gmf_user @ net.gmf_item.weight.T  # [B, d] @ [d, N] -> [B, N]
+            h = h[d:]
+        if net.use_mlp:
+            w_u, w_i, bias = net._split_first_layer()
+            user_part = (net.mlp_user(users) @ w_u.T + bias).unsqueeze(1)  # [B, h] @ [h, H1] -> [B, 1, H1]
+            item_part = net.mlp_item.weight @ w_i.T  # [N, h] @ [h, H1] -> [N, H1]
+            chunks = [
+                # [B, 1, H1] + [1, c, H1] -> [B, c, L] @ [L] -> [B, c]
+                net._mlp_out(user_part, item_part[i : i + net.item_chunk].unsqueeze(0)) @ h
+                for i in range(0, item_part.shape[0], net.item_chunk)
+            ]
+            scores = scores + torch.cat(chunks, dim=1)  # [B, c] ++ ... -> [B, N]
+        return scores
+
+
+def write_graph(module: nn.Module, fmt: str, path: Path) -> None:
+    """Write ``module`` (``users [B] -> scores [B, N]``) as ONNX (``fmt="onnx"``) or TorchScript."""
+    module = module.eval()
+    example = torch.arange(2, dtype=torch.long)  # two users: a batch axis the tracer cannot mistake for 1
+    with torch.no_grad(), warnings.catch_warnings():
+        # the TorchScript-based exporter and tracer announce their deprecation on every call
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        if fmt == "onnx":
+            torch.onnx.export(module, (example,), str(path), input_names=["users"], output_names=["scores"],
+                              dynamic_axes={"users": {0: "batch"}, "scores": {0: "batch"}}, opset_version=OPSET,
+                              dynamo=False)
+        elif fmt == "torchscript":
+            traced = torch.jit.trace(module, (example,), check_trace=False)
+            torch.jit.save(traced, str(path))
+        else:
+            raise ValueError(f"format={fmt!r}: graphs are written as 'onnx' or 'torchscript'")

@@ -1,0 +1,197 @@
+"""What each trained recommender writes into a bundle, chosen by the network's class.
+
+``export_recommender(net, ctx)`` writes the model files under ``ctx.root / "model"`` and returns the
+manifest entries that tell :mod:`ecomlab.export.runtime` how to score:
+
+=====================  ==============================================  ====================================
+model                  onnx / torchscript                              native (and every classical model)
+=====================  ==============================================  ====================================
+BPR, LightGCN,         graph ``E_U[u] E_I^T`` over the final           ``embeddings.npz``, numpy dot
+social GNN             (propagated) embeddings
+text two-tower         the same with ``E_U = q_u / tau``; plus the     ``embeddings.npz``
+                       user tower (unknown users with a history) and
+                       the scratch item encoder (new item text)
+NeuMF / GMF / MLP      the scoring network over all items              state dict ``.npz`` + net config
+popularity             --                                              ``item_scores.npy``
+item-kNN               --                                              similarity + training rows ``.npz``
+TF-IDF                 --                                              TF-IDF matrix + training rows ``.npz``
+=====================  ==============================================  ====================================
+
+Classical models are sparse closed-form fits: they are always written natively (scipy ``.npz``, never
+pickle), whatever format was asked for. ``item_vectors.npy`` (unit rows) backs ``similar_items`` and the
+history fallback of models that have item embeddings. The random baseline has nothing to export.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+from ecomlab.export.graphs import EmbeddingScorer, NeuMFScorer, write_graph
+from ecomlab.export.runtime import ScratchTextEncoder, scratch_vocabulary
+from ecomlab.models.base import Recommender, RecTrainData
+from ecomlab.models.bpr import BPRMF
+from ecomlab.models.itemknn import ItemKNN
+from ecomlab.models.lightgcn import LightGCN
+from ecomlab.models.neumf import NeuMF
+from ecomlab.models.popularity import Popularity
+from ecomlab.models.social_gnn import SocialGNN
+from ecomlab.models.text_two_tower import TextTwoTower
+from ecomlab.models.tfidf import TfidfContent
+
+RUNTIME = "ecomlab.export.runtime."
+GRAPH_FILES = {"onnx": "model/scores.onnx", "torchscript": "model/scores.pt"}
+GRAPH_SCORERS = {"onnx": RUNTIME + "OnnxScorer", "torchscript": RUNTIME + "TorchScriptScorer"}
+
+
+@dataclass
+class ExportContext:
+    root: Path  # the bundle directory being written
+    fmt: str  # requested: onnx | torchscript | native
+    net_config: dict[str, Any]  # the run's resolved ``model.net`` config
+    dims: dict[str, int]  # sizes from the data module
+    data: RecTrainData
+
+
+@dataclass
+class Exported:
+    format: str  # what was written (classical models: always native)
+    scorer: dict[str, Any]
+    history: dict[str, Any] | None = None
+    item_encoder: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _path(ctx: ExportContext, name: str) -> Path:
+    path = ctx.root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _unit_rows(x: Tensor | np.ndarray) -> np.ndarray:
+    x = np.asarray(x.detach().cpu().float() if isinstance(x, Tensor) else x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)  # [N, d]
+
+
+def _save_item_vectors(ctx: ExportContext, vectors: np.ndarray) -> None:
+    np.save(_path(ctx, "model/item_vectors.npy"), vectors.astype(np.float32), allow_pickle=False)
+
+
+def _graph(ctx: ExportContext, module: torch.nn.Module) -> dict[str, Any]:
+    write_graph(module, ctx.fmt, _path(ctx, GRAPH_FILES[ctx.fmt]))
+    return {"_target_": GRAPH_SCORERS[ctx.fmt], "path": GRAPH_FILES[ctx.fmt]}
+
+
+def _embedding_scorer(ctx: ExportContext, users: Tensor, items: Tensor) -> dict[str, Any]:
+    if ctx.fmt != "native":
+        return _graph(ctx, EmbeddingScorer(users, items))
+    np.savez(_path(ctx, "model/embeddings.npz"), users=users.detach().cpu().float().numpy(),
+             items=items.detach().cpu().float().numpy())
+    return {"_target_": RUNTIME + "DotScorer", "path": "model/embeddings.npz"}
+
+
+@functools.singledispatch
+def export_recommender(net: Recommender, ctx: ExportContext) -> Exported:
+    raise ValueError(f"{type(net).__name__} cannot be exported: it has no trained state to serve "
+                     "(the random baseline is a chance-level reference)")
+
+
+@export_recommender.register(BPRMF)
+@export_recommender.register(LightGCN)
+@export_recommender.register(SocialGNN)
+def _embedding_model(net: Recommender, ctx: ExportContext) -> Exported:
+    with torch.no_grad():
+        users, items = net.get_embedding()  # final embeddings: propagation happens here, once
+    _save_item_vectors(ctx, _unit_rows(items))
+    return Exported(ctx.fmt, _embedding_scorer(ctx, users, items))
+
+
+@export_recommender.register(TextTwoTower)
+def _text_two_tower(net: TextTwoTower, ctx: ExportContext) -> Exported:
+    with torch.no_grad():
+        items = net.get_embedding()  # [N, d] unit vectors from item text
+        users = net.user_vectors(torch.arange(net.n_users), items) / net.temperature  # [U, d]
+    _save_item_vectors(ctx, items.numpy())
+    np.savez(_path(ctx, "model/user_tower.npz"), user_proj=net.user_proj.weight.detach().numpy())
+    history = {"_target_": RUNTIME + "ProjectedMeanHistory", "path": "model/user_tower.npz",
+               "item_vectors": "model/item_vectors.npy", "temperature": net.temperature}
+    exported = Exported(ctx.fmt, _embedding_scorer(ctx, users, items), history=history)
+    if net.encoder == "scratch":
+        exported.item_encoder = _scratch_encoder(net, ctx)
+    else:
+        exported.notes.append("pretrained text encoder: the bundle holds the item vectors of the exported "
+                              "catalogue; embedding new item text needs the sentence-transformers model "
+                              f"({net.model_dir}) and is not part of the bundle")
+    return exported
+
+
+def _scratch_encoder(net: TextTwoTower, ctx: ExportContext) -> dict[str, Any]:
+    """Tokenizer vocabulary (JSON) + token embeddings and projection (``.npz``), checked against the model."""
+    texts = ["" if t is None else str(t) for t in ctx.data.item_text or []]
+    spec = {"vocab": scratch_vocabulary(texts, net.analyzer, net.min_count, net.max_vocab),
+            "cjk_ngram_range": list(net.analyzer.cjk_ngram_range), "hash_buckets": net.hash_buckets,
+            "max_vocab": net.max_vocab, "char_ngram_range": list(net.char_ngram_range)}
+    _path(ctx, "model/tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
+    np.savez(_path(ctx, "model/text_encoder.npz"), token_emb=net.token_emb.weight.detach().numpy(),
+             proj_w=net.item_proj.weight.detach().numpy(), proj_b=net.item_proj.bias.detach().numpy())
+    encoder = ScratchTextEncoder(ctx.root, "model/tokenizer.json", "model/text_encoder.npz")
+    ids = np.concatenate([encoder.token_ids(t) for t in texts])
+    if not np.array_equal(ids, net.tok_ids.cpu().numpy()):  # the model rebuilt its vocabulary differently
+        raise RuntimeError("TextTwoTower tokenisation changed: the exported vocabulary does not reproduce the "
+                           "model's token ids; update ecomlab.export.runtime.scratch_vocabulary")
+    return {"_target_": RUNTIME + "ScratchTextEncoder", "tokenizer": "model/tokenizer.json",
+            "weights": "model/text_encoder.npz"}
+
+
+@export_recommender.register(NeuMF)
+def _neumf(net: NeuMF, ctx: ExportContext) -> Exported:
+    parts = [_unit_rows(item) for _, item in net.get_embedding().values()]
+    _save_item_vectors(ctx, _unit_rows(np.concatenate(parts, axis=1)))  # [N, d] ++ [N, h] -> [N, d + h]
+    if ctx.fmt != "native":
+        return Exported(ctx.fmt, _graph(ctx, NeuMFScorer(net)))
+    # the checkpoint's weights replace whatever pre-trained runs the constructor read: do not read them again
+    config = {**ctx.net_config, "pretrained_gmf": None, "pretrained_mlp": None}
+    dims = {k: v for k, v in ctx.dims.items() if k in ("n_users", "n_items")}
+    _path(ctx, "model/net.json").write_text(json.dumps({"config": config, "dims": dims}, indent=2), encoding="utf-8")
+    np.savez(_path(ctx, "model/weights.npz"), **{k: v.detach().cpu().numpy() for k, v in net.state_dict().items()})
+    return Exported("native", {"_target_": RUNTIME + "TorchNetScorer", "net": "model/net.json",
+                               "weights": "model/weights.npz"})
+
+
+def _classical_note(ctx: ExportContext) -> list[str]:
+    if ctx.fmt == "native":
+        return []
+    return [f"format={ctx.fmt} was asked for; classical models are sparse closed-form fits and are always "
+            "written natively (numpy/scipy .npz)"]
+
+
+@export_recommender.register(Popularity)
+def _popularity(net: Popularity, ctx: ExportContext) -> Exported:
+    np.save(_path(ctx, "model/item_scores.npy"), net.item_scores.numpy(), allow_pickle=False)
+    return Exported("native", {"_target_": RUNTIME + "PopularityScorer", "path": "model/item_scores.npy"},
+                    notes=_classical_note(ctx))
+
+
+@export_recommender.register(ItemKNN)
+def _itemknn(net: ItemKNN, ctx: ExportContext) -> Exported:
+    sp.save_npz(_path(ctx, "model/similarity.npz"), sp.csr_matrix(net.get_embedding()))
+    sp.save_npz(_path(ctx, "model/train_rows.npz"), sp.csr_matrix(net.train_rows))
+    return Exported("native", {"_target_": RUNTIME + "ItemKNNScorer", "similarity": "model/similarity.npz",
+                               "train_rows": "model/train_rows.npz"}, notes=_classical_note(ctx))
+
+
+@export_recommender.register(TfidfContent)
+def _tfidf(net: TfidfContent, ctx: ExportContext) -> Exported:
+    sp.save_npz(_path(ctx, "model/tfidf_items.npz"), sp.csr_matrix(net.item_matrix))
+    sp.save_npz(_path(ctx, "model/train_rows.npz"), sp.csr_matrix(net.train_rows))
+    return Exported("native", {"_target_": RUNTIME + "TfidfScorer", "item_matrix": "model/tfidf_items.npz",
+                               "train_rows": "model/train_rows.npz",
+                               "uniform": net.profile_weighting == "uniform"}, notes=_classical_note(ctx))

@@ -1,0 +1,236 @@
+"""Serving-time scorers: each reads its bundle files and maps item/user indices to score rows.
+
+A bundle's manifest names one scorer by ``_target_`` (restricted to this module, so a manifest can never
+make the loader import arbitrary code) with the files it reads. Every scorer gives
+
+* ``scores(users [B]) -> [B, N]`` float32 for known users -- the trained model's ``net(users)``;
+* ``history_scores(rows [B, N] CSR) -> [B, N] | None`` for users unknown to the model but with a supplied
+  history, when the model itself can score a history (item-kNN, TF-IDF, the text two-tower's user tower);
+* ``similar_scores(items [B]) -> [B, N] | None``, item-to-item scores when the model has its own notion.
+
+``None`` hands the request to the loader's generic fallbacks (cosine of exported item vectors, popularity).
+Everything here is numpy/scipy or an inference runtime: nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import zlib
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ecomlab.models.tfidf import _CJK, MixedAnalyzer
+
+#: CJK tokens are character n-grams already; only words get hashed character n-grams (as the text tower)
+_CJK_CHAR = re.compile(f"[{_CJK}]")
+
+
+class Scorer:
+    """Base: known users only; the generic fallbacks handle histories and item similarity."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def scores(self, users: np.ndarray) -> np.ndarray:  # [B] -> [B, N]
+        raise NotImplementedError
+
+    def history_scores(self, rows: sp.csr_matrix) -> np.ndarray | None:  # [B, N] -> [B, N]
+        return None
+
+    def similar_scores(self, items: np.ndarray) -> np.ndarray | None:  # [B] -> [B, N]
+        return None
+
+
+def _threads() -> int:
+    """Intra-op threads for the inference runtimes: ``OMP_NUM_THREADS`` when set, else the runtime's default."""
+    return int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+
+
+class OnnxScorer(Scorer):
+    """The exported ``users -> scores`` graph run by onnxruntime on the CPU."""
+
+    def __init__(self, root: Path, path: str) -> None:
+        super().__init__(root)
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = _threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # warnings about unused initialisers are noise at serving time
+        self.session = ort.InferenceSession(str(self.root / path), options, providers=["CPUExecutionProvider"])
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        return self.session.run(["scores"], {"users": users.astype(np.int64)})[0]
+
+
+class TorchScriptScorer(Scorer):
+    """The exported ``users -> scores`` graph as a TorchScript module."""
+
+    def __init__(self, root: Path, path: str) -> None:
+        super().__init__(root)
+        import torch
+
+        self.torch = torch
+        self.module = torch.jit.load(str(self.root / path), map_location="cpu").eval()
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        with self.torch.no_grad():
+            return self.module(self.torch.from_numpy(users.astype(np.int64))).numpy()
+
+
+class DotScorer(Scorer):
+    """Native embedding models: ``s = E_U[u] E_I^T`` in numpy (``embeddings.npz`` with ``users``, ``items``)."""
+
+    def __init__(self, root: Path, path: str) -> None:
+        super().__init__(root)
+        with np.load(self.root / path, allow_pickle=False) as arrays:
+            self.user_emb, self.item_emb = arrays["users"], arrays["items"]  # [U, d], [N, d]
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        return self.user_emb[users] @ self.item_emb.T  # [B, d] @ [d, N] -> [B, N]
+
+
+class TorchNetScorer(Scorer):
+    """Native neural models without an embedding shortcut (NeuMF): the network class rebuilt from its config
+    (``net.json``) and sizes, weights from ``weights.npz`` (a state dict of plain arrays)."""
+
+    def __init__(self, root: Path, net: str, weights: str) -> None:
+        super().__init__(root)
+        import hydra
+        import torch
+
+        spec = json.loads((self.root / net).read_text(encoding="utf-8"))
+        if not str(spec["config"].get("_target_", "")).startswith("ecomlab.models."):
+            raise ValueError(f"{self.root / net}: the network must be an ecomlab model, got {spec['config']}")
+        self.torch = torch
+        self.net = hydra.utils.instantiate(spec["config"], **spec["dims"]).eval()
+        with np.load(self.root / weights, allow_pickle=False) as arrays:
+            state = {k: torch.from_numpy(arrays[k]) for k in arrays.files}
+        self.net.load_state_dict(state)
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        with self.torch.no_grad():
+            return self.net(self.torch.from_numpy(users.astype(np.int64))).float().numpy()
+
+
+class PopularityScorer(Scorer):
+    """The same popularity row for every user (``item_scores.npy``)."""
+
+    def __init__(self, root: Path, path: str) -> None:
+        super().__init__(root)
+        self.item_scores = np.load(self.root / path, allow_pickle=False).astype(np.float32)  # [N]
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        return np.tile(self.item_scores, (len(users), 1))  # [N] -> [B, N]
+
+
+class ItemKNNScorer(Scorer):
+    """Item-kNN: ``s_u = r_u S`` from the pruned similarity ``S`` [N, N] and the training rows ``r`` [U, N];
+    a supplied history is scored exactly like a training row, and similar items are the columns of ``S``."""
+
+    def __init__(self, root: Path, similarity: str, train_rows: str) -> None:
+        super().__init__(root)
+        self.similarity = sp.load_npz(self.root / similarity).tocsr()  # [N, N]
+        self.by_column = self.similarity.T.tocsr()  # row j: the neighbours of item j
+        self.train_rows = sp.load_npz(self.root / train_rows).tocsr()  # [U, N]
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        return self.history_scores(self.train_rows[users])
+
+    def history_scores(self, rows: sp.csr_matrix) -> np.ndarray:
+        binary = (rows != 0).astype(np.float32)  # the model binarises its training rows
+        return (binary @ self.similarity).toarray().astype(np.float32)  # [B, N] @ [N, N] -> [B, N]
+
+    def similar_scores(self, items: np.ndarray) -> np.ndarray:
+        return self.by_column[items].toarray().astype(np.float32)  # [B, N]
+
+
+class TfidfScorer(Scorer):
+    """TF-IDF content matching: a user profile is the re-normalised sum of the TF-IDF rows ``X`` [N, V] of the
+    user's items (weights as the model's ``profile_weighting``), scored by cosine; also for supplied histories."""
+
+    def __init__(self, root: Path, item_matrix: str, train_rows: str, uniform: bool) -> None:
+        super().__init__(root)
+        self.item_matrix = sp.load_npz(self.root / item_matrix).tocsr()  # [N, V], rows L2-normalised
+        self.train_rows = sp.load_npz(self.root / train_rows).tocsr()  # [U, N]
+        self.uniform = uniform
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        return self._score(self.train_rows[users])
+
+    def history_scores(self, rows: sp.csr_matrix) -> np.ndarray:
+        rows = sp.csr_matrix(rows, dtype=np.float64)
+        if self.uniform:
+            rows.data[:] = 1.0
+        return self._score(rows)
+
+    def _score(self, rows: sp.csr_matrix) -> np.ndarray:
+        from sklearn.preprocessing import normalize
+
+        profiles = normalize(rows @ self.item_matrix, norm="l2", axis=1)  # [B, N] @ [N, V] -> [B, V]
+        return (profiles @ self.item_matrix.T).toarray().astype(np.float32)  # [B, V] @ [V, N] -> [B, N]
+
+    def similar_scores(self, items: np.ndarray) -> np.ndarray:
+        return (self.item_matrix[items] @ self.item_matrix.T).toarray().astype(np.float32)  # [B, V] @ [V, N]
+
+
+class ProjectedMeanHistory:
+    """The text two-tower's user tower on a supplied history: ``q = W mean(v_H)``, ``s = q v^T / tau`` with
+    the unit item vectors ``v`` (``item_vectors.npy``) and ``W`` from ``user_tower.npz``."""
+
+    def __init__(self, root: Path, path: str, item_vectors: str, temperature: float) -> None:
+        with np.load(Path(root) / path, allow_pickle=False) as arrays:
+            self.user_proj = arrays["user_proj"]  # [d, d]
+        self.items = np.load(Path(root) / item_vectors, allow_pickle=False)  # [N, d]
+        self.temperature = float(temperature)
+
+    def history_scores(self, rows: sp.csr_matrix) -> np.ndarray:
+        binary = sp.csr_matrix(rows != 0, dtype=np.float32)
+        counts = np.maximum(np.asarray(binary.sum(axis=1)).ravel(), 1)  # [B]
+        mean = (binary @ self.items) / counts[:, None]  # [B, N] @ [N, d] -> [B, d]
+        q = mean @ self.user_proj.T  # [B, d] @ [d, d] -> [B, d]
+        q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)  # F.normalize's eps
+        return (q @ self.items.T / self.temperature).astype(np.float32)  # [B, d] @ [d, N] -> [B, N]
+
+
+def scratch_vocabulary(texts: Sequence[str], analyzer: MixedAnalyzer, min_count: int, max_vocab: int) -> dict[str, int]:
+    """The scratch text tower's vocabulary: tokens by document frequency (ties by token), ids from 1."""
+    df = Counter(tok for text in texts for tok in set(analyzer(text)))
+    kept = sorted((tok for tok, c in df.items() if c >= min_count), key=lambda tok: (-df[tok], tok))
+    return {tok: k + 1 for k, tok in enumerate(kept[:max_vocab])}
+
+
+class ScratchTextEncoder:
+    """New item text -> unit item vectors with the scratch text tower: tokens (``tokenizer.json``), mean of
+    token embeddings, projection (``text_encoder.npz``), L2 normalisation -- the model's ``item_vectors``."""
+
+    def __init__(self, root: Path, tokenizer: str, weights: str) -> None:
+        spec: dict[str, Any] = json.loads((Path(root) / tokenizer).read_text(encoding="utf-8"))
+        self.vocab: dict[str, int] = spec["vocab"]
+        self.analyzer = MixedAnalyzer(tuple(spec["cjk_ngram_range"]))  # type: ignore[arg-type]
+        self.hash_buckets, self.hash_base = int(spec["hash_buckets"]), 1 + int(spec["max_vocab"])
+        self.char_ngram_range = tuple(spec["char_ngram_range"])
+        with np.load(Path(root) / weights, allow_pickle=False) as arrays:
+            self.token_emb, self.proj_w, self.proj_b = arrays["token_emb"], arrays["proj_w"], arrays["proj_b"]
+
+    def token_ids(self, text: str) -> list[int]:
+        doc = self.analyzer(text)
+        ids = [self.vocab[tok] for tok in doc if tok in self.vocab]
+        if self.hash_buckets:
+            lo, hi = self.char_ngram_range
+            for word in (f"<{tok}>" for tok in doc if not _CJK_CHAR.search(tok)):
+                ids += [self.hash_base + zlib.crc32(word[k : k + n].encode()) % self.hash_buckets
+                        for n in range(lo, hi + 1) for k in range(len(word) - n + 1)]
+        return ids or [0]
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:  # -> [n, d]
+        pooled = np.stack([self.token_emb[self.token_ids(str(t))].mean(axis=0) for t in texts])  # [n, d]
+        raw = pooled @ self.proj_w.T + self.proj_b  # [n, d] @ [d, d] -> [n, d]
+        return raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
