@@ -196,3 +196,15 @@ def test_global_models_run_through_the_runner(compose_cfg, model: str, data: str
     else:
         assert "test/coverage_80" not in metrics and "lo_80" not in forecasts.columns
     assert record["protocol"]["input_size"] == cfg.data.input_size
+
+
+def test_a_trained_model_without_validation_windows_trains_and_tests_its_last_epoch(compose_cfg) -> None:
+    """M3-style protocol (one official hold-out, no validation window): nothing to monitor, so no early
+    stopping, and the last epoch's checkpoint is tested (not a crash on a missing val/mase)."""
+    cfg = compose_cfg(["model=lstm", "data=retail_series", "data.backtest.n_windows=1", "data.backtest.val_windows=0",
+                       "trainer.max_epochs=2", "trainer.limit_train_batches=2", "model.net.hidden_size=8",
+                       "data.batch_size=16"])
+    record = train(cfg)
+    metrics = record["metrics"]
+    assert "val/mase" not in metrics and metrics["test/mase"] > 0
+    assert record["checkpoint"] and "epoch_001" in record["checkpoint"]  # epochs 0 and 1 ran; the last is tested

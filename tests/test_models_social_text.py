@@ -100,6 +100,32 @@ def test_social_gnn_ssl_term_changes_the_loss_and_is_finite() -> None:
     assert torch.isfinite(ssl.user_emb.weight.grad).all() and ssl.user_emb.weight.grad.abs().sum() > 0
 
 
+def test_social_gnn_noise_view_perturbs_training_only() -> None:
+    """XSimGCL view: the training loss is random (noise) and adds a contrastive term; scores are not."""
+    torch.manual_seed(0)
+    net = SocialGNN(N_USERS, N_ITEMS, embedding_dim=8, ssl_weight=0.5, ssl_view="noise", noise_eps=0.1)
+    net.fit(social_data())
+    batch = triplets()
+    net.train()
+    first, second = net.loss(batch), net.loss(batch)
+    assert torch.isfinite(first) and not torch.isclose(first, second)  # fresh noise each step
+    first.backward()
+    assert net.item_emb.weight.grad.abs().sum() > 0
+    net.eval()
+    with torch.no_grad():
+        users = torch.arange(N_USERS)
+        torch.testing.assert_close(net(users), net(users))
+        net._drop_cache()
+        plain = SocialGNN(N_USERS, N_ITEMS, embedding_dim=8).eval()
+        plain.load_state_dict(net.state_dict())
+        plain.fit(social_data())
+        torch.testing.assert_close(net(users), plain(users))  # evaluation propagates without noise
+    with pytest.raises(ValueError, match="ssl_view"):
+        SocialGNN(N_USERS, N_ITEMS, ssl_view="dropout")
+    with pytest.raises(ValueError, match="noise_eps > 0 and 1 <= cl_layer"):
+        SocialGNN(N_USERS, N_ITEMS, n_layers=2, ssl_view="noise", cl_layer=3)
+
+
 def test_social_gnn_checkpoint_reloads_after_fit() -> None:
     net = SocialGNN(N_USERS, N_ITEMS, embedding_dim=8).eval()
     net.fit(social_data())
@@ -140,7 +166,11 @@ def train_steps(net: TextTwoTower, data: RecTrainData, steps: int = 60) -> None:
     coo = data.train.tocoo()
     users, pos = torch.as_tensor(coo.row, dtype=torch.long), torch.as_tensor(coo.col, dtype=torch.long)
     n_known = len(RED) + len(TOOLS)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    # A pretrained transformer being fine-tuned needs a small step (lr 1e-2 wipes out what it knows).
+    encoder = list(net.st.parameters()) if net.st is not None else []
+    ids = {id(p) for p in encoder}
+    groups = [{"params": [p for p in net.parameters() if id(p) not in ids], "lr": 1e-2}]
+    opt = torch.optim.Adam(groups + ([{"params": encoder, "lr": 5e-5}] if encoder else []))
     g = torch.Generator().manual_seed(0)
     net.train()
     for _ in range(steps):
@@ -277,7 +307,7 @@ def test_pretrained_encoder_scores_and_trains(tmp_path: Path, finetune: bool) ->
 
 
 # ---- real tiny runs ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("model", ["social_gnn", "social_gnn_ssl", "text_two_tower"])
+@pytest.mark.parametrize("model", ["social_gnn", "social_gnn_ssl", "social_gnn_xsimgcl", "text_two_tower"])
 def test_model_trains_through_the_runner(compose_cfg, model: str) -> None:
     cfg = compose_cfg([f"model={model}", "data=synthetic_shop", "data.source.n_users=80", "data.source.n_items=50",
                        "trainer.max_epochs=2"])

@@ -49,12 +49,21 @@ def _choices() -> dict[str, str]:
     return {}
 
 
-def _callbacks(cfg: DictConfig, task: Any) -> list[pl.Callback]:
-    """Callbacks of a trained model; any ``monitor`` follows the task's (namespaced) validation metric."""
+def _callbacks(cfg: DictConfig, task: Any, has_validation: bool = True) -> list[pl.Callback]:
+    """Callbacks of a trained model; any ``monitor`` follows the task's (namespaced) validation metric.
+
+    Without validation data (a backtest with ``val_windows: 0``) nothing is monitored: early stopping is
+    dropped and the checkpoint keeps the last epoch, so the test uses the model trained for ``max_epochs``.
+    """
     if not task.trainable or not cfg.get("callbacks"):
         return []
-    return [hydra.utils.instantiate(c, **({"monitor": task.monitor} if "monitor" in c else {}))
-            for c in cfg.callbacks.values() if c is not None and "_target_" in c]
+    monitor = task.monitor if has_validation else None
+    callbacks = [hydra.utils.instantiate(c, **({"monitor": monitor} if "monitor" in c else {}))
+                 for c in cfg.callbacks.values() if c is not None and "_target_" in c]
+    if not has_validation:
+        log.warning("no validation data: no early stopping, and the last epoch's weights are tested")
+        callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.EarlyStopping)]
+    return callbacks
 
 
 def _loggers(cfg: DictConfig) -> list[Any]:
@@ -87,7 +96,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     task = build_task(cfg.model, datamodule)
 
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=_callbacks(cfg, task), logger=_loggers(cfg) or False)
+        cfg.trainer, callbacks=_callbacks(cfg, task, datamodule.has_validation), logger=_loggers(cfg) or False)
 
     t0 = time.perf_counter()
     ckpt_path: str | None = None

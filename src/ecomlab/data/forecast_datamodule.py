@@ -305,6 +305,12 @@ class ForecastDataModule(pl.LightningDataModule):
                 f"first at ds={pd.Timestamp(s.ds[first]).date()}; fill them in the data")
 
     @property
+    def has_validation(self) -> bool:
+        """``False`` when the backtest has no validation windows (e.g. M3's single official hold-out)."""
+        assert self.bundle is not None, "call setup() first"
+        return len(self.val_items) > 0
+
+    @property
     def dims(self) -> dict[str, int]:
         assert self.bundle is not None, "call setup() first"
         return {"n_series": len(self.series), "horizon": self.backtest.horizon,

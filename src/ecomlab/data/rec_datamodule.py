@@ -209,6 +209,11 @@ class RecDataModule(pl.LightningDataModule):
         self.bundle = bundle
 
     @property
+    def has_validation(self) -> bool:
+        """Every split of a ranking data set has a validation part."""
+        return True
+
+    @property
     def dims(self) -> dict[str, int]:
         """Sizes the models take from the data, never from hand-written YAML."""
         assert self.bundle is not None, "call setup() first"

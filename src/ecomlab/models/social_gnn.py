@@ -21,6 +21,13 @@ self-supervision of MHCN, Yu et al., WWW 2021, and SEPT, Yu et al., KDD 2021), o
 
 .. math::  L_{ssl} = -\\tfrac{1}{|B|}\\sum_{u \\in B} \\log
            \\frac{\\exp(\\cos(z_{u,I}, z_{u,S})/\\tau)}{\\sum_{v \\in B} \\exp(\\cos(z_{u,I}, z_{v,S})/\\tau)}.
+
+``ssl_view="noise"`` instead contrasts two noisy views of the same propagation, as in XSimGCL (Yu, Xia, Chen,
+Cui, Nguyen, Yin, "XSimGCL: Towards Extremely Simple Graph Contrastive Learning for Recommendation", TKDE
+2023): during training every layer's output gets a random direction of length ``noise_eps`` in its own
+orthant, :math:`e^{(k)} \\leftarrow e^{(k)} + \\epsilon\\,\\mathrm{sign}(e^{(k)}) \\odot
+\\bar\\Delta`, and the InfoNCE above pairs each batch user's (and item's) final embedding with its layer-1
+embedding (``cl_layer``), which spreads the embeddings more uniformly. Evaluation propagates without noise.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from ecomlab.models.base import Recommender, RecTrainData
 from ecomlab.models.losses import bpr_loss, embedding_l2
 
 FUSIONS = ("normalize", "sum", "mean")
+SSL_VIEWS = ("social", "noise")
 
 
 def sym_norm_csr(adj: sp.spmatrix) -> Tensor:
@@ -60,7 +68,8 @@ class SocialGNN(Recommender):
 
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, n_layers: int = 3,
                  social_layers: int | None = None, fusion: str = "normalize", reg_weight: float = 1e-4,
-                 ssl_weight: float = 0.0, ssl_temperature: float = 0.2) -> None:
+                 ssl_weight: float = 0.0, ssl_temperature: float = 0.2, ssl_view: str = "social",
+                 noise_eps: float = 0.1, cl_layer: int = 1) -> None:
         super().__init__()
         if n_users < 1 or n_items < 1 or embedding_dim < 1:
             raise ValueError(f"n_users, n_items, embedding_dim must be >= 1; got {n_users}, {n_items}, {embedding_dim}")
@@ -68,7 +77,12 @@ class SocialGNN(Recommender):
         if n_layers < 1 or not 0 <= social_layers <= n_layers:
             raise ValueError(f"n_layers={n_layers}, social_layers={social_layers}; need n_layers >= 1 and "
                              "0 <= social_layers <= n_layers")
-        if ssl_weight > 0 and social_layers == 0:
+        if ssl_view not in SSL_VIEWS:
+            raise ValueError(f"ssl_view={ssl_view!r}; expected one of {SSL_VIEWS}")
+        if ssl_view == "noise" and not (noise_eps > 0 and 1 <= cl_layer <= n_layers):
+            raise ValueError(f"ssl_view='noise' needs noise_eps > 0 and 1 <= cl_layer <= n_layers={n_layers}; "
+                             f"got noise_eps={noise_eps}, cl_layer={cl_layer}")
+        if ssl_weight > 0 and ssl_view == "social" and social_layers == 0:
             raise ValueError("ssl_weight > 0 contrasts the interaction and social views; social_layers=0 has none")
         if fusion not in FUSIONS:
             raise ValueError(f"fusion={fusion!r}; expected one of {FUSIONS}")
@@ -78,6 +92,7 @@ class SocialGNN(Recommender):
         self.n_users, self.n_items, self.n_layers, self.social_layers = n_users, n_items, n_layers, social_layers
         self.fusion, self.reg_weight = fusion, reg_weight
         self.ssl_weight, self.ssl_temperature = ssl_weight, ssl_temperature
+        self.ssl_view, self.noise_eps, self.cl_layer = ssl_view, noise_eps, cl_layer
         self.user_emb = nn.Embedding(n_users, embedding_dim)
         self.item_emb = nn.Embedding(n_items, embedding_dim)
         nn.init.normal_(self.user_emb.weight, std=0.1)
@@ -122,8 +137,9 @@ class SocialGNN(Recommender):
     def _drop_cache(self) -> None:
         self._cache = None
 
-    def _propagate(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Final ``(users [U, d], items [I, d])`` and the per-view user means ``(z_I [U, d], z_S [U, d])``."""
+    def _propagate(self, noise: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Final ``(users [U, d], items [I, d])``, the per-view user means ``(z_I [U, d], z_S [U, d])`` and the
+        ``cl_layer`` outputs ``(users [U, d], items [I, d])``; ``noise`` perturbs every layer (XSimGCL)."""
         if self.ui_graph is None or self.social_graph is None:
             raise RuntimeError("SocialGNN needs fit(data) before use: the graphs are built from the training data")
         users, items = self.user_emb.weight, self.item_emb.weight
@@ -139,13 +155,20 @@ class SocialGNN(Recommender):
                 users = self._fuse(from_items, from_friends)
             else:
                 users = from_items
+            if noise:
+                users, items = self._perturb(users), self._perturb(items)
             user_layers.append(users)
             item_layers.append(items)
         final_u = torch.stack(user_layers).mean(0)  # [K+1, U, d] -> [U, d]
         final_i = torch.stack(item_layers).mean(0)  # [K+1, I, d] -> [I, d]
         z_i = torch.stack(view_i).mean(0)  # [K, U, d] -> [U, d]
         z_s = torch.stack(view_s).mean(0) if view_s else torch.zeros_like(z_i)  # [K_s, U, d] -> [U, d]
-        return final_u, final_i, z_i, z_s
+        return final_u, final_i, z_i, z_s, user_layers[self.cl_layer], item_layers[self.cl_layer]
+
+    def _perturb(self, emb: Tensor) -> Tensor:
+        """``e + eps * sign(e) * unit(u)``, ``u ~ U(0, 1)^d``: a random direction in the orthant of ``e``."""
+        direction = F.normalize(torch.rand_like(emb), dim=1)  # [n, d]
+        return emb + self.noise_eps * torch.sign(emb) * direction
 
     def _fuse(self, from_items: Tensor, from_friends: Tensor) -> Tensor:
         if self.fusion == "normalize":
@@ -160,7 +183,7 @@ class SocialGNN(Recommender):
         key = (self.user_emb.weight._version, self.item_emb.weight._version, self.user_emb.weight.data_ptr())
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1], self._cache[2]
-        users, items, _, _ = self._propagate()
+        users, items, *_ = self._propagate()
         if not self.training and not torch.is_grad_enabled():
             self._cache = (key, users, items)
         return users, items
@@ -169,23 +192,30 @@ class SocialGNN(Recommender):
         user_final, item_final = self.get_embedding()
         return user_final[users] @ item_final.T  # [B, d] @ [d, N] -> [B, N]
 
+    def info_nce(self, a: Tensor, b: Tensor) -> Tensor:
+        """InfoNCE pairing row ``n`` of ``a`` ``[n, d]`` with row ``n`` of ``b``; other rows are negatives."""
+        if len(a) < 2:
+            return a.new_zeros(())
+        logits = F.normalize(a, dim=1) @ F.normalize(b, dim=1).T / self.ssl_temperature  # [n, d] @ [d, n] -> [n, n]
+        return F.cross_entropy(logits, torch.arange(len(a), device=logits.device))
+
     def ssl_loss(self, users: Tensor, z_i: Tensor, z_s: Tensor) -> Tensor:
         """InfoNCE between the interaction and social views of the distinct batch users that have friends."""
         users = torch.unique(users)  # a repeated user would be its own negative
         users = users[self.has_friends[users]]
-        if len(users) < 2:
-            return z_i.new_zeros(())
-        a = F.normalize(z_i[users], dim=1)  # [B', d]
-        b = F.normalize(z_s[users], dim=1)  # [B', d]
-        logits = a @ b.T / self.ssl_temperature  # [B', d] @ [d, B'] -> [B', B']
-        return F.cross_entropy(logits, torch.arange(len(users), device=logits.device))
+        return self.info_nce(z_i[users], z_s[users])
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
         users, pos, neg = batch["users"], batch["pos"], batch["neg"]
-        user_final, item_final, z_i, z_s = self._propagate()
+        noisy = self.ssl_weight > 0 and self.ssl_view == "noise"
+        user_final, item_final, z_i, z_s, user_cl, item_cl = self._propagate(noise=noisy)
         ranking = bpr_loss(user_final[users], item_final[pos], item_final[neg])
         u0, p0, n0 = self.user_emb(users), self.item_emb(pos), self.item_emb(neg)  # [B, d], [B, d], [B, n_neg, d]
         total = ranking + self.reg_weight * embedding_l2(u0, p0, n0)
-        if self.ssl_weight > 0:
+        if noisy:
+            u, i = torch.unique(users), torch.unique(pos)  # positives only, as XSimGCL; a repeat = own negative
+            total = total + self.ssl_weight * (self.info_nce(user_final[u], user_cl[u])
+                                               + self.info_nce(item_final[i], item_cl[i]))
+        elif self.ssl_weight > 0:
             total = total + self.ssl_weight * self.ssl_loss(users, z_i, z_s)
         return total
