@@ -57,7 +57,10 @@ def run_of(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
 
     def get(model: str) -> Path:
         if model not in done:
-            data = TINY_SALES if model in ("seasonal_naive", "ets", "arima") else [*TINY_SHOP, "trainer.max_epochs=2"]
+            data = {"seasonal_naive": TINY_SALES, "ets": TINY_SALES,
+                    "lstm": [*TINY_SALES, "trainer.max_epochs=1", "data.windows_per_epoch=64",
+                             "model.net.hidden_size=16", "model.net.mlp_size=32"]}.get(
+                model, [*TINY_SHOP, "trainer.max_epochs=2"])
             done[model] = train_run(root / model, [f"model={model}", *data])
         return done[model]
 
@@ -212,7 +215,7 @@ def test_failed_export_leaves_nothing_and_existing_out_is_refused(run_of, tmp_pa
     assert sorted(p.name for p in out_parent.iterdir()) == ["pop"]
 
 
-@pytest.mark.parametrize("model", ["seasonal_naive", "ets"])
+@pytest.mark.parametrize("model", ["seasonal_naive", "ets", "lstm"])
 def test_exported_forecaster_matches_backtest_forecasts(run_of, tmp_path: Path, model: str) -> None:
     run_dir = run_of(model)
     loaded = ecomlab.load(export_run(run_dir, "onnx", tmp_path / "bundle"))
@@ -228,7 +231,7 @@ def test_exported_forecaster_matches_backtest_forecasts(run_of, tmp_path: Path, 
     assert len(merged) == len(test) == len(got)
     for column in [c for c in ("y_hat", "lo_80", "hi_95") if c in test.columns]:
         np.testing.assert_allclose(merged[f"{column}_served"], merged[column], rtol=TOL)
-    if model == "ets":
+    if model != "seasonal_naive":
         assert {"lo_80", "hi_80", "q0.1", "q0.9", "q0.975"} <= set(got.columns)
         np.testing.assert_allclose(got["q0.1"], got["lo_80"])
     with pytest.raises(ValueError, match="missing column"):
@@ -247,3 +250,10 @@ def test_export_cli_exit_codes(run_of, tmp_path: Path) -> None:
     bad = subprocess.run([str(tool), f"run={tmp_path}/missing", f"out={tmp_path}/c", *common],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "not a finished ecomlab run" in bad.stderr and not (tmp_path / "c").exists()
+
+
+def test_export_and_serve_configs_compose(compose_cfg) -> None:
+    cfg = compose_cfg(["run=/some/run", "out=/some/bundle"], config_name="export")
+    assert (cfg.run, cfg.format, cfg.out, cfg.ckpt) == ("/some/run", "onnx", "/some/bundle", "best")
+    cfg = compose_cfg(["bundle=/some/bundle", "port=9000"], config_name="serve")
+    assert (cfg.bundle, cfg.host, cfg.port) == ("/some/bundle", "127.0.0.1", 9000)

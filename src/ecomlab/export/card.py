@@ -72,11 +72,12 @@ def model_card(meta: dict[str, Any], metrics: dict[str, Any], net: nn.Module) ->
     else:
         lines += [
             f"- forecasts of series like the training panel: {meta.get('horizon')} steps at frequency "
-            f"`{meta.get('freq')}`, central intervals {meta.get('levels')} %, refitted on the supplied history.",
+            f"`{meta.get('freq')}`, central intervals {meta.get('levels')} %, from the supplied history (per-series "
+            "models refit on it; the LSTM reads its last input window).",
             "",
             "## Limits",
-            "- a per-series model: each history is fitted on its own; short histories fall back to simpler models "
-            "(see the model's docs).",
+            "- per-series models fit each history on its own (short histories fall back to simpler models); the "
+            "LSTM forecasts only the series of its training panel, at its trained horizon.",
         ]
     lines += [f"- {note}" for note in meta.get("notes") or []]
     lines += ["", "Every file of the bundle is listed with its SHA-256 in `manifest.json`; loading refuses a "

@@ -1,4 +1,4 @@
-"""Forecaster bundles: local (per-series) models export their configuration, and forecast any history.
+"""Forecaster bundles: local models export their configuration, the global LSTM its network and inputs.
 
 Seasonal naive, naive, Naive2, ARIMA, AutoARIMA and ETS refit on every history they are given (Hyndman &
 Athanasopoulos, *FPP*, ch. 5 and 8-9), so a trained run holds no fitted state: the bundle is the resolved
@@ -9,11 +9,19 @@ on the supplied history ``y_{1..T}`` of each series, exactly as in the backtest.
 :class:`BundleForecaster` is the loaded form: ``forecast(history_df, horizon, covariates=None)`` takes a
 long ``unique_id, ds, y`` frame and returns a long frame with ``y_hat``, the ``lo_<level>`` / ``hi_<level>``
 interval bounds and the same bounds as quantile columns ``q<p>`` (``lo_80`` = ``q0.1``).
-Global models with fitted state (GBT on lags, the LSTM) are not exported yet: they are refused with a message.
+
+The global LSTM (:mod:`ecomlab.models.lstm_forecaster`) is written natively: its state dict (``.npz``), the
+covariate standardisation ``(mean, std)`` from the training panel, and the input specification (series ids
+in embedding order, history window ``input_size``, horizon, calendar cycles, known-future and past-only
+covariate columns). :class:`BundleLSTM` rebuilds the model's evaluation window from a supplied history --
+the last ``input_size`` steps, left-padded and masked, calendar features of history and horizon dates,
+covariates -- so a served forecast is the backtest's ``net.predict`` on the same window. Series unknown to
+the trained embedding are refused. GBT on lags is not exported yet.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,30 +31,145 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
+from ecomlab.data.forecast_datamodule import Series, WindowTensors, calendar_features
 from ecomlab.metrics.probabilistic import quantiles_from_intervals
 from ecomlab.models.base import Forecaster
+from ecomlab.models.lstm_forecaster import LSTMForecaster
 from ecomlab.utils import instantiate_with_dims
 
 SPEC = "model/forecaster.json"
 
 
+def _freq(datamodule: Any) -> str | None:
+    ds = pd.DatetimeIndex(datamodule.series[0].ds)
+    return pd.infer_freq(ds) if len(ds) >= 3 else None
+
+
 def export_forecaster(task: Any, datamodule: Any, fmt: str, root: Path, net_config: dict[str, Any]) -> dict[str, Any]:
-    """Write ``model/forecaster.json`` for a local forecaster; returns the manifest entries."""
-    net = task.net
+    """Write the forecaster's files under ``root / "model"``; returns the manifest entries."""
+    (root / "model").mkdir(parents=True, exist_ok=True)
+    return _export(task.net, task, datamodule, fmt, root, net_config)
+
+
+@functools.singledispatch
+def _export(net: Forecaster, task: Any, datamodule: Any, fmt: str, root: Path,
+            net_config: dict[str, Any]) -> dict[str, Any]:
     if net.trainable or type(net).fit_panel is not Forecaster.fit_panel:
         raise ValueError(f"{type(net).__name__} is a global forecaster with fitted state; only the per-series "
                          "models (seasonal_naive, naive, naive2, arima, auto_arima, ets) can be exported so far")
-    ds = pd.DatetimeIndex(datamodule.series[0].ds)
-    freq = pd.infer_freq(ds) if len(ds) >= 3 else None
+    freq = _freq(datamodule)
     spec = {"config": net_config, "dims": dict(datamodule.dims), "levels": list(task.levels), "freq": freq,
             "horizon": int(datamodule.dims["horizon"])}
-    (root / "model").mkdir(parents=True, exist_ok=True)
     (root / SPEC).write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
     notes = [] if fmt == "native" else [f"format={fmt} was asked for; per-series models refit on each history "
                                         "and are exported as their configuration (JSON)"]
     return {"format": "native", "forecaster": {"_target_": "ecomlab.export.forecasters.BundleForecaster",
                                                "path": SPEC},
             "horizon": spec["horizon"], "levels": spec["levels"], "freq": freq, "notes": notes}
+
+
+@_export.register(LSTMForecaster)
+def _export_lstm(net: LSTMForecaster, task: Any, datamodule: Any, fmt: str, root: Path,
+                 net_config: dict[str, Any]) -> dict[str, Any]:
+    spec = {"config": net_config, "dims": dict(datamodule.dims), "levels": list(task.levels),
+            "freq": _freq(datamodule), "horizon": net.horizon, "input_size": net.input_size,
+            "series": [s.unique_id for s in datamodule.series],
+            "calendar_attributes": [list(a) for a in datamodule.calendar_attributes],
+            "futr_columns": list(datamodule.futr_covariates), "hist_columns": list(datamodule.hist_covariates)}
+    (root / "model" / "lstm.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+    np.savez(root / "model" / "weights.npz", **{k: v.detach().cpu().numpy() for k, v in net.state_dict().items()})
+    np.savez(root / "model" / "scaling.npz", cov_mean=net.cov_mean.cpu().numpy(), cov_std=net.cov_std.cpu().numpy())
+    notes = [] if fmt == "native" else [f"format={fmt} was asked for; the LSTM forecaster is written natively "
+                                        "(state dict .npz + input specification)"]
+    return {"format": "native", "forecaster": {"_target_": "ecomlab.export.forecasters.BundleLSTM",
+                                               "spec": "model/lstm.json", "weights": "model/weights.npz",
+                                               "scaling": "model/scaling.npz"},
+            "horizon": net.horizon, "levels": spec["levels"], "freq": spec["freq"], "notes": notes}
+
+
+def _long_frame(uids: list[Any], dates: list[pd.DatetimeIndex], prediction: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Long ``unique_id, ds, y_hat, lo_*, hi_*, q*`` frame from ``[S, h]`` prediction arrays."""
+    quantiles = quantiles_from_intervals(prediction)
+    out = []
+    for s, (uid, ds) in enumerate(zip(uids, dates, strict=True)):
+        columns = {key: value[s] for key, value in prediction.items()}
+        columns.update({f"q{q:g}": value[s] for q, value in quantiles.items() if q != 0.5})
+        out.append(pd.DataFrame({"unique_id": uid, "ds": ds, **columns}))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=["unique_id", "ds", "y_hat"])
+
+
+def _future_dates(ds: pd.Series, horizon: int, freq: str | None) -> pd.DatetimeIndex:
+    freq = freq or (pd.infer_freq(pd.DatetimeIndex(ds)) if len(ds) >= 3 else None)
+    if freq is None:
+        raise ValueError("cannot tell the series' frequency: the bundle records none and the history has "
+                         "irregular or too few dates")
+    return pd.date_range(ds.iloc[-1], periods=horizon + 1, freq=freq)[1:]
+
+
+class BundleLSTM:
+    """The global LSTM rebuilt from its bundle; see the module docstring."""
+
+    def __init__(self, root: Path, spec: str, weights: str, scaling: str) -> None:
+        import torch
+
+        self.spec = json.loads((Path(root) / spec).read_text(encoding="utf-8"))
+        if not str(self.spec["config"].get("_target_", "")).startswith("ecomlab.models."):
+            raise ValueError(f"{Path(root) / spec}: the forecaster must be an ecomlab model")
+        self.net: LSTMForecaster = instantiate_with_dims(OmegaConf.create(self.spec["config"]), self.spec["dims"])
+        with np.load(Path(root) / weights, allow_pickle=False) as arrays:
+            self.net.load_state_dict({k: torch.from_numpy(arrays[k]) for k in arrays.files})
+        with np.load(Path(root) / scaling, allow_pickle=False) as arrays:
+            self.net.cov_mean.copy_(torch.from_numpy(arrays["cov_mean"]))
+            self.net.cov_std.copy_(torch.from_numpy(arrays["cov_std"]))
+        self.net.eval()
+        self.index = {uid: i for i, uid in enumerate(self.spec["series"])}
+        self.attributes = [(name, float(period)) for name, period in self.spec["calendar_attributes"]]
+        self.futr, self.hist = self.spec["futr_columns"], self.spec["hist_columns"]
+
+    def forecast(self, history_df: pd.DataFrame, horizon: int | None = None, covariates: pd.DataFrame | None = None,
+                 levels: Sequence[int] | None = None) -> pd.DataFrame:
+        """Forecasts of the trained horizon for known series; ``history_df`` carries the covariate columns over
+        the history, ``covariates`` (``unique_id, ds`` + known-future columns) over the horizon."""
+        import torch
+
+        h = int(self.spec["horizon"])
+        if horizon is not None and int(horizon) != h:
+            raise ValueError(f"this LSTM was trained for horizon {h}; asked for {horizon}")
+        if self.futr and covariates is None:
+            raise ValueError(f"this LSTM needs the known-future covariates {self.futr} over the horizon: pass "
+                             "covariates with unique_id, ds and those columns")
+        missing = [c for c in self.futr + self.hist if c not in history_df.columns]
+        if missing:
+            raise ValueError(f"history: missing covariate column(s) {missing}")
+        frame = _check_history(history_df)
+        frame = frame.join(history_df[self.futr + self.hist]) if self.futr + self.hist else frame
+        unknown = sorted({str(u) for u in frame["unique_id"]} - set(self.index))
+        if unknown:
+            raise ValueError(f"series {unknown[:5]} are not in the trained panel; the LSTM embeds series by id")
+        series, uids, dates = [], [], []
+        for local, (uid, part) in enumerate(frame.groupby("unique_id", sort=False)):
+            future = _future_dates(part["ds"], h, self.spec["freq"])
+            cov = np.zeros((len(part) + h, len(self.futr) + len(self.hist)), np.float32)  # [T + h, C]
+            cov[: len(part)] = part[self.futr + self.hist].to_numpy(np.float32)
+            if self.futr:
+                rows = covariates[covariates["unique_id"].astype(str) == str(uid)]
+                known = rows.set_index(pd.to_datetime(rows["ds"]))
+                if not future.isin(known.index).all():
+                    raise ValueError(f"covariates: series '{uid}' lacks known-future values for {h} steps from "
+                                     f"{future[0].date()}")
+                cov[len(part):, : len(self.futr)] = known.loc[future, self.futr].to_numpy(np.float32)
+            ds = np.concatenate([part["ds"].to_numpy("datetime64[ns]"), future.to_numpy("datetime64[ns]")])
+            y = np.concatenate([part["y"].to_numpy(np.float64), np.zeros(h)])  # the horizon is never read
+            series.append(Series(str(uid), ds, y, cov, calendar_features(ds, self.attributes), index=local))
+            uids.append(uid)
+            dates.append(future)
+        tensors = WindowTensors(series, int(self.spec["input_size"]), h, len(self.futr))
+        local_index = np.arange(len(series), dtype=np.int64)
+        cutoff = np.array([len(s.y) - h for s in series], dtype=np.int64)  # first forecast step of each series
+        batch = tensors.cut(local_index, cutoff, with_target=False)
+        batch["series_index"] = torch.tensor([self.index[str(u)] for u in uids])  # the trained embedding rows
+        levels = self.spec["levels"] if levels is None else [int(v) for v in levels]
+        return _long_frame(uids, dates, self.net.predict(batch, h, levels))
 
 
 class BundleForecaster:
@@ -77,20 +200,8 @@ class BundleForecaster:
         groups = [(uid, part) for uid, part in frame.groupby("unique_id", sort=False)]
         histories = [part["y"].to_numpy(np.float64) for _, part in groups]
         prediction = self.net.predict({"history": histories}, horizon, levels)  # {"y_hat": [S, h], ...}
-        quantiles = quantiles_from_intervals(prediction)
-        out = []
-        for s, (uid, part) in enumerate(groups):
-            columns = {key: value[s] for key, value in prediction.items()}
-            columns.update({f"q{q:g}": value[s] for q, value in quantiles.items() if q != 0.5})
-            out.append(pd.DataFrame({"unique_id": uid, "ds": self._future(part["ds"], horizon), **columns}))
-        return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=["unique_id", "ds", "y_hat"])
-
-    def _future(self, ds: pd.Series, horizon: int) -> pd.DatetimeIndex:
-        freq = self.freq or (pd.infer_freq(pd.DatetimeIndex(ds)) if len(ds) >= 3 else None)
-        if freq is None:
-            raise ValueError("cannot tell the series' frequency: the bundle records none and the history has "
-                             "irregular or too few dates")
-        return pd.date_range(ds.iloc[-1], periods=horizon + 1, freq=freq)[1:]
+        dates = [_future_dates(part["ds"], horizon, self.freq) for _, part in groups]
+        return _long_frame([uid for uid, _ in groups], dates, prediction)
 
 
 def _check_history(history_df: pd.DataFrame) -> pd.DataFrame:
