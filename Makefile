@@ -19,8 +19,12 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e ".[dev]"
 	touch $(STAMP)
 
-train: setup ## run the quickstart experiment on built-in MovieLens data
-	$(VENV)/bin/ecomlab-train experiment=quickstart
+QUICKSTART_DIR ?= logs/quickstart/multiruns/$(shell date +%Y-%m-%d_%H-%M-%S)
+
+train: setup ## quickstart: three models on built-in MovieLens data, then their comparison table
+	$(VENV)/bin/ecomlab-train -m experiment=quickstart hydra.sweep.dir=$(QUICKSTART_DIR)
+	$(VENV)/bin/ecomlab-compare $(QUICKSTART_DIR) --metrics test/ndcg@10 test/recall@10 fit_seconds \
+	    --baseline popularity --out $(QUICKSTART_DIR)/comparison
 
 test: setup ## fast test suite (no slow tests)
 	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider
