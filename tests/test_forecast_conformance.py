@@ -7,6 +7,7 @@ and the short series is forecast by the documented fallback and counted, never d
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -110,3 +111,14 @@ def test_model_runs_through_the_training_entry_point(compose_cfg, model: str) ->
         assert np.isfinite(metrics[key]) and metrics[key] >= 0.0, (key, metrics)
     forecasts = pd.read_parquet(Path(cfg.paths.output_dir) / "forecasts_test.parquet")
     assert len(forecasts) == 12 and np.all(np.isfinite(forecasts["y_hat"]))
+
+
+def test_fallbacks_reach_the_run_record(compose_cfg) -> None:
+    """The model's fallback counts are written to metrics.json (souvenirs is long and positive: no fallback;
+    the counting itself is checked on short series above)."""
+    cfg = compose_cfg(["model=naive2", "data=retail_series", "data.source.series=[souvenirs]",
+                       "data.backtest.n_windows=1", "data.preprocess.min_series_length=0"])
+    record = train(cfg)
+    on_disk = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert on_disk["fallbacks"] == record["fallbacks"]
+    assert record["fallbacks"] == {"short": 0, "non_positive": 0}

@@ -64,6 +64,8 @@ def write_run_record(output_dir: Path, *, cfg: DictConfig, task: Any, datamodule
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
+    if protocol["task"] == "forecasting":
+        record["fallbacks"] = {k: int(v) for k, v in task.net.fallbacks.items()}
     if task.trainer is None or task.trainer.is_global_zero:
         for stage, frame in getattr(task, "per_user", {}).items():
             atomic_write_parquet(output_dir / f"per_user_{stage}.parquet", frame)

@@ -126,6 +126,12 @@ class Forecaster(nn.Module):
 
     trainable: ClassVar[bool] = False
 
+    def __init__(self) -> None:
+        super().__init__()
+        #: series-windows forecast by a simpler model than configured (short history, failed fit), by reason;
+        #: cumulative over every call (validation and test), written to the run record. Never a silent drop.
+        self.fallbacks: dict[str, int] = {}
+
     def fit_panel(self, data: ForecastTrainData) -> None:
         """Fit on the training part of the panel (global models); local models refit per history instead."""
 
