@@ -7,6 +7,9 @@ from pathlib import Path
 import hydra
 import pytest
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
 from omegaconf import OmegaConf
 
 from ecomlab.tasks.forecasting import ForecastTask
@@ -31,7 +34,7 @@ FORECAST_DATA = [d for d in names("data") if kind_of("data", d) == "forecasting"
 
 
 def test_groups_are_populated() -> None:
-    for group in ("data", "model", "trainer", "logger", "callbacks", "experiment", "paths", "hydra"):
+    for group in ("data", "model", "trainer", "logger", "callbacks", "experiment", "paths", "hydra", "hparams_search"):
         assert names(group), f"configs/{group} is empty"
 
 
@@ -109,6 +112,33 @@ def test_experiment_configs_compose(compose_cfg, experiment: str) -> None:
     text = (CONFIGS / "experiment" / f"{experiment}.yaml").read_text()
     assert text.startswith("# @package _global_"), "experiment recipes start with the package header"
     assert "ecomlab-train" in text or "make train" in text, "experiment recipes name the command that runs them"
+
+
+@pytest.mark.parametrize("search", names("hparams_search"))
+def test_hparams_search_configs_compose_and_search_existing_keys(compose_cfg, search: str) -> None:
+    text = (CONFIGS / "hparams_search" / f"{search}.yaml").read_text()
+    assert text.startswith("# @package _global_") and f"hparams_search={search}" in text
+    model = OmegaConf.load(CONFIGS / "hparams_search" / f"{search}.yaml")["defaults"][0]["override /model"]
+    data = RANKING_DATA[0] if kind_of("model", model) == "ranking" else FORECAST_DATA[0]
+    cfg = compose_cfg([f"hparams_search={search}", f"data={data}"])
+    sweeper = HydraConfig.get().sweeper
+    assert sweeper._target_.endswith("OptunaSweeper") and sweeper.sampler.seed is not None
+    assert cfg.optimized_metric == cfg.model.monitor
+    assert sweeper.direction == {"max": "maximize", "min": "minimize"}[cfg.model.mode]
+    assert any(c._target_ == "ecomlab.train.SearchSpaceRecorder" for c in HydraConfig.get().callbacks.values())
+    # every searched key exists, and the search space's corner (each distribution's low end or first choice)
+    # builds the model
+    corner = []
+    for key, expression in sweeper.params.items():
+        assert OmegaConf.select(cfg, key) is not None, f"{search} searches {key}, which the config lacks"
+        override = OverridesParser.create().parse_override(f"{key}={expression}")
+        distribution = create_optuna_distribution_from_override(override)
+        choices = getattr(distribution, "choices", None)
+        corner.append(f"{key}={choices[0] if choices else distribution.low}")
+    cfg = compose_cfg([f"hparams_search={search}", f"data={data}", *corner])
+    dims = {"n_users": 7, "n_items": 11, "n_series": 3, "horizon": 4, "season_length": 12}
+    net = instantiate_with_dims(cfg.model.net, dims)
+    assert hydra.utils.instantiate(cfg.model, net=net).configure_optimizers() is not None
 
 
 def test_eval_config_composes(compose_cfg) -> None:

@@ -1,7 +1,8 @@
 """The run record: what every run directory holds, written atomically.
 
 ``metrics.json`` -- every validation and test metric, the protocol (split, K values, candidate set,
-seasonality, data fingerprint), timings, peak memory, git commit, seed, model and data names, and the
+seasonality, data fingerprint), timings, peak memory, git commit, seed, model and data names, the logger runs
+holding the training curves (``logger_runs``: CSV / TensorBoard version directories, MLflow run ids), and the
 composed config. ``config.yaml`` -- the resolved config (``ecomlab-eval`` rebuilds the run from it).
 ``per_user_{val,test}.parquet`` / ``per_series_{val,test}.parquet`` -- per-user or per-series metric values;
 ``forecasts_test.parquet`` -- forecasts next to actuals.
@@ -9,15 +10,17 @@ composed config. ``config.yaml`` -- the resolved config (``ecomlab-eval`` rebuil
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import json
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ecomlab.utils import (
     atomic_write_json,
@@ -27,18 +30,44 @@ from ecomlab.utils import (
     peak_memory_mb,
 )
 
+#: config nodes that never change what a run computes: where it writes, Hydra internals, labels, loggers
+_NOT_FINGERPRINTED = ("paths", "hydra", "tags", "logger")
+
 
 def config_fingerprint(cfg: DictConfig) -> str:
-    """Hash of the resolved config without paths and Hydra internals: equal for re-runs of the same recipe."""
+    """Hash of the resolved config without paths, loggers and Hydra internals: equal for re-runs of a recipe.
+
+    Paths are interpolated into other nodes too (checkpoint and logger directories, the data cache), so each
+    ``paths.*`` value is replaced by its own name before resolving: a run moved to another directory, or the
+    same job of a sweep run again, keeps its fingerprint.
+    """
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        for key in cfg.get("paths") or {}:
+            cfg.paths[key] = f"<paths.{key}>"
     plain = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(plain, dict)
-    plain = {k: v for k, v in plain.items() if k not in ("paths", "hydra", "tags")}
+    plain = {k: v for k, v in plain.items() if k not in _NOT_FINGERPRINTED}
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def logger_runs(loggers: Sequence[Any]) -> list[dict[str, Any]]:
+    """Where each logger put this run's curves: its kind and whichever of name, version, log / save directory,
+    MLflow experiment and run id it has (a CSV or TensorBoard version directory, an MLflow run id)."""
+    runs = []
+    for logger in loggers:
+        entry: dict[str, Any] = {"kind": type(logger).__name__}
+        for attr in ("name", "version", "log_dir", "save_dir", "experiment_id", "run_id"):
+            value = getattr(logger, attr, None)
+            if value is not None:
+                entry[attr] = value if isinstance(value, int) else str(value)
+        runs.append(entry)
+    return runs
 
 
 def write_run_record(output_dir: Path, *, cfg: DictConfig, task: Any, datamodule: Any, metrics: dict[str, float],
                      timings: dict[str, float], model_name: str, dataset_name: str, checkpoint: str | None,
-                     version: str) -> dict[str, Any]:
+                     version: str, loggers: Sequence[Any] = ()) -> dict[str, Any]:
     protocol = datamodule.protocol()
     if protocol["task"] == "ranking":
         protocol["ks"] = list(task.ks)
@@ -56,6 +85,7 @@ def write_run_record(output_dir: Path, *, cfg: DictConfig, task: Any, datamodule
         **{k: round(v, 4) for k, v in timings.items()},
         **peak_memory_mb(),
         "checkpoint": checkpoint,
+        "logger_runs": logger_runs(loggers),
         "deterministic_algorithms": bool(torch.are_deterministic_algorithms_enabled()),
         "git_commit": git_commit(),
         "ecomlab_version": version,

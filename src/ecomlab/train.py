@@ -7,11 +7,17 @@
 Gradient-trained models run ``Trainer.fit`` (resuming from ``checkpoints/last.ckpt`` when the run directory
 already holds one) and are evaluated from the best checkpoint; classical models fit in closed form. Both then
 go through the same ``Trainer.validate`` / ``Trainer.test`` loops and the same metrics.
+
+A run directory that already holds a finished run of the same config (``metrics.json`` with an equal
+``config_fingerprint``) is skipped, so a study (or an Optuna search, see ``configs/hparams_search/``) run again
+into the same sweep directory resumes where it stopped.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -20,13 +26,14 @@ import hydra
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 import ecomlab
 from ecomlab.cli import quiet_third_party, user_errors_exit_2
 from ecomlab.report.table import print_metrics
-from ecomlab.run_record import write_run_record
-from ecomlab.utils import config_dir, instantiate_with_dims
+from ecomlab.run_record import config_fingerprint, write_run_record
+from ecomlab.utils import atomic_write_text, config_dir, instantiate_with_dims
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +87,27 @@ def build_task(model_cfg: DictConfig, datamodule: Any) -> Any:
     return task
 
 
+def finished_record(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
+    """The run record in ``output_dir`` if it holds a finished run of this very config, else None.
+
+    A record of another config (say, more epochs) is no match: that run goes on from its last checkpoint.
+    """
+    path = output_dir / "metrics.json"
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    return record if record.get("config_fingerprint") == config_fingerprint(cfg) else None
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one experiment described by a composed config; returns the run record."""
     check_task_matches_data(cfg)
     output_dir = Path(cfg.paths.output_dir)
+    record = finished_record(output_dir, cfg)
+    if record is not None:
+        log.info("skipping %s: it already holds a finished run of this config (fingerprint %s)",
+                 output_dir, record["config_fingerprint"])
+        return record
     output_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True)
     if cfg.get("deterministic"):
@@ -95,8 +119,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     data_seconds = time.perf_counter() - t0
     task = build_task(cfg.model, datamodule)
 
+    loggers = _loggers(cfg)
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=_callbacks(cfg, task, datamodule.has_validation), logger=_loggers(cfg) or False)
+        cfg.trainer, callbacks=_callbacks(cfg, task, datamodule.has_validation), logger=loggers or False)
 
     t0 = time.perf_counter()
     ckpt_path: str | None = None
@@ -122,7 +147,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         output_dir, cfg=cfg, task=task, datamodule=datamodule, metrics=metrics,
         timings={"data_seconds": data_seconds, "fit_seconds": fit_seconds, "eval_seconds": eval_seconds},
         model_name=choices.get("model", type(task.net).__name__), dataset_name=choices.get("data", "custom"),
-        checkpoint=ckpt_path, version=ecomlab.__version__,
+        checkpoint=ckpt_path, version=ecomlab.__version__, loggers=loggers,
     )
     if cfg.get("eval", {}).get("print_table", True) and trainer.is_global_zero:
         print_metrics(metrics, title=f"{record['model']} on {record['dataset']} (seed {cfg.seed}): test metrics")
@@ -130,15 +155,51 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return record
 
 
+class SearchSpaceRecorder(Callback):
+    """Writes ``search_space.yaml`` into the sweep directory before the first trial of an Optuna search.
+
+    Hydra's Optuna sweeper saves only the best trial (``optimization_results.yaml``) and, unlike the basic
+    sweeper, no ``multirun.yaml``; this keeps what was searched next to it: the metric and direction, the
+    sampler and its seed, the number of trials and every parameter's distribution as an override expression.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweeper = config.hydra.sweeper
+        space = {
+            "optimized_metric": config.get("optimized_metric"),
+            "direction": sweeper.get("direction"),
+            "study_name": sweeper.get("study_name"),
+            "n_trials": sweeper.get("n_trials"),
+            "sampler": sweeper.get("sampler"),
+            "params": sweeper.get("params"),
+        }
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(sweep_dir / "search_space.yaml", OmegaConf.to_yaml(OmegaConf.create(space), resolve=True))
+
+
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 @user_errors_exit_2
 def main(cfg: DictConfig) -> float | None:
-    """Console entry point; returns the validation metric so Hydra sweepers (Optuna) can optimise it."""
+    """Console entry point; returns the validation metric so Hydra sweepers (Optuna) can optimise it.
+
+    The metric is ``optimized_metric`` (set by ``hparams_search`` configs) or else the task's monitor; its value
+    is the one ``Trainer.validate`` gives the best checkpoint. A non-finite value (a diverged trial) is returned
+    as None: Optuna's sweeper then records a failed trial and the search goes on, where a NaN would make the
+    sweeper itself fail in ``study.tell``.
+    """
     quiet_third_party()
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
     record = train(cfg)
-    value = record["metrics"].get(record["monitor"])
-    return float(value) if value is not None else None
+    metric = cfg.get("optimized_metric") or record["monitor"]
+    if cfg.get("optimized_metric") and metric not in record["metrics"]:
+        logged = sorted(k for k in record["metrics"] if k.startswith("val/"))
+        raise ValueError(f"optimized_metric={metric} is not a metric of this run; its validation metrics: {logged}")
+    value = record["metrics"].get(metric)
+    if value is None or not math.isfinite(value):
+        log.warning("%s is %s in %s: a sweeper records this run as failed", metric, value, cfg.paths.output_dir)
+        return None
+    return float(value)
 
 
 if __name__ == "__main__":
