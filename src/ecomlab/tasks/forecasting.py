@@ -29,6 +29,7 @@ from ecomlab.metrics.probabilistic import coverage, msql, quantiles_from_interva
 from ecomlab.models.base import Forecaster
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., Any]
 
 
 class ForecastTask(pl.LightningModule):
@@ -36,7 +37,8 @@ class ForecastTask(pl.LightningModule):
     kind = "forecasting"
 
     def __init__(self, net: Forecaster, season_length: int, optimizer: OptimizerFactory | None = None,
-                 monitor: str = "val/mase", mode: str = "min", levels: Sequence[int] = (80, 95)) -> None:
+                 monitor: str = "val/mase", mode: str = "min", levels: Sequence[int] = (80, 95),
+                 scheduler: SchedulerFactory | None = None) -> None:
         super().__init__()
         if season_length < 1:
             raise ValueError(f"season_length={season_length}; expected an integer >= 1")
@@ -51,9 +53,9 @@ class ForecastTask(pl.LightningModule):
         self.levels = levels
         self.net = net
         self.season_length = season_length
-        self.optimizer_factory = optimizer
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.monitor, self.mode = monitor, mode
-        self.save_hyperparameters(ignore=["net", "optimizer"])
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self._rows: dict[str, list[dict[str, Any]]] = {"val": [], "test": []}
         self._forecasts: dict[str, list[pd.DataFrame]] = {"val": [], "test": []}
         #: per-series metric values of the last evaluation, by stage
@@ -131,4 +133,10 @@ class ForecastTask(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:
             return None
-        return self.optimizer_factory(params=self.net.parameters())
+        optimizer = self.optimizer_factory(params=self.net.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        # monitor only matters for ReduceLROnPlateau; without validation windows use an epoch schedule
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor, "interval": "epoch"}}
