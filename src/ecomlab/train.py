@@ -197,7 +197,8 @@ def main(cfg: DictConfig) -> float | None:
         raise ValueError(f"optimized_metric={metric} is not a metric of this run; its validation metrics: {logged}")
     value = record["metrics"].get(metric)
     if value is None or not math.isfinite(value):
-        log.warning("%s is %s in %s: a sweeper records this run as failed", metric, value, cfg.paths.output_dir)
+        if value is not None or cfg.get("optimized_metric"):  # no validation data is not a failure by itself
+            log.warning("%s is %s in %s: a sweeper records this run as failed", metric, value, cfg.paths.output_dir)
         return None
     return float(value)
 
