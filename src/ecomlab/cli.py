@@ -26,9 +26,16 @@ USER_ERRORS: tuple[type[BaseException], ...] = (DataValidationError, ValueError,
                                                  OmegaConfBaseException)
 
 
+class _Progress:
+    """Whether Hydra got as far as calling the task function (see :func:`config_errors_exit_2`)."""
+
+    task_started = False
+
+
 def user_errors_exit_2(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _Progress.task_started = True
         try:
             return fn(*args, **kwargs)
         except (*USER_ERRORS, InstantiationException) as err:
@@ -38,6 +45,28 @@ def user_errors_exit_2(fn: F) -> F:
             where = str(err).rsplit("full_key: ", 1)[-1].strip() if cause is not err else ""
             print(f"error: {cause}" + (f" (config key: {where})" if where else ""), file=sys.stderr)
             raise SystemExit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def config_errors_exit_2(main: F) -> F:
+    """Outermost wrapper of a ``@hydra.main`` entry point: a config Hydra cannot compose exits 2, not 1.
+
+    Hydra reports an unknown ``data=``/``model=`` name, a misspelled key or a malformed override in one message
+    without a traceback, but exits 1 -- the code it also uses for a crash inside the task. Which one it was
+    shows in whether the task (wrapped in :func:`user_errors_exit_2`) was entered: before it, the config is
+    the user's to fix (2); after it, the exit 1 is a bug and stays 1.
+    """
+
+    @functools.wraps(main)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _Progress.task_started = False
+        try:
+            return main(*args, **kwargs)
+        except SystemExit as err:
+            if err.code == 1 and not _Progress.task_started:
+                raise SystemExit(2) from None
+            raise
 
     return wrapper  # type: ignore[return-value]
 

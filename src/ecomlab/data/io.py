@@ -32,6 +32,17 @@ def require_file(path: str | Path, hint: str = "") -> Path:
     return path
 
 
+def _refuse_binary(path: Path, encoding: str) -> None:
+    """Text never holds NUL bytes (UTF-16/32 aside); without this check pandas calls a binary file ragged."""
+    if codecs.lookup(encoding).name.startswith(("utf-16", "utf-32")):
+        return
+    with path.open("rb") as handle:
+        offset = handle.read(1 << 16).find(b"\x00")
+    if offset >= 0:
+        raise DataValidationError(f"{path}: binary data (a NUL byte at offset {offset}), not CSV/TSV text; "
+                                  "parquet files need a .parquet or .pq suffix")
+
+
 def read_table(path: str | Path, hint: str = "", **kwargs: Any) -> pd.DataFrame:
     """CSV (``,``), TSV (``.tsv``/``.tab``/``.dat`` need ``sep``) or parquet; ``kwargs`` go to pandas."""
     path = require_file(path, hint)
@@ -40,9 +51,12 @@ def read_table(path: str | Path, hint: str = "", **kwargs: Any) -> pd.DataFrame:
             return pd.read_parquet(path, **kwargs)
         kwargs.setdefault("sep", "\t" if path.suffix in (".tsv", ".tab") else ",")
         kwargs.setdefault("encoding", "utf-8")
+        _refuse_binary(path, kwargs["encoding"])
         if kwargs.get("sep") not in (",", "\t", ";", "|") and "engine" not in kwargs:
             kwargs["engine"] = "python"  # multi-character separators such as MovieLens' "::"
         return pd.read_csv(path, **kwargs)
+    except DataValidationError:
+        raise
     except UnicodeDecodeError as err:
         raise DataValidationError(
             f"{path}: not valid {kwargs.get('encoding', 'utf-8').upper()} text ({err.reason}); "
