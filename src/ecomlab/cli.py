@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import pickle
 import sys
 import warnings
 from collections.abc import Callable
@@ -23,7 +24,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: errors that mean "your input is wrong", reported without a traceback
 USER_ERRORS: tuple[type[BaseException], ...] = (DataValidationError, ValueError, FileNotFoundError,
-                                                 OmegaConfBaseException)
+                                                 OmegaConfBaseException, pickle.UnpicklingError)
+
+
+def _message(err: BaseException) -> str:
+    if isinstance(err, pickle.UnpicklingError):
+        # torch.load(weights_only=True) refused a file holding Python objects; its message is a page of advice
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = next((line for line in lines if "WeightsUnpickler error" in line), lines[0] if lines else "")
+        return f"refused to load a checkpoint that holds more than weights (it could run code): {detail}"
+    return str(err)
 
 
 class _Progress:
@@ -43,7 +53,7 @@ def user_errors_exit_2(fn: F) -> F:
             if os.environ.get("HYDRA_FULL_ERROR") == "1" or not isinstance(cause, USER_ERRORS):
                 raise
             where = str(err).rsplit("full_key: ", 1)[-1].strip() if cause is not err else ""
-            print(f"error: {cause}" + (f" (config key: {where})" if where else ""), file=sys.stderr)
+            print(f"error: {_message(cause)}" + (f" (config key: {where})" if where else ""), file=sys.stderr)
             raise SystemExit(2) from None
 
     return wrapper  # type: ignore[return-value]
