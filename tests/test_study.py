@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from ecomlab.report.study import publish_study
+from ecomlab.report.study import publish_study, summarize
 
 
 def write_record(path: Path, model: str, seed: int, lr: float, ndcg: float) -> None:
@@ -43,3 +45,14 @@ def test_glob_patterns_select_runs(tmp_path: Path) -> None:
     assert list(results["model"]) == ["lightgcn"]
     with pytest.raises(FileNotFoundError, match="no glob match"):
         publish_study("s", [str(tmp_path / "runs" / "z*")], tmp_path / "out")
+
+
+def test_summary_keeps_models_that_lack_a_config_key() -> None:
+    """A config key one model does not have (NaN) still gives that model its own row."""
+    results = pd.DataFrame({
+        "dataset": ["d"] * 3, "model": ["bpr", "bpr", "neumf"], "seed": [0, 1, 0],
+        "model.net.reg_weight": [1e-4, 1e-4, np.nan], "test/ndcg@10": [0.1, 0.3, 0.5],
+        "fit_seconds": [1.0, 1.0, 2.0], "eval_seconds": [1.0, 1.0, 1.0]})
+    text = summarize(results, ["test/ndcg@10"], ["model.net.reg_weight"])
+    assert "| d | bpr | 0.0001 | 2 | 0.2000 ± 0.1414 |" in text
+    assert "| d | neumf |  | 1 | 0.5000 |" in text

@@ -86,15 +86,18 @@ def summarize(results: pd.DataFrame, metrics: Sequence[str] | None = None,
     mean, std, count = grouped[metrics].mean(), grouped[metrics].std(ddof=1), grouped.size()
     header = "| " + " | ".join(keys) + " | runs | " + " | ".join(metrics) + " |"
     lines = [header, "|" + "---|" * (len(keys) + 1 + len(metrics))]
-    for key in mean.index:
+    # positional: a config key a model lacks is NaN, and .loc cannot look up a NaN inside a MultiIndex tuple
+    for row, key in enumerate(mean.index):
+        key = key if isinstance(key, tuple) else (key,)
         cells = []
         for m in metrics:
-            value, spread = mean.loc[key, m], std.loc[key, m]
+            value, spread = mean[m].iloc[row], std[m].iloc[row]
             if pd.isna(value):
                 cells.append("")
             else:  # one run has no spread to show
-                cells.append(f"{value:.4f}" if count.loc[key] == 1 else f"{value:.4f} ± {spread:.4f}")
-        lines.append("| " + " | ".join(str(k) for k in key) + f" | {count.loc[key]} | " + " | ".join(cells) + " |")
+                cells.append(f"{value:.4f}" if count.iloc[row] == 1 else f"{value:.4f} ± {spread:.4f}")
+        names = " | ".join("" if pd.isna(k) else str(k) for k in key)
+        lines.append(f"| {names} | {count.iloc[row]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
