@@ -233,14 +233,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-#: Hydra's own refusals: exit 1 until ecomlab.train.main is wrapped in ecomlab.cli.config_errors_exit_2
+#: Hydra's own refusals (composition errors), turned into exit 2 by ecomlab.cli.config_errors_exit_2
 HYDRA_EXIT_1 = {"train-unknown-data", "train-unknown-model", "train-misspelled-key"}
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="Hydra exits 1; train.main lacks "
-                                            "ecomlab.cli.config_errors_exit_2")) if n in HYDRA_EXIT_1 else n
-    for n in CASES])
+@pytest.mark.parametrize("name", list(CASES))
 def test_bad_input_is_refused(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                               clean_env: None) -> None:
     case = CASES[name]

@@ -7,9 +7,9 @@ some a checkpoint write. Lightning 2.6 writes ``last.ckpt`` only when the monito
 ``save_last=True``), so the small learning rate keeps it improving and the kills leave checkpoints of many
 different epochs. ``ECOMLAB_KILL_SEED`` picks other kill times; ``-s`` prints what each kill left.
 
-Exact resumption needs the random generators in the checkpoint (:class:`ecomlab.callbacks.RNGState`); the
-runs add it with ``++callbacks.rng_state`` until ``configs/callbacks/default.yaml`` lists it. Without it,
-runs killed after their first checkpoint and before their best epoch end with different metrics.
+Exact resumption needs the random generators in the checkpoint (:class:`ecomlab.callbacks.RNGState`, in
+``configs/callbacks/default.yaml``). Without it, runs killed after their first checkpoint and before their
+best epoch end with different metrics.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ BIN = Path(sys.executable).parent
 N_KILLS = 7
 ARGS = ["model=bpr", "data=synthetic_shop", "data.source.n_users=300", "data.source.n_items=150",
         "trainer.max_epochs=150", "model.optimizer.lr=5.0e-4", "callbacks.early_stopping.patience=1000", "callbacks.rich_progress_bar=null",
-        "eval.print_table=false", "++callbacks.rng_state._target_=ecomlab.callbacks.RNGState"]
+        "eval.print_table=false"]
 
 
 def start(tmp_path: Path, run_dir: Path) -> subprocess.Popen[bytes]:
@@ -73,7 +73,7 @@ def left_behind(run_dir: Path) -> str:
         return "no checkpoint yet"
     try:
         return f"last.ckpt after epoch {torch.load(last, map_location='cpu', weights_only=True)['epoch']}"
-    except Exception as err:  # a truncated file: the case train.py does not handle yet (see the xfail below)
+    except Exception as err:  # a truncated file (train.py then falls back to an older checkpoint)
         return f"unreadable last.ckpt ({type(err).__name__})"
 
 
@@ -114,8 +114,6 @@ def test_sigkill_at_random_points_resumes_to_identical_metrics(tmp_path: Path) -
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="train.py resumes from last.ckpt without checking it; a checkpoint "
-                   "truncated by a kill mid-write crashes the restart instead of falling back to the previous one")
 def test_truncated_last_checkpoint_falls_back(tmp_path: Path) -> None:
     """A kill during Lightning's (non-atomic) checkpoint write leaves a truncated ``last.ckpt``."""
     reference = test_metrics(finish(tmp_path, tmp_path / "reference"))

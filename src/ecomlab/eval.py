@@ -20,7 +20,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 import ecomlab
-from ecomlab.cli import quiet_third_party, user_errors_exit_2
+from ecomlab.cli import config_errors_exit_2, quiet_third_party, user_errors_exit_2
 from ecomlab.report.table import print_metrics
 from ecomlab.train import build_task
 from ecomlab.utils import atomic_write_json, config_dir
@@ -74,6 +74,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
+@config_errors_exit_2
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
 @user_errors_exit_2
 def main(cfg: DictConfig) -> None:

@@ -30,7 +30,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 import ecomlab
-from ecomlab.cli import quiet_third_party, user_errors_exit_2
+from ecomlab.cli import config_errors_exit_2, quiet_third_party, user_errors_exit_2
 from ecomlab.report.table import print_metrics
 from ecomlab.run_record import config_fingerprint, write_run_record
 from ecomlab.utils import atomic_write_text, config_dir, instantiate_with_dims
@@ -77,6 +77,24 @@ def _loggers(cfg: DictConfig) -> list[Any]:
     if not cfg.get("logger"):
         return []
     return [hydra.utils.instantiate(c) for c in cfg.logger.values() if c is not None and "_target_" in c]
+
+
+def resume_checkpoint(folder: Path) -> str | None:
+    """The checkpoint a restarted run continues from: ``last.ckpt``, or when a kill left it truncated (Lightning
+    writes checkpoints in place), the newest readable ``epoch_*.ckpt``; ``None`` starts afresh."""
+    candidates = [folder / "last.ckpt", *sorted(folder.glob("epoch_*.ckpt"), key=lambda p: p.stat().st_mtime,
+                                                reverse=True)]
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # truncated or corrupt: any reader error means the file is unusable
+            log.warning("cannot read checkpoint %s (%s: %s); trying an older one", path, type(err).__name__,
+                        str(err)[:200])
+            continue
+        return str(path)
+    return None
 
 
 def build_task(model_cfg: DictConfig, datamodule: Any) -> Any:
@@ -127,8 +145,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ckpt_path: str | None = None
     task.prepare(datamodule.train_data())
     if task.trainable:
-        last = output_dir / "checkpoints" / "last.ckpt"
-        resume = str(last) if last.exists() else None
+        resume = resume_checkpoint(output_dir / "checkpoints")
         if resume:
             log.info("resuming from %s", resume)
         trainer.fit(task, datamodule=datamodule, ckpt_path=resume)
@@ -178,6 +195,7 @@ class SearchSpaceRecorder(Callback):
         atomic_write_text(sweep_dir / "search_space.yaml", OmegaConf.to_yaml(OmegaConf.create(space), resolve=True))
 
 
+@config_errors_exit_2
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 @user_errors_exit_2
 def main(cfg: DictConfig) -> float | None:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from ecomlab.cli import quiet_third_party, user_errors_exit_2
+from ecomlab.cli import config_errors_exit_2, quiet_third_party, user_errors_exit_2
 from ecomlab.export.api import load
 from ecomlab.export.writer import export_run
 from ecomlab.utils import config_dir
 
 
+@config_errors_exit_2
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="export")
 @user_errors_exit_2
 def main(cfg: DictConfig) -> None:
