@@ -14,7 +14,6 @@ traceback unless ``HYDRA_FULL_ERROR=1``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import stat
@@ -41,7 +40,7 @@ from rich.table import Table
 from ecomlab.cli import user_errors_exit_2
 from ecomlab.data.bundle import DatasetBundle, DataValidationError, DataWarning
 from ecomlab.data.describe import describe_bundle, exit_code, quality_report
-from ecomlab.utils import atomic_write_json, config_dir
+from ecomlab.utils import atomic_write_json, config_dir, sha256_file
 
 COMMANDS = {
     "describe": "statistics of a data set: a table on screen and JSON (json_out=FILE, default in the run dir)",
@@ -373,14 +372,6 @@ def fetch(url: str, part: Path, size: int | None = None) -> None:
         _copy(response, part, "ab" if resumed else "wb", url)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _unsafe_member(info: zipfile.ZipInfo) -> str | None:
     """Why a zip entry must not be unpacked, or None. Windows separators count: a zip made there may use them."""
     name = info.filename.replace("\\", "/")
@@ -444,7 +435,7 @@ def cmd_download(cfg: DictConfig) -> int:
     resume = part.stat().st_size if part.exists() else 0
     print(f"{name}: downloading {archive.url}" + (f" (resuming after {resume:,} bytes)" if resume else ""))
     fetch(archive.url, part, archive.size)
-    actual = sha256_of(part)
+    actual = sha256_file(part)
     if actual != archive.sha256:
         part.unlink(missing_ok=True)
         raise DownloadError(f"{archive.url}: checksum mismatch: expected sha256 {archive.sha256}, "

@@ -13,10 +13,11 @@ served.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
+
+from ecomlab.utils import sha256_file
 
 MANIFEST = "manifest.json"
 #: bumped when the bundle layout changes incompatibly
@@ -25,14 +26,6 @@ BUNDLE_VERSION = 1
 
 class BundleIntegrityError(ValueError):
     """A bundle file does not match the manifest (changed, missing or unlisted), or the manifest is bad."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def bundle_files(root: Path) -> list[str]:
