@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Entry points run in-process configure logging (Hydra's job logging) with handlers on the test's captured
+    streams; left in place they write to closed files in later tests ("--- Logging error ---")."""
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))]
+    saved = {lg.name: (list(lg.handlers), lg.level, lg.propagate) for lg in loggers}
+    yield
+    for lg in [logging.getLogger(), *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))]:
+        handlers, level, propagate = saved.get(lg.name, ([], logging.NOTSET, True))
+        for handler in lg.handlers[:]:
+            if handler not in handlers:
+                lg.removeHandler(handler)
+        lg.setLevel(level)
+        lg.propagate = propagate
 
 
 @pytest.fixture(autouse=True)
