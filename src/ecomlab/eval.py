@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,20 +46,40 @@ def _resolve_checkpoint(run_dir: Path, ckpt: str, record: dict[str, Any]) -> str
     return str(path)
 
 
-def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    run_dir = Path(cfg.run_dir)
+@dataclass
+class LoadedRun:
+    """A finished run rebuilt from its ``config.yaml``: record, config, set-up data module, prepared task and
+    the chosen checkpoint (``None`` for classical models, refitted deterministically; weights not loaded)."""
+
+    cfg: DictConfig
+    record: dict[str, Any]
+    datamodule: Any
+    task: Any
+    checkpoint: str | None
+
+
+def load_run(run_dir: str | Path, ckpt: str = "best", arg: str = "run_dir") -> LoadedRun:
+    """Rebuild a finished run (same data, split and seed); ``arg`` names the CLI key in error messages."""
+    run_dir = Path(run_dir)
     config_path, metrics_path = run_dir / "config.yaml", run_dir / "metrics.json"
     if not config_path.exists() or not metrics_path.exists():
-        raise RunDirError(f"run_dir={run_dir}: not a finished ecomlab run (needs config.yaml and metrics.json)")
+        raise RunDirError(f"{arg}={run_dir}: not a finished ecomlab run (needs config.yaml and metrics.json)")
     record = json.loads(metrics_path.read_text(encoding="utf-8"))
     run_cfg = OmegaConf.load(config_path)
     assert isinstance(run_cfg, DictConfig)
-    pl.seed_everything(run_cfg.seed, workers=True)
+    pl.seed_everything(run_cfg.seed, workers=True, verbose=False)
     datamodule = hydra.utils.instantiate(run_cfg.data)
     datamodule.setup("test")
     task = build_task(run_cfg.model, datamodule)
-    ckpt_path = _resolve_checkpoint(run_dir, str(cfg.ckpt), record) if task.trainable else None
+    ckpt_path = _resolve_checkpoint(run_dir, ckpt, record) if task.trainable else None
     task.prepare(datamodule.train_data())
+    return LoadedRun(run_cfg, record, datamodule, task, ckpt_path)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    run_dir = Path(cfg.run_dir)
+    run = load_run(run_dir, str(cfg.ckpt))
+    run_cfg, record, datamodule, task, ckpt_path = run.cfg, run.record, run.datamodule, run.task, run.checkpoint
     trainer = pl.Trainer(accelerator=run_cfg.trainer.get("accelerator", "cpu"), devices=1, logger=False,
                          enable_checkpointing=False, enable_model_summary=False,
                          default_root_dir=cfg.paths.output_dir)

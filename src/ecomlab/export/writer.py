@@ -23,62 +23,39 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import pandas as pd
-import pytorch_lightning as pl
 import scipy.sparse as sp
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 import ecomlab
-from ecomlab.eval import RunDirError, _resolve_checkpoint
+from ecomlab.eval import LoadedRun, RunDirError, load_run
 from ecomlab.export.card import model_card
 from ecomlab.export.forecasters import export_forecaster
 from ecomlab.export.manifest import write_manifest
 from ecomlab.export.recommenders import ExportContext, export_recommender
-from ecomlab.train import build_task
 
 FORMATS = ("onnx", "torchscript", "native")
 
 
-@dataclass
-class RebuiltRun:
-    """A finished run brought back to life: its config, record, set-up data module and trained task."""
-
-    cfg: DictConfig
-    record: dict[str, Any]
-    datamodule: Any
-    task: Any
-    checkpoint: str | None
+#: a run brought back by ``ecomlab.eval.load_run``, with the trained weights loaded and in eval mode
+RebuiltRun = LoadedRun
 
 
 def rebuild_run(run_dir: str | Path, ckpt: str = "best") -> RebuiltRun:
-    run_dir = Path(run_dir)
-    config_path, metrics_path = run_dir / "config.yaml", run_dir / "metrics.json"
-    if not config_path.exists() or not metrics_path.exists():
-        raise RunDirError(f"run={run_dir}: not a finished ecomlab run (needs config.yaml and metrics.json)")
-    record = json.loads(metrics_path.read_text(encoding="utf-8"))
-    cfg = OmegaConf.load(config_path)
-    assert isinstance(cfg, DictConfig)
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = hydra.utils.instantiate(cfg.data)
-    datamodule.setup("test")
-    task = build_task(cfg.model, datamodule)
-    task.prepare(datamodule.train_data())
-    checkpoint = None
-    if task.trainable:
-        checkpoint = _resolve_checkpoint(run_dir, ckpt, record)
-        if checkpoint is None:
+    run = load_run(run_dir, ckpt, arg="run")
+    if run.task.trainable:
+        if run.checkpoint is None:
             raise RunDirError(f"run={run_dir}: a trained model without a best checkpoint; pass ckpt=last or a path")
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        task.load_state_dict(state["state_dict"])
-    task.eval()
-    return RebuiltRun(cfg, record, datamodule, task, checkpoint)
+        state = torch.load(run.checkpoint, map_location="cpu", weights_only=True)
+        run.task.load_state_dict(state["state_dict"])
+    run.task.eval()
+    return run
 
 
 def _write_id_data(run: RebuiltRun, root: Path) -> dict[str, int]:

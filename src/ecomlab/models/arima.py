@@ -27,6 +27,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from statsmodels.tsa.arima.model import ARIMA
 
 from ecomlab.models.base import Forecaster
+from ecomlab.models.local import check_histories
 
 _Warning = tuple[str, type[Warning], str, int]  # (message, category, filename, lineno)
 
@@ -86,14 +87,7 @@ class Arima(Forecaster):
         self.fallbacks: dict[str, int] = {"naive": 0}
 
     def forecast(self, histories: Sequence[np.ndarray], horizon: int) -> np.ndarray:  # -> [B, horizon]
-        if horizon < 1:
-            raise ValueError(f"horizon must be >= 1, got {horizon}")
-        series = []
-        for b, history in enumerate(histories):
-            y = np.asarray(history, dtype=np.float64)
-            if y.ndim != 1 or y.size == 0:
-                raise ValueError(f"history {b} must be a non-empty 1-D array, got shape {y.shape}")
-            series.append(y)
+        series = check_histories(histories, horizon)
         args = (horizon, self.order, self.seasonal_order, self.trend)
         if self.n_jobs == 1 or len(series) <= 1:
             results = [_fit_one(y, *args) for y in series]

@@ -16,7 +16,7 @@ present) are kept for run records and plots.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,9 +27,7 @@ import torch
 from ecomlab.metrics.forecasting import FORECAST_METRICS, aggregate, mase, mase_scale, per_series
 from ecomlab.metrics.probabilistic import coverage, msql, quantiles_from_intervals
 from ecomlab.models.base import Forecaster
-
-OptimizerFactory = Callable[..., torch.optim.Optimizer]
-SchedulerFactory = Callable[..., Any]
+from ecomlab.tasks.optim import OptimizerFactory, SchedulerFactory, configure_optimizers
 
 
 class ForecastTask(pl.LightningModule):
@@ -131,12 +129,5 @@ class ForecastTask(pl.LightningModule):
         self._finish("test")
 
     def configure_optimizers(self) -> Any:
-        if self.optimizer_factory is None:
-            return None
-        optimizer = self.optimizer_factory(params=self.net.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        # monitor only matters for ReduceLROnPlateau; without validation windows use an epoch schedule
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor, "interval": "epoch"}}
+        return configure_optimizers(self.optimizer_factory, self.scheduler_factory, self.net.parameters(),
+                                    self.monitor)

@@ -11,7 +11,7 @@ devices) and logged as means, e.g. ``val/ndcg@10``. Users without target items a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -22,9 +22,7 @@ from torchmetrics import CatMetric
 
 from ecomlab.metrics.ranking import RANKING_METRICS, item_coverage, ranking_hits
 from ecomlab.models.base import Recommender, RecTrainData, rank_topk
-
-OptimizerFactory = Callable[..., torch.optim.Optimizer]
-SchedulerFactory = Callable[..., Any]
+from ecomlab.tasks.optim import OptimizerFactory, SchedulerFactory, configure_optimizers
 
 
 class RankingTask(pl.LightningModule):
@@ -131,11 +129,5 @@ class RankingTask(pl.LightningModule):
         self._finish("test")
 
     def configure_optimizers(self) -> Any:
-        if self.optimizer_factory is None:
-            return None
-        optimizer = self.optimizer_factory(params=self.net.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor, "interval": "epoch"}}
+        return configure_optimizers(self.optimizer_factory, self.scheduler_factory, self.net.parameters(),
+                                    self.monitor)
