@@ -187,14 +187,11 @@ def test_global_models_run_through_the_runner(compose_cfg, model: str, data: str
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     assert metrics["test/mase"] > 0 and metrics["val/mase"] > 0
     forecasts = pd.read_parquet(out / "forecasts_test.parquet")
-    if model.startswith("lstm"):
-        for key in ("test/msql", "test/coverage_80", "test/coverage_95"):
-            assert 0.0 <= metrics[key] < (np.inf if key.endswith("msql") else 1.0 + 1e-9), key
-        assert {"lo_80", "hi_80", "lo_95", "hi_95"} <= set(forecasts.columns)
-        assert (forecasts["lo_95"] <= forecasts["lo_80"] + 1e-6).all()
-        assert (forecasts["hi_80"] <= forecasts["hi_95"] + 1e-6).all()
-    else:
-        assert "test/coverage_80" not in metrics and "lo_80" not in forecasts.columns
+    for key in ("test/msql", "test/coverage_80", "test/coverage_95"):  # gbt: conformal intervals
+        assert 0.0 <= metrics[key] < (np.inf if key.endswith("msql") else 1.0 + 1e-9), key
+    assert {"lo_80", "hi_80", "lo_95", "hi_95"} <= set(forecasts.columns)
+    assert (forecasts["lo_95"] <= forecasts["lo_80"] + 1e-6).all()
+    assert (forecasts["hi_80"] <= forecasts["hi_95"] + 1e-6).all()
     assert record["protocol"]["input_size"] == cfg.data.input_size
 
 

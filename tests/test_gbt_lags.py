@@ -37,8 +37,14 @@ def test_shapes_and_seasonal_pattern(dm: ForecastDataModule, strategy: str) -> N
     assert len(net.models) == (1 if strategy == "recursive" else 7)
     batch = next(iter(dm.test_dataloader()))
     out = net.predict(batch, 7, [80, 95])
-    assert set(out) == {"y_hat"}  # point forecasts only
-    assert out["y_hat"].shape == batch["future"].shape
+    assert set(out) == {"y_hat", "lo_80", "hi_80", "lo_95", "hi_95"}
+    assert all(v.shape == batch["future"].shape for v in out.values())
+    # nested, centred intervals that widen with the level
+    assert (out["lo_95"] <= out["lo_80"]).all() and (out["lo_80"] <= out["y_hat"]).all()
+    assert (out["y_hat"] <= out["hi_80"]).all() and (out["hi_80"] <= out["hi_95"]).all()
+    assert (out["hi_95"] - out["lo_95"]).mean() > (out["hi_80"] - out["lo_80"]).mean() > 0
+    inside = (batch["future"] >= out["lo_95"]) & (batch["future"] <= out["hi_95"])
+    assert inside.mean() > 0.7  # noisy sine panel: calibrated on held-out training windows
     # against the one-step naive scale (a pure weekly pattern has no seasonal-naive error)
     scales = np.array([np.mean(np.abs(np.diff(h))) for h in batch["history"]])
     assert np.mean(mase(batch["future"], out["y_hat"], scale=scales)) < 0.2
@@ -70,7 +76,8 @@ def test_no_look_ahead(dm: ForecastDataModule, strategy: str) -> None:
     assert not np.allclose(other["future"][last], base["future"][last])
     # promo of the last window's horizon is a known-future input: keep the original values there
     other["future_covariates"] = base["future_covariates"]
-    np.testing.assert_allclose(net.predict(other, 7)["y_hat"], net.predict(base, 7)["y_hat"])
+    for key, value in net.predict(base, 7, [80]).items():  # intervals too: calibrated on training data only
+        np.testing.assert_allclose(net.predict(other, 7, [80])[key], value)
 
 
 def test_refit_per_window_uses_data_up_to_each_cutoff(dm: ForecastDataModule) -> None:
@@ -81,3 +88,25 @@ def test_refit_per_window_uses_data_up_to_each_cutoff(dm: ForecastDataModule) ->
     assert not np.allclose(a, b)  # the refitted models saw the data between the first and each cutoff
     scales = np.array([np.mean(np.abs(np.diff(h))) for h in batch["history"]])
     assert np.mean(mase(batch["future"], b, scale=scales)) < 0.2
+
+
+def test_conformal_quantiles_are_the_finite_sample_ranks(dm: ForecastDataModule) -> None:
+    net = fitted(dm, calibration_windows=3)
+    errors = net.calibration_errors
+    n_series = len(dm.train_data().y)
+    assert errors is not None and errors.shape == (3 * n_series, 7) and (errors >= 0).all()
+    n = len(errors)
+    rank = int(np.ceil((n + 1) * 0.8))  # 1-based finite-sample conformal rank
+    np.testing.assert_allclose(net.conformal_quantiles(80, 7), np.sort(errors, axis=0)[rank - 1])
+    # a level needing a rank beyond n takes the largest error (too few windows, not an error)
+    np.testing.assert_allclose(net.conformal_quantiles(99.9, 7), errors.max(axis=0))
+    with pytest.raises(ValueError, match="calibrated for 7 steps"):
+        net.conformal_quantiles(80, 8)
+    # half-width = scale at the origin x q_k
+    batch = next(iter(dm.test_dataloader()))
+    out = net.predict(batch, 7, [80])
+    _, scale = net._base(net._windows(batch["history"]))
+    np.testing.assert_allclose(out["hi_80"] - out["y_hat"], scale[:, None] * net.conformal_quantiles(80, 7)[None])
+    point = fitted(dm, calibration_windows=0).predict(batch, 7, [80, 95])
+    assert set(point) == {"y_hat"}
+    np.testing.assert_allclose(point["y_hat"], out["y_hat"])  # calibration never changes the point forecast

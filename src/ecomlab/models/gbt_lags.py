@@ -14,7 +14,29 @@ Fitted in ``fit_panel`` on every series' training part. With ``refit: true`` eac
 forecast by models refitted on the panel truncated at that window's cutoff: the batch's series contribute
 their histories (exactly that truncation); series not in the batch for that window contribute only their
 training part (data before the first evaluation cutoff), so no model ever sees data after a cutoff, at the
-cost of older data for those series. Point forecasts only (no intervals). Past-only covariates are not used.
+cost of older data for those series. Past-only covariates are not used.
+
+**Prediction intervals: split conformal on held-out training windows** (Vovk et al. 2005; per horizon step as
+in Stankeviciute et al. 2021). Quantile boosting was not chosen: one extra ensemble per quantile and step,
+and recursive quantile forecasts fed back through the lags do not compose into valid multi-step quantiles.
+In ``fit_panel`` a *calibration* model :math:`\\tilde f` (same features, same strategy) is fitted on every
+series without its last ``h + C - 1`` observations (``C = calibration_windows``); it then forecasts from the
+``C`` held-out origins :math:`o = T_s - h - C + 2, \\dots, T_s - h + 1` of each series ``s`` (1-based; the
+history is :math:`y_{1..o-1}`, so every target lies in the training part and none was seen by
+:math:`\\tilde f`), giving scaled absolute errors per step :math:`k = 1..h`
+
+.. math::  e_{s,o,k} = |y_{s,o+k-1} - \\tilde y_{s,o+k-1}| \\,/\\, s_{o},
+
+with :math:`s_o` the model's own scale at the origin. For level :math:`100(1-\\alpha)\\%` and the
+:math:`n_k` errors of step ``k``, :math:`\\hat q_k` is the :math:`\\lceil (n_k + 1)(1 - \\alpha) \\rceil`-th
+smallest (the largest when that rank exceeds :math:`n_k`: too few windows for the level, stated rather than
+refused), and the interval of the final model's forecast is
+
+.. math::  \\hat y_{T+k} \\pm s_T \\, \\hat q_k .
+
+Scaling by :math:`s_T` pools the errors of series of any level. The calibration model costs a second fit;
+``calibration_windows: 0`` gives point forecasts only. With ``refit: true`` the refitted models reuse the
+errors calibrated in ``fit_panel``.
 """
 
 from __future__ import annotations
@@ -44,7 +66,8 @@ class GBTLags(Forecaster):
     def __init__(self, horizon: int, season_length: int = 1, lags: Sequence[int] | None = None,
                  rolling: Sequence[int] | None = None, strategy: Literal["recursive", "direct"] = "recursive",
                  refit: bool = False, max_iter: int = 300, learning_rate: float = 0.05, max_leaf_nodes: int = 31,
-                 min_samples_leaf: int = 20, max_train_samples: int = 200_000, seed: int = 0) -> None:
+                 min_samples_leaf: int = 20, max_train_samples: int = 200_000, calibration_windows: int = 8,
+                 seed: int = 0) -> None:
         super().__init__()
         if strategy not in ("recursive", "direct"):
             raise ValueError(f"strategy={strategy!r}; expected 'recursive' or 'direct'")
@@ -54,12 +77,17 @@ class GBTLags(Forecaster):
         self.rolling = sorted(set(rolling or {m, 2 * m} - {1}))
         if min(self.lags) < 1 or (self.rolling and min(self.rolling) < 2):
             raise ValueError(f"lags must be >= 1 and rolling windows >= 2; got {self.lags}, {self.rolling}")
+        if calibration_windows < 0:
+            raise ValueError(f"calibration_windows={calibration_windows}; expected >= 0 (0: no intervals)")
         self.horizon, self.strategy, self.refit = horizon, strategy, refit
         self.width = max(self.lags + self.rolling)  # observations the features look back
         self.params = dict(max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
                            min_samples_leaf=min_samples_leaf, random_state=seed)
         self.max_train_samples, self.seed = max_train_samples, seed
+        self.calibration_windows = calibration_windows
         self.models: list[HistGradientBoostingRegressor] = []
+        #: scaled absolute calibration errors ``[n, h]`` (see the module docstring); None: no intervals
+        self.calibration_errors: np.ndarray | None = None
         self.panel: ForecastTrainData | None = None
         self.n_futr, self.use_series = 0, True
 
@@ -123,20 +151,64 @@ class GBTLags(Forecaster):
                               None if data.covariates is None else data.covariates[i], self.n_futr, len(y))
                   for i, y in enumerate(data.y)]
         self.models = self._fit(data.y, knowns)
+        self.calibration_errors = self._calibrate(data.y, knowns) if self.calibration_windows else None
+
+    def _calibrate(self, ys: Sequence[np.ndarray], knowns: Sequence[np.ndarray]) -> np.ndarray | None:
+        """Scaled absolute errors ``[n, h]`` of a model fitted without each series' last ``h + C - 1`` values,
+        forecasting from its ``C`` last origins; ``None`` when no series is long enough."""
+        h, C = self.horizon, self.calibration_windows
+        cuts = [max(len(y) - h - C + 1, 0) for y in ys]  # the earliest held-out origin of each series
+        try:
+            models = self._fit([np.asarray(y, np.float64)[:c] for y, c in zip(ys, cuts, strict=True)],
+                               [kn[:c] for kn, c in zip(knowns, cuts, strict=True)])
+        except ValueError:  # no series has a training sample left before its held-out part
+            return None
+        histories, known, series, targets = [], [], [], []
+        for s, (y, kn, cut) in enumerate(zip(ys, knowns, cuts, strict=True)):
+            y = np.asarray(y, np.float64)
+            for origin in range(max(cut, 1), len(y) - h + 1):  # at least one observation of history
+                histories.append(y[:origin])
+                known.append(kn[origin: origin + h])
+                series.append(s)
+                targets.append(y[origin: origin + h])
+        if not histories:
+            return None
+        forecast = self._forecast_arrays(models, histories, np.stack(known), np.asarray(series), h)  # [n, h]
+        _, scale = self._base(self._windows(histories))  # [n]
+        return np.abs(np.stack(targets) - forecast) / scale[:, None]  # [n, h]
+
+    def conformal_quantiles(self, level: float, horizon: int) -> np.ndarray:
+        """``[h]`` scaled half-widths :math:`\\hat q_k` of the ``level`` % interval (module docstring)."""
+        errors = self.calibration_errors
+        assert errors is not None
+        if horizon > errors.shape[1]:
+            raise ValueError(f"intervals are calibrated for {errors.shape[1]} steps; asked for {horizon}")
+        n = len(errors)
+        rank = min(int(np.ceil((n + 1) * level / 100.0)), n)  # 1-based; capped at the largest error
+        return np.sort(errors[:, :horizon], axis=0)[rank - 1]  # [n, h] -> [h]
 
     # ------------------------------------------------------------------ forecasting
-    def _forecast(self, models: list[HistGradientBoostingRegressor], batch: dict[str, Any], rows: np.ndarray,
-                  horizon: int) -> np.ndarray:
-        histories = [np.asarray(batch["history"][r], np.float64) for r in rows]
-        window = np.full((len(rows), self.width), np.nan)
+    def _windows(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """``[B, W]``: the last ``width`` values of each history, NaN-padded on the left."""
+        window = np.full((len(histories), self.width), np.nan)
         for b, y in enumerate(histories):  # one copy per series, not per sample
-            tail = y[-self.width:]
-            window[b, self.width - len(tail):] = tail  # [B, W], NaN-padded on the left
+            tail = np.asarray(y, np.float64)[-self.width:]
+            window[b, self.width - len(tail):] = tail
+        return window
+
+    def _forecast(self, models: Sequence[Any], batch: dict[str, Any], rows: np.ndarray, horizon: int) -> np.ndarray:
         cal = np.asarray(batch["future_calendar"], np.float64)[rows]  # [B, h, n_cal]
         cov = np.asarray(batch["future_covariates"], np.float64)[rows][..., : self.n_futr]  # [B, h, n_futr]
         known = np.concatenate([cal, cov], axis=2)  # [B, h, n_known]
         series = np.asarray(batch["series_index"])[rows]
-        out = np.empty((len(rows), horizon))
+        return self._forecast_arrays(models, [batch["history"][r] for r in rows], known, series, horizon)
+
+    def _forecast_arrays(self, models: Sequence[Any], histories: Sequence[np.ndarray], known: np.ndarray,
+                         series: np.ndarray, horizon: int) -> np.ndarray:
+        """``[B, h]`` forecasts from histories, known-future inputs ``[B, h, n_known]`` and series indices ``[B]``
+        (NaN: a series the models never saw, routed like a missing category). ``models`` need ``predict(X)``."""
+        window = self._windows(histories)  # [B, W]
+        out = np.empty((len(histories), horizon))
         if self.strategy == "direct":
             base, scale = self._base(window)  # everything is measured at the origin
             for k in range(horizon):
@@ -148,6 +220,19 @@ class GBTLags(Forecaster):
             window = np.concatenate([window[:, 1:], out[:, k: k + 1]], axis=1)  # feed the forecast back, [B, W]
         return out
 
+    def _intervals(self, histories: Sequence[np.ndarray], y_hat: np.ndarray,
+                   levels: Sequence[int]) -> dict[str, np.ndarray]:
+        """``lo_<level>`` / ``hi_<level>`` ``[B, h]``: ``y_hat -/+ s_T q_k`` (module docstring); ``{}`` without
+        calibration errors."""
+        if not levels or self.calibration_errors is None:
+            return {}
+        _, scale = self._base(self._windows(histories))  # [B]
+        out = {}
+        for level in levels:
+            half = scale[:, None] * self.conformal_quantiles(level, y_hat.shape[1])[None, :]  # [B, 1] * [1, h]
+            out[f"lo_{level}"], out[f"hi_{level}"] = y_hat - half, y_hat + half
+        return out
+
     def predict(self, batch: dict[str, Any], horizon: int, levels: Sequence[int] = ()) -> dict[str, np.ndarray]:
         if not self.models or self.panel is None:
             raise RuntimeError(f"{type(self).__name__}: call fit_panel() before predict()")
@@ -156,7 +241,7 @@ class GBTLags(Forecaster):
         out = np.empty((len(batch["history"]), horizon))
         if not self.refit:
             out[:] = self._forecast(self.models, batch, np.arange(len(out)), horizon)
-            return {"y_hat": out}
+            return {"y_hat": out, **self._intervals(batch["history"], out, levels)}
         windows = np.asarray(batch["window"])
         for w in np.unique(windows):
             rows = np.flatnonzero(windows == w)
@@ -170,7 +255,7 @@ class GBTLags(Forecaster):
                 knowns[s] = self._known(batch["history_calendar"][r], batch["history_covariates"][r], self.n_futr,
                                         len(ys[s]))
             out[rows] = self._forecast(self._fit(ys, knowns), batch, rows, horizon)
-        return {"y_hat": out}
+        return {"y_hat": out, **self._intervals(batch["history"], out, levels)}
 
     def forecast(self, histories: Sequence[np.ndarray], horizon: int) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} is global: it forecasts evaluation batches via predict()")
