@@ -58,6 +58,7 @@ def run_of(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     def get(model: str) -> Path:
         if model not in done:
             data = {"seasonal_naive": TINY_SALES, "ets": TINY_SALES,
+                    "gbt": [*TINY_SALES, "model.net.max_iter=30"],
                     "lstm": [*TINY_SALES, "trainer.max_epochs=1", "data.windows_per_epoch=64",
                              "model.net.hidden_size=16", "model.net.mlp_size=32"]}.get(
                 model, [*TINY_SHOP, "trainer.max_epochs=2"])
@@ -215,7 +216,7 @@ def test_failed_export_leaves_nothing_and_existing_out_is_refused(run_of, tmp_pa
     assert sorted(p.name for p in out_parent.iterdir()) == ["pop"]
 
 
-@pytest.mark.parametrize("model", ["seasonal_naive", "ets", "lstm"])
+@pytest.mark.parametrize("model", ["seasonal_naive", "ets", "lstm", "gbt"])
 def test_exported_forecaster_matches_backtest_forecasts(run_of, tmp_path: Path, model: str) -> None:
     run_dir = run_of(model)
     loaded = ecomlab.load(export_run(run_dir, "onnx", tmp_path / "bundle"))
@@ -257,3 +258,39 @@ def test_export_and_serve_configs_compose(compose_cfg) -> None:
     assert (cfg.run, cfg.format, cfg.out, cfg.ckpt) == ("/some/run", "onnx", "/some/bundle", "best")
     cfg = compose_cfg(["bundle=/some/bundle", "port=9000"], config_name="serve")
     assert (cfg.bundle, cfg.host, cfg.port) == ("/some/bundle", "127.0.0.1", 9000)
+
+
+def test_gbt_bundle_stores_trees_without_pickle_and_serves_new_series(run_of, tmp_path: Path) -> None:
+    bundle = export_run(run_of("gbt"), "native", tmp_path / "bundle")
+    with np.load(bundle / "model" / "trees.npz", allow_pickle=False) as arrays:  # plain arrays only
+        assert "m0_num_threshold" in arrays.files and arrays["calibration_errors"].shape[1] == 12
+    loaded = ecomlab.load(bundle)
+    run = rebuild_run(run_of("gbt"))
+    series = run.datamodule.series[0]
+    history = pd.DataFrame({"unique_id": "brand-new", "ds": series.ds[:-12], "y": series.y[:-12]})
+    got = loaded.forecast(history, levels=[80])
+    assert len(got) == 12 and np.isfinite(got[["y_hat", "lo_80", "hi_80"]].to_numpy()).all()
+    assert (got["lo_80"] <= got["y_hat"]).all() and (got["y_hat"] <= got["hi_80"]).all()
+    longer = loaded.forecast(history, horizon=15, levels=[])  # recursive: any horizon, point forecasts
+    assert len(longer) == 15 and "lo_80" not in longer.columns
+    with pytest.raises(ValueError, match="calibrated|horizon 12"):
+        loaded.forecast(history, horizon=15)
+
+
+def test_numpy_tree_predictor_matches_scikit_learn() -> None:
+    """Categorical (known, unseen, negative, missing) and numerical splits with NaN, bit for bit."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from ecomlab.export.trees import NumpyHGB, hgb_arrays
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 4))
+    X[:, 3] = rng.integers(0, 20, len(X))
+    X[rng.random(len(X)) < 0.1, 0] = np.nan
+    y = 2 * X[:, 1] + np.sin(X[:, 3]) + np.nan_to_num(X[:, 0]) + rng.normal(size=len(X)) * 0.1
+    est = HistGradientBoostingRegressor(max_iter=40, categorical_features=[3], random_state=0).fit(X, y)
+    test = rng.normal(size=(400, 4))
+    test[:, 3] = rng.integers(-2, 25, len(test))  # negative and unseen categories too
+    test[:5, 3] = np.nan
+    test[rng.random(len(test)) < 0.2, 0] = np.nan
+    np.testing.assert_array_equal(NumpyHGB(hgb_arrays(est)).predict(test), est.predict(test))

@@ -16,7 +16,16 @@ in embedding order, history window ``input_size``, horizon, calendar cycles, kno
 covariate columns). :class:`BundleLSTM` rebuilds the model's evaluation window from a supplied history --
 the last ``input_size`` steps, left-padded and masked, calendar features of history and horizon dates,
 covariates -- so a served forecast is the backtest's ``net.predict`` on the same window. Series unknown to
-the trained embedding are refused. GBT on lags is not exported yet.
+the trained embedding are refused.
+
+Gradient-boosted trees on lags (:mod:`ecomlab.models.gbt_lags`) are written natively and without pickle: every
+fitted ensemble's tree node tables and categorical bitsets as ``.npz`` (:mod:`ecomlab.export.trees`, whose
+numpy predictor reproduces scikit-learn's), the conformal calibration errors behind the intervals, and the
+feature specification (lags and rolling windows from the config, calendar cycles, known-future covariate
+columns, series ids of the categorical series feature). :class:`BundleGBT` rebuilds the model's features from
+a supplied history exactly as the backtest does; a series the model never saw gets a missing series feature
+(the trees route it like an unknown category, as scikit-learn would). A run trained with ``refit: true`` is
+served by the ensembles fitted on the training panel (a bundle carries no panel to refit on).
 """
 
 from __future__ import annotations
@@ -32,8 +41,10 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from ecomlab.data.forecast_datamodule import Series, WindowTensors, calendar_features
+from ecomlab.export.trees import NumpyHGB, hgb_arrays
 from ecomlab.metrics.probabilistic import quantiles_from_intervals
-from ecomlab.models.base import Forecaster
+from ecomlab.models.base import Forecaster, ForecastTrainData
+from ecomlab.models.gbt_lags import GBTLags
 from ecomlab.models.lstm_forecaster import LSTMForecaster
 from ecomlab.utils import instantiate_with_dims
 
@@ -87,6 +98,31 @@ def _export_lstm(net: LSTMForecaster, task: Any, datamodule: Any, fmt: str, root
             "horizon": net.horizon, "levels": spec["levels"], "freq": spec["freq"], "notes": notes}
 
 
+@_export.register(GBTLags)
+def _export_gbt(net: GBTLags, task: Any, datamodule: Any, fmt: str, root: Path,
+                net_config: dict[str, Any]) -> dict[str, Any]:
+    spec = {"config": net_config, "dims": dict(datamodule.dims), "levels": list(task.levels),
+            "freq": _freq(datamodule), "horizon": net.horizon, "n_models": len(net.models),
+            "series": [s.unique_id for s in datamodule.series], "use_series": net.use_series,
+            "calendar_attributes": [list(a) for a in datamodule.calendar_attributes],
+            "futr_columns": list(datamodule.futr_covariates)}
+    (root / "model" / "gbt.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+    arrays = {f"m{k}_{name}": value for k, model in enumerate(net.models) for name, value in hgb_arrays(model).items()}
+    if net.calibration_errors is not None:
+        arrays["calibration_errors"] = net.calibration_errors
+    np.savez(root / "model" / "trees.npz", **arrays)
+    notes = [] if fmt == "native" else [f"format={fmt} was asked for; gradient-boosted trees are written natively "
+                                        "(tree node arrays .npz, predicted in numpy)"]
+    if net.refit:
+        notes.append("trained with refit: true; served forecasts use the ensembles fitted on the training panel")
+    if net.calibration_errors is None:
+        notes.append("no conformal calibration errors (calibration_windows: 0 or too-short series): point "
+                     "forecasts only")
+    return {"format": "native", "forecaster": {"_target_": "ecomlab.export.forecasters.BundleGBT",
+                                               "spec": "model/gbt.json", "trees": "model/trees.npz"},
+            "horizon": net.horizon, "levels": spec["levels"], "freq": spec["freq"], "notes": notes}
+
+
 def _long_frame(uids: list[Any], dates: list[pd.DatetimeIndex], prediction: dict[str, np.ndarray]) -> pd.DataFrame:
     """Long ``unique_id, ds, y_hat, lo_*, hi_*, q*`` frame from ``[S, h]`` prediction arrays."""
     quantiles = quantiles_from_intervals(prediction)
@@ -104,6 +140,75 @@ def _future_dates(ds: pd.Series, horizon: int, freq: str | None) -> pd.DatetimeI
         raise ValueError("cannot tell the series' frequency: the bundle records none and the history has "
                          "irregular or too few dates")
     return pd.date_range(ds.iloc[-1], periods=horizon + 1, freq=freq)[1:]
+
+
+def _future_known(covariates: pd.DataFrame | None, uid: Any, future: pd.DatetimeIndex,
+                  columns: Sequence[str]) -> np.ndarray:
+    """``[h, len(columns)]`` known-future covariates of series ``uid`` at the ``future`` dates."""
+    if not columns:
+        return np.zeros((len(future), 0), np.float32)
+    if covariates is None:
+        raise ValueError(f"this model needs the known-future covariates {list(columns)} over the horizon: pass "
+                         "covariates with unique_id, ds and those columns")
+    missing = [c for c in ("unique_id", "ds", *columns) if c not in covariates.columns]
+    if missing:
+        raise ValueError(f"covariates: missing column(s) {missing}")
+    rows = covariates[covariates["unique_id"].astype(str) == str(uid)]
+    known = rows.set_index(pd.to_datetime(rows["ds"]))
+    if not future.isin(known.index).all():
+        raise ValueError(f"covariates: series '{uid}' lacks known-future values for {len(future)} steps from "
+                         f"{future[0].date()}")
+    return known.loc[future, list(columns)].to_numpy(np.float32)
+
+
+class BundleGBT:
+    """Gradient-boosted trees on lags rebuilt from their bundle; see the module docstring."""
+
+    def __init__(self, root: Path, spec: str, trees: str) -> None:
+        self.spec = json.loads((Path(root) / spec).read_text(encoding="utf-8"))
+        if self.spec["config"].get("_target_") != "ecomlab.models.gbt_lags.GBTLags":
+            raise ValueError(f"{Path(root) / spec}: expected the GBTLags forecaster")
+        config = {**self.spec["config"], "refit": False}  # no panel to refit on: see the module docstring
+        self.net: GBTLags = instantiate_with_dims(OmegaConf.create(config), self.spec["dims"])
+        with np.load(Path(root) / trees, allow_pickle=False) as arrays:
+            data = {k: arrays[k] for k in arrays.files}
+        self.net.models = [NumpyHGB({name.split("_", 1)[1]: value for name, value in data.items()
+                                     if name.startswith(f"m{k}_")}) for k in range(int(self.spec["n_models"]))]
+        self.net.calibration_errors = data.get("calibration_errors")
+        self.net.use_series, self.net.n_futr = bool(self.spec["use_series"]), len(self.spec["futr_columns"])
+        self.series = {uid: i for i, uid in enumerate(self.spec["series"])}
+        # predict() only reads the panel to refit, which a bundle never does
+        self.net.panel = ForecastTrainData(unique_id=list(self.series), ds=[], y=[],
+                                           season_length=int(self.spec["dims"]["season_length"]))
+        self.attributes = [(name, float(period)) for name, period in self.spec["calendar_attributes"]]
+
+    def forecast(self, history_df: pd.DataFrame, horizon: int | None = None, covariates: pd.DataFrame | None = None,
+                 levels: Sequence[int] | None = None) -> pd.DataFrame:
+        """``horizon`` steps (default: the trained one; the direct strategy cannot go further, intervals are
+        calibrated for the trained horizon) past each series' last date."""
+        horizon = int(self.spec["horizon"]) if horizon is None else int(horizon)
+        if horizon < 1:
+            raise ValueError(f"horizon={horizon}; expected an integer >= 1")
+        levels = self.spec["levels"] if levels is None else [int(v) for v in levels]
+        if self.net.calibration_errors is None:
+            levels = []
+        if horizon > self.net.horizon and (self.net.strategy == "direct" or levels):
+            raise ValueError(f"this GBT was trained{' (direct strategy)' if self.net.strategy == 'direct' else ''}"
+                             f" for horizon {self.net.horizon}; asked for {horizon}"
+                             + ("" if self.net.strategy == "direct" else "; pass levels=[] for point forecasts"))
+        frame = _check_history(history_df)
+        histories, uids, dates, cal, cov, series = [], [], [], [], [], []
+        for uid, part in frame.groupby("unique_id", sort=False):
+            future = _future_dates(part["ds"], horizon, self.spec["freq"])
+            histories.append(part["y"].to_numpy(np.float64))
+            cal.append(calendar_features(future.to_numpy("datetime64[ns]"), self.attributes))  # [h, n_cal]
+            cov.append(_future_known(covariates, uid, future, self.spec["futr_columns"]))  # [h, n_futr]
+            series.append(self.series.get(str(uid), np.nan))  # unseen series: a missing category
+            uids.append(uid)
+            dates.append(future)
+        batch = {"history": histories, "future_calendar": np.stack(cal), "future_covariates": np.stack(cov),
+                 "series_index": np.asarray(series, np.float64)}
+        return _long_frame(uids, dates, self.net.predict(batch, horizon, levels))
 
 
 class BundleLSTM:
