@@ -6,16 +6,24 @@ traceback, unless ``HYDRA_FULL_ERROR=1`` is set. Anything else is a bug and keep
 
 from __future__ import annotations
 
+import fcntl
 import functools
+import json
 import logging
 import os
 import pickle
+import socket
 import sys
+import time
 import warnings
 from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from hydra.errors import InstantiationException
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ecomlab.data.bundle import DataValidationError
@@ -77,6 +85,11 @@ def config_errors_exit_2(main: F) -> F:
             if err.code == 1 and not _Progress.task_started:
                 raise SystemExit(2) from None
             raise
+        finally:
+            # a run that stopped with an error skipped Hydra's end callbacks; entry points called in-process
+            # (tests, notebooks) must not keep its directory claimed
+            for folder in list(_HELD):
+                release_run_dir(folder)
 
     return wrapper  # type: ignore[return-value]
 
@@ -92,3 +105,113 @@ def quiet_third_party() -> None:
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropLightningTips())
     # torch 2.13 deprecates LeafSpec checks that Lightning 2.6 still makes on every loop; harmless.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
+# --- run directories: unique names and an exclusive claim -------------------------------------------------------
+
+#: computed once per process, so every resolution of ``hydra.run.dir`` in this process names the same directory
+_UNIQUE = f"{datetime.now():%f}-{os.getpid()}"
+
+
+def unique_suffix() -> str:
+    """``<microseconds>-<pid>`` of this process: two processes started in the same second still differ (pid),
+    and so do processes on two hosts sharing one file system (microseconds)."""
+    return _UNIQUE
+
+
+OmegaConf.register_new_resolver("ecomlab.unique", unique_suffix, replace=True)
+
+CLAIM_FILE = ".ecomlab.lock"
+
+
+class RunDirInUseError(RuntimeError):
+    """Another live process holds the claim on a run (or sweep) directory."""
+
+
+#: claims held by this process: directory -> open lock file (the lock lives as long as the file stays open)
+_HELD: dict[str, Any] = {}
+
+
+def claim_run_dir(folder: str | Path) -> bool:
+    """Claim ``folder`` for this process; True if newly claimed, False if this process already held it.
+
+    The claim is an exclusive ``flock`` on ``<folder>/.ecomlab.lock``. The kernel drops it when the holder exits,
+    however it exits (SIGKILL included), so a killed run leaves no stale claim and resuming into its directory
+    just works, while a second live process is refused before it writes anything there. The file itself is
+    never deleted: unlinking a lock file lets a third process lock a fresh inode while a second still holds
+    the old one.
+    """
+    key = os.path.abspath(folder)
+    if key in _HELD:
+        return False
+    Path(key).mkdir(parents=True, exist_ok=True)
+    handle = open(os.path.join(key, CLAIM_FILE), "a+", encoding="utf-8")  # noqa: SIM115 -- held open on purpose
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "{}"
+        handle.close()
+        try:
+            who = json.loads(holder)
+        except json.JSONDecodeError:
+            who = {}
+        raise RunDirInUseError(
+            f"{key} is in use by another ecomlab process (pid {who.get('pid', '?')} on {who.get('host', '?')}, "
+            f"since {who.get('started', '?')}); two runs must never write into one directory. Wait for it to "
+            "finish, or choose another hydra.run.dir / hydra.sweep.dir") from None
+    # who holds it, for the message a refused process prints; written after the lock, so only the holder writes
+    handle.seek(0)
+    handle.truncate()
+    handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                             "started": time.strftime("%Y-%m-%d %H:%M:%S")}))
+    handle.flush()
+    _HELD[key] = handle
+    return True
+
+
+def release_run_dir(folder: str | Path) -> None:
+    handle = _HELD.pop(os.path.abspath(folder), None)
+    if handle is not None:
+        handle.close()  # closing the last descriptor drops the flock
+
+
+class ClaimRunDir(Callback):
+    """Hydra callback (``configs/hydra/default.yaml``): a run claims ``hydra.run.dir`` and a study its
+    ``hydra.sweep.dir`` before Hydra writes anything into them (``.hydra/``, the log), each job its own
+    directory as well; a directory claimed by another live process stops this one with exit code 2."""
+
+    def __init__(self) -> None:
+        self._jobs: list[str] = []
+
+    @staticmethod
+    def _claim(folder: str) -> bool:
+        try:
+            return claim_run_dir(folder)
+        except RunDirInUseError as err:
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._claim(str(config.hydra.run.dir))
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        release_run_dir(str(config.hydra.run.dir))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._claim(str(config.hydra.sweep.dir))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        release_run_dir(str(config.hydra.sweep.dir))
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # a job of a study also guards its own directory against a single run resumed into it meanwhile
+        folder = str(config.hydra.runtime.output_dir)
+        if self._claim(folder):
+            self._jobs.append(folder)
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        folder = str(config.hydra.runtime.output_dir)
+        if folder in self._jobs:
+            self._jobs.remove(folder)
+            release_run_dir(folder)
