@@ -29,6 +29,14 @@ promotions or prices; ``hist_covariates``: only known up to the cutoff) and chec
 non-numeric column, or a NaN (a known-future covariate with NaN inside an evaluation horizon is reported as
 such), is a :class:`DataValidationError` naming the column and series. Calendar features (sin/cos of the
 position in each seasonal cycle the frequency has) are derived from ``ds``.
+
+**Static covariates** (``static_covariates``: one category per series, e.g. aus_retail's ``state`` and
+``industry``) are read from a sales-panel column that is constant within each series, or else from the
+source's per-series metadata (``bundle.meta["series"][unique_id][name]``). Each column's categories are
+numbered in sorted order and offset so that all columns share one code space: ``static_codes`` ``[S, n_static]``
+holds codes in ``0 .. n_static_levels - 1``, handed to global models as ``ForecastTrainData.static`` (the LSTM
+learns one embedding per group). ``dims`` carries ``n_static`` and ``n_static_levels`` only when some are
+declared.
 """
 
 from __future__ import annotations
@@ -211,7 +219,8 @@ class ForecastDataModule(pl.LightningDataModule):
                  series: list[str] | None = None, batch_size: int = 64, num_workers: int = 0,
                  preprocess: Preprocess | None = None, cache_dir: str | None = None,
                  futr_covariates: Sequence[str] | None = None, hist_covariates: Sequence[str] | None = None,
-                 calendar: bool = True, input_size: int | None = None, windows_per_epoch: int = 2048) -> None:
+                 calendar: bool = True, input_size: int | None = None, windows_per_epoch: int = 2048,
+                 static_covariates: Sequence[str] | None = None) -> None:
         super().__init__()
         if season_length < 1 or batch_size < 1 or windows_per_epoch < 1:
             raise ValueError("season_length, batch_size and windows_per_epoch must be >= 1; got "
@@ -227,6 +236,10 @@ class ForecastDataModule(pl.LightningDataModule):
         both = sorted(set(self.futr_covariates) & set(self.hist_covariates))
         if both:
             raise ValueError(f"covariate(s) {both} are declared both known-future and past-only; pick one")
+        self.static_covariates = list(static_covariates or [])
+        repeated = sorted({c for c in self.static_covariates if self.static_covariates.count(c) > 1})
+        if repeated:
+            raise ValueError(f"static covariate(s) {repeated} are declared more than once")
         self.calendar = calendar
         self.input_size = input_size or max(2 * backtest.horizon, 2 * season_length)
         self.windows_per_epoch = windows_per_epoch
@@ -272,7 +285,43 @@ class ForecastDataModule(pl.LightningDataModule):
             self.test_items += [(s, w) for w in test]
             self.train_lengths[s.index] = (val or test)[0].cutoff
         self.tensors = WindowTensors(self.series, self.input_size, self.backtest.horizon, len(self.futr_covariates))
+        self.static_codes, self.static_levels = self._static(sales, bundle)
         self.bundle = bundle
+
+    def _static(self, sales: pd.DataFrame, bundle: DatasetBundle) -> tuple[np.ndarray, dict[str, list[str]]]:
+        """``([S, n_static] codes in one shared code space, {column: its categories in code order})``."""
+        uids = [s.unique_id for s in self.series]
+        meta = bundle.meta.get("series") or {}
+        codes = np.zeros((len(uids), len(self.static_covariates)), dtype=np.int64)
+        levels: dict[str, list[str]] = {}
+        offset = 0
+        for j, column in enumerate(self.static_covariates):
+            if column in sales.columns:
+                per_series = sales.groupby("unique_id", sort=True)[column].agg(["nunique", "first"])
+                varying = per_series.index[per_series["nunique"] != 1]
+                if len(varying):
+                    raise DataValidationError(
+                        f"{bundle.name}: static covariate '{column}' must hold exactly one value per series; "
+                        f"series '{varying[0]}' has {int(per_series.loc[varying[0], 'nunique'])} "
+                        f"({len(varying)} series affected)")
+                values = [str(per_series.loc[uid, "first"]) for uid in uids]
+            else:
+                values = []
+                for uid in uids:
+                    attributes = meta.get(uid) or {}
+                    if column not in attributes or attributes[column] is None:
+                        found = sorted(attributes) if attributes else "no per-series metadata"
+                        raise DataValidationError(
+                            f"{bundle.name}: static covariate '{column}' is neither a column of the sales panel "
+                            f"nor a metadata key of series '{uid}' (its metadata: {found}); fix "
+                            "data.static_covariates")
+                    values.append(str(attributes[column]))
+            categories = sorted(set(values))
+            number = {c: i for i, c in enumerate(categories)}
+            codes[:, j] = offset + np.array([number[v] for v in values], dtype=np.int64)
+            levels[column] = categories
+            offset += len(categories)
+        return codes, levels
 
     @staticmethod
     def _check_columns(sales: pd.DataFrame, columns: list[str], name: str) -> None:
@@ -316,7 +365,11 @@ class ForecastDataModule(pl.LightningDataModule):
         return {"n_series": len(self.series), "horizon": self.backtest.horizon,
                 "season_length": self.season_length, "input_size": self.input_size,
                 "n_futr": len(self.futr_covariates), "n_hist": len(self.hist_covariates),
-                "n_calendar": 2 * len(self.calendar_attributes)}
+                "n_calendar": 2 * len(self.calendar_attributes),
+                # only when declared, so configs of models without static inputs keep their sizes
+                **({"n_static": len(self.static_covariates),
+                    "n_static_levels": sum(len(v) for v in self.static_levels.values())}
+                   if self.static_covariates else {})}
 
     def train_data(self) -> ForecastTrainData:
         """Each series' observations before its first evaluation cutoff, indexed like the batches."""
@@ -330,7 +383,9 @@ class ForecastDataModule(pl.LightningDataModule):
             covariates=[pd.DataFrame(s.covariates[:n], columns=columns)
                         for s, n in zip(self.series, self.train_lengths, strict=True)] if columns else None,
             calendar=[s.calendar[:n] for s, n in zip(self.series, self.train_lengths, strict=True)],
-            futr_columns=tuple(self.futr_covariates), hist_columns=tuple(self.hist_covariates))
+            futr_columns=tuple(self.futr_covariates), hist_columns=tuple(self.hist_covariates),
+            static=self.static_codes if self.static_covariates else None,
+            static_columns=tuple(self.static_covariates))
 
     def train_dataloader(self) -> DataLoader:
         """Random training windows whose targets lie inside each series' training part."""
@@ -372,6 +427,7 @@ class ForecastDataModule(pl.LightningDataModule):
             "n_test_windows": len(self.test_items),
             "futr_covariates": self.futr_covariates,
             "hist_covariates": self.hist_covariates,
+            "static_covariates": {column: len(v) for column, v in self.static_levels.items()},
             "calendar": [name for name, _ in self.calendar_attributes],
             "input_size": self.input_size,
             "n_train_observations": int(self.train_lengths.sum()),

@@ -101,7 +101,8 @@ class ForecastTrainData:
     ``covariates[s]`` is a frame of the covariate columns aligned with ``y[s]`` (``None`` without covariates):
     the known-future columns ``futr_columns`` first, then the past-only ``hist_columns``.
     ``calendar[s]`` is the ``[T_s, n_calendar]`` array of calendar features aligned with ``y[s]`` (``None``
-    when the data module derives none).
+    when the data module derives none). ``static`` is the ``[S, n_static]`` integer array of static covariate
+    codes (one shared code space over the ``static_columns``; ``None`` without static covariates).
     """
 
     unique_id: Sequence[str]
@@ -112,6 +113,8 @@ class ForecastTrainData:
     calendar: Sequence[np.ndarray] | None = None
     futr_columns: tuple[str, ...] = ()
     hist_columns: tuple[str, ...] = ()
+    static: np.ndarray | None = None
+    static_columns: tuple[str, ...] = ()
 
 
 class Forecaster(nn.Module):

@@ -3,7 +3,10 @@
 Encoder (Hochreiter & Schmidhuber 1997): an LSTM reads the last ``input_size`` steps of history, each step
 ``x_t = [z_t, m_t, calendar_t, futr_t, hist_t, e_s]`` with the scaled target ``z_t = (y_t - loc) / scale``
 (window scaling, :func:`ecomlab.models.forecast_heads.window_scale`), the observation mask ``m_t`` (short
-histories are left-padded), standardised covariates and a learned embedding ``e_s`` of the series.
+histories are left-padded), standardised covariates and a learned embedding ``e_s`` of the series: its own
+embedding (``embedding_dim``; 0 switches it off) concatenated with one embedding per static covariate of the
+series (``n_static`` columns such as state and industry, ``static_embedding_dim`` each), so series of the same
+group share what is learned about it.
 
 Decoder, by ``decoder``:
 
@@ -36,11 +39,15 @@ class LSTMForecaster(Forecaster):
     """Global LSTM encoder with a direct (MLP) or recursive (LSTM) multi-horizon decoder."""
 
     trainable: ClassVar[bool] = True
+    #: the window tensors ``raw_outputs`` reads: the inputs of an exported graph, in this order
+    input_keys: ClassVar[tuple[str, ...]] = ("insample_y", "insample_mask", "futr_exog", "hist_exog", "calendar",
+                                             "series_index")
 
     def __init__(self, n_series: int, horizon: int, input_size: int | None = None, head: OutputHead | None = None,
                  n_calendar: int = 0, n_futr: int = 0, n_hist: int = 0, hidden_size: int = 64, n_layers: int = 2,
                  dropout: float = 0.1, embedding_dim: int = 8, decoder: Literal["direct", "recursive"] = "direct",
-                 scaler: Scaler = "mean", mlp_size: int = 128) -> None:
+                 scaler: Scaler = "mean", mlp_size: int = 128, n_static: int = 0, n_static_levels: int = 0,
+                 static_embedding_dim: int = 4) -> None:
         super().__init__()
         if decoder not in ("direct", "recursive"):
             raise ValueError(f"decoder={decoder!r}; expected 'direct' or 'recursive'")
@@ -51,7 +58,17 @@ class LSTMForecaster(Forecaster):
         self.n_calendar, self.n_futr, self.n_hist = n_calendar, n_futr, n_hist
         self.decoder, self.scaler = decoder, scaler
         self.head = head if head is not None else QuantileHead()
+        if n_static and n_static_levels < n_static:
+            raise ValueError(f"n_static={n_static} static covariates need n_static_levels >= {n_static}; "
+                             f"got {n_static_levels}")
+        self.n_static = n_static
         self.embedding = nn.Embedding(n_series, embedding_dim)
+        # one table over every static column's groups (codes share one space, see ForecastDataModule)
+        self.static_embedding = nn.Embedding(n_static_levels, static_embedding_dim) if n_static else None
+        # each series' group codes, set by fit_panel; saved (so exports and checkpoints keep them) only when used
+        self.register_buffer("static_codes", torch.zeros(n_series, n_static, dtype=torch.long),
+                             persistent=n_static > 0)
+        embedding_dim = embedding_dim + n_static * static_embedding_dim  # e_s = [series, static...]
         n_known = n_calendar + n_futr  # inputs known for every step, past and future
         lstm_dropout = dropout if n_layers > 1 else 0.0
         self.encoder = nn.LSTM(2 + n_known + n_hist + embedding_dim, hidden_size, n_layers, batch_first=True,
@@ -73,7 +90,17 @@ class LSTMForecaster(Forecaster):
         self.register_buffer("cov_std", torch.ones(n_futr + n_hist), persistent=False)
 
     def fit_panel(self, data: ForecastTrainData) -> None:
-        """Covariate means and standard deviations over the training part of the panel."""
+        """Static group codes; covariate means and standard deviations over the training part of the panel."""
+        if self.n_static:
+            codes = None if data.static is None else np.asarray(data.static)
+            if codes is None or codes.shape != tuple(self.static_codes.shape):
+                raise ValueError(f"the network was built for {self.n_static} static covariate(s) of "
+                                 f"{self.static_codes.shape[0]} series; the training panel has "
+                                 f"{None if codes is None else codes.shape} (declare data.static_covariates)")
+            assert self.static_embedding is not None
+            if codes.min() < 0 or codes.max() >= self.static_embedding.num_embeddings:
+                raise ValueError(f"static covariate codes must lie in 0..{self.static_embedding.num_embeddings - 1}")
+            self.static_codes.copy_(torch.as_tensor(codes, dtype=torch.long))
         if data.covariates is None or self.n_futr + self.n_hist == 0:
             return
         values = np.concatenate([np.asarray(c, dtype=np.float64) for c in data.covariates])  # [sum T, C]
@@ -93,7 +120,10 @@ class LSTMForecaster(Forecaster):
         futr = (batch["futr_exog"].float() - self.cov_mean[: self.n_futr]) / self.cov_std[: self.n_futr]
         hist = (batch["hist_exog"].float() - self.cov_mean[self.n_futr:]) / self.cov_std[self.n_futr:]
         known = torch.cat([batch["calendar"].float(), futr], dim=-1)  # [B, L + h, n_known]
-        emb = self.embedding(batch["series_index"])  # [B, E]
+        emb = self.embedding(batch["series_index"])  # [B, E_series]
+        if self.static_embedding is not None:
+            groups = self.static_embedding(self.static_codes[batch["series_index"]])  # [B, n_static, E_static]
+            emb = torch.cat([emb, groups.flatten(1)], dim=-1)  # [B, E = E_series + n_static * E_static]
         observed = mask.unsqueeze(-1)  # [B, L, 1]: padded steps carry zeros in every input
         x = torch.cat([z.unsqueeze(-1), observed, known[:, :L] * observed, hist * observed,
                        emb.unsqueeze(1).expand(-1, L, -1)], dim=-1)  # [B, L, 2 + n_known + n_hist + E]
@@ -136,18 +166,23 @@ class LSTMForecaster(Forecaster):
         if horizon != self.horizon:
             raise ValueError(f"{type(self).__name__} was built for horizon {self.horizon}, asked for {horizon}")
         device = self.embedding.weight.device
-        tensors = {k: torch.as_tensor(batch[k]).to(device)
-                   for k in ("insample_y", "insample_mask", "futr_exog", "hist_exog", "calendar", "series_index")}
+        tensors = {k: torch.as_tensor(batch[k]).to(device) for k in self.input_keys}
         # sampled heads draw from a fixed stream so evaluation is repeatable
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(0)
             raw, loc, scale = self.raw_outputs(tensors)
-            out = {"y_hat": self.head.median(raw, loc, scale)}  # [B, h]
-            if levels and self.head.probabilistic:
-                probs = [p for lv in levels for p in ((1 - lv / 100) / 2, (1 + lv / 100) / 2)]
-                q = self.head.quantiles(raw, loc, scale, probs)  # [B, h, 2 * len(levels)]
-                for i, lv in enumerate(levels):
-                    out[f"lo_{lv}"], out[f"hi_{lv}"] = q[..., 2 * i], q[..., 2 * i + 1]
+            return self.forecasts(raw, loc, scale, levels)
+
+    @torch.no_grad()
+    def forecasts(self, raw: Tensor, loc: Tensor, scale: Tensor, levels: Sequence[int] = ()) -> dict[str, np.ndarray]:
+        """``y_hat`` and ``lo_<level>`` / ``hi_<level>`` ``[B, h]`` from raw outputs; split from ``predict`` so an
+        exported graph (which ends at ``raw_outputs``) is finished by the same code and the same seeded draws."""
+        out = {"y_hat": self.head.median(raw, loc, scale)}  # [B, h]
+        if levels and self.head.probabilistic:
+            probs = [p for lv in levels for p in ((1 - lv / 100) / 2, (1 + lv / 100) / 2)]
+            q = self.head.quantiles(raw, loc, scale, probs)  # [B, h, 2 * len(levels)]
+            for i, lv in enumerate(levels):
+                out[f"lo_{lv}"], out[f"hi_{lv}"] = q[..., 2 * i], q[..., 2 * i + 1]
         return {k: v.double().cpu().numpy() for k, v in out.items()}
 
     def forecast(self, histories: Sequence[np.ndarray], horizon: int) -> np.ndarray:
