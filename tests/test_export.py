@@ -60,7 +60,9 @@ def run_of(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
             data = {"seasonal_naive": TINY_SALES, "ets": TINY_SALES,
                     "gbt": [*TINY_SALES, "model.net.max_iter=30"],
                     "lstm": [*TINY_SALES, "trainer.max_epochs=1", "data.windows_per_epoch=64",
-                             "model.net.hidden_size=16", "model.net.mlp_size=32"]}.get(
+                             "model.net.hidden_size=16", "model.net.mlp_size=32"],
+                    "lstm_deepar": [*TINY_SALES, "trainer.max_epochs=1", "data.windows_per_epoch=64",
+                                    "model.net.hidden_size=16"]}.get(
                 model, [*TINY_SHOP, "trainer.max_epochs=2"])
             done[model] = train_run(root / model, [f"model={model}", *data])
         return done[model]
@@ -216,11 +218,23 @@ def test_failed_export_leaves_nothing_and_existing_out_is_refused(run_of, tmp_pa
     assert sorted(p.name for p in out_parent.iterdir()) == ["pop"]
 
 
-@pytest.mark.parametrize("model", ["seasonal_naive", "ets", "lstm", "gbt"])
-def test_exported_forecaster_matches_backtest_forecasts(run_of, tmp_path: Path, model: str) -> None:
+FORECAST_EXPORTS = [("seasonal_naive", "onnx"), ("ets", "onnx"), ("gbt", "onnx"), ("lstm", "onnx"),
+                    ("lstm", "torchscript"), ("lstm", "native"), ("lstm_deepar", "onnx"),
+                    ("lstm_deepar", "torchscript")]
+
+
+@pytest.mark.parametrize(("model", "fmt"), FORECAST_EXPORTS)
+def test_exported_forecaster_matches_backtest_forecasts(run_of, tmp_path: Path, model: str, fmt: str) -> None:
+    """Served forecasts (point + interval bounds) equal the run's test forecasts within 1e-4 relative; the
+    LSTMs through onnxruntime / TorchScript graphs, ``lstm_deepar`` with its Student-t quantiles drawn from
+    the same seeded stream after the graph."""
     run_dir = run_of(model)
-    loaded = ecomlab.load(export_run(run_dir, "onnx", tmp_path / "bundle"))
+    loaded = ecomlab.load(export_run(run_dir, fmt, tmp_path / "bundle"))
     assert isinstance(loaded, LoadedForecaster)
+    graph = {"onnx": "model/lstm.onnx", "torchscript": "model/lstm.pt"}.get(fmt)
+    if model.startswith("lstm"):
+        assert loaded.manifest["format"] == fmt and (graph is None or graph in loaded.manifest["files"])
+        assert ("model/weights.npz" in loaded.manifest["files"]) == (fmt == "native")
     test = pd.read_parquet(run_dir / "forecasts_test.parquet")
     run = rebuild_run(run_dir)
     history = []
@@ -230,8 +244,13 @@ def test_exported_forecaster_matches_backtest_forecasts(run_of, tmp_path: Path, 
     got = loaded.forecast(pd.concat(history), horizon=12)
     merged = test.merge(got, on=["unique_id", "ds"], suffixes=("", "_served"))
     assert len(merged) == len(test) == len(got)
-    for column in [c for c in ("y_hat", "lo_80", "hi_95") if c in test.columns]:
+    for column in [c for c in ("y_hat", "lo_80", "hi_80", "lo_95", "hi_95") if c in test.columns]:
         np.testing.assert_allclose(merged[f"{column}_served"], merged[column], rtol=TOL)
+    one = loaded.forecast(history[-1], horizon=12)  # a batch of one series (graphs: dynamic batch axis)
+    # sampled quantiles (Student-t) draw [S, B, h] at once, so they depend on the batch: compare medians there
+    columns = ["y_hat"] if model == "lstm_deepar" else list(got.columns)
+    pd.testing.assert_frame_equal(one[columns], got.loc[got.unique_id == history[-1].unique_id.iloc[0], columns]
+                                  .reset_index(drop=True), rtol=TOL)
     if model != "seasonal_naive":
         assert {"lo_80", "hi_80", "q0.1", "q0.9", "q0.975"} <= set(got.columns)
         np.testing.assert_allclose(got["q0.1"], got["lo_80"])

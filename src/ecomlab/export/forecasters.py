@@ -41,9 +41,11 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from ecomlab.data.forecast_datamodule import Series, WindowTensors, calendar_features
+from ecomlab.export.graphs import write_forecast_graph
 from ecomlab.export.trees import NumpyHGB, hgb_arrays
 from ecomlab.metrics.probabilistic import quantiles_from_intervals
 from ecomlab.models.base import Forecaster, ForecastTrainData
+from ecomlab.models.forecast_heads import PointHead, QuantileHead, SymmetricHead
 from ecomlab.models.gbt_lags import GBTLags
 from ecomlab.models.lstm_forecaster import LSTMForecaster
 from ecomlab.utils import instantiate_with_dims
@@ -88,14 +90,80 @@ def _export_lstm(net: LSTMForecaster, task: Any, datamodule: Any, fmt: str, root
             "calendar_attributes": [list(a) for a in datamodule.calendar_attributes],
             "futr_columns": list(datamodule.futr_covariates), "hist_columns": list(datamodule.hist_covariates)}
     (root / "model" / "lstm.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
-    np.savez(root / "model" / "weights.npz", **{k: v.detach().cpu().numpy() for k, v in net.state_dict().items()})
-    np.savez(root / "model" / "scaling.npz", cov_mean=net.cov_mean.cpu().numpy(), cov_std=net.cov_std.cpu().numpy())
-    notes = [] if fmt == "native" else [f"format={fmt} was asked for; the LSTM forecaster is written natively "
-                                        "(state dict .npz + input specification)"]
-    return {"format": "native", "forecaster": {"_target_": "ecomlab.export.forecasters.BundleLSTM",
-                                               "spec": "model/lstm.json", "weights": "model/weights.npz",
-                                               "scaling": "model/scaling.npz"},
-            "horizon": net.horizon, "levels": spec["levels"], "freq": spec["freq"], "notes": notes}
+    entry = {"_target_": "ecomlab.export.forecasters.BundleLSTM", "spec": "model/lstm.json"}
+    notes: list[str] = []
+    written = "native"
+    if fmt != "native" and net.decoder == "recursive" and not isinstance(net.head, SymmetricHead | PointHead
+                                                                          | QuantileHead):
+        notes.append(f"format={fmt} was asked for; the recursive decoder feeds back a sampled median with "
+                     f"{type(net.head).__name__}, which no graph reproduces: written natively (state dict .npz)")
+    elif fmt != "native":
+        graph = GRAPH_FILES[fmt]
+        _write_checked_graph(net, datamodule, fmt, root / graph)
+        entry.update({"graph": graph, "runtime": fmt})
+        written = fmt
+    if written == "native":
+        np.savez(root / "model" / "weights.npz",
+                 **{k: v.detach().cpu().numpy() for k, v in net.state_dict().items()})
+        np.savez(root / "model" / "scaling.npz", cov_mean=net.cov_mean.cpu().numpy(),
+                 cov_std=net.cov_std.cpu().numpy())
+        entry.update({"weights": "model/weights.npz", "scaling": "model/scaling.npz"})
+    return {"format": written, "forecaster": entry, "horizon": net.horizon, "levels": spec["levels"],
+            "freq": spec["freq"], "notes": notes}
+
+
+GRAPH_FILES = {"onnx": "model/lstm.onnx", "torchscript": "model/lstm.pt"}
+
+
+def _write_checked_graph(net: LSTMForecaster, datamodule: Any, fmt: str, path: Path) -> None:
+    """Trace the network on real evaluation windows, then hold the written graph to the network on them."""
+    import torch
+
+    loader = datamodule.test_dataloader()
+    batch = next(iter(loader))
+    example = {k: torch.as_tensor(batch[k]) for k in net.input_keys}
+    if len(example["series_index"]) < 2:  # a batch axis of 1 could be mistaken for a constant by the tracer
+        example = {k: torch.cat([v, v]) for k, v in example.items()}
+    net = net.eval()
+    write_forecast_graph(net, example, fmt, path)
+    with torch.no_grad():
+        expected = net.raw_outputs(example)
+    got = _graph_runner(path, fmt)(example)
+    for name, a, b in zip(("raw", "loc", "scale"), expected, got, strict=True):
+        if not torch.allclose(a.float(), b, rtol=1e-4, atol=1e-5):
+            raise RuntimeError(f"{path}: the exported graph's '{name}' differs from the network by "
+                               f"{float((a.float() - b).abs().max()):.3g}; not writing a bundle that disagrees")
+
+
+def _graph_runner(path: Path, fmt: str) -> Any:
+    """``runner(window tensors) -> (raw, loc, scale)`` torch tensors, from an ONNX or TorchScript graph."""
+    import torch
+
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        from ecomlab.export.runtime import _threads
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = _threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        names = [i.name for i in session.get_inputs()]  # unused (empty) inputs may have been pruned
+
+        def run_onnx(tensors: dict[str, Any]) -> tuple[Any, ...]:
+            feed = {k: np.ascontiguousarray(np.asarray(tensors[k])) for k in names}
+            return tuple(torch.from_numpy(v) for v in session.run(["raw", "loc", "scale"], feed))
+
+        return run_onnx
+    module = torch.jit.load(str(path), map_location="cpu").eval()
+    keys = LSTMForecaster.input_keys
+
+    def run_torchscript(tensors: dict[str, Any]) -> tuple[Any, ...]:
+        with torch.no_grad():
+            return tuple(v.float() for v in module(*(torch.as_tensor(tensors[k]) for k in keys)))
+
+    return run_torchscript
 
 
 @_export.register(GBTLags)
@@ -212,20 +280,30 @@ class BundleGBT:
 
 
 class BundleLSTM:
-    """The global LSTM rebuilt from its bundle; see the module docstring."""
+    """The global LSTM rebuilt from its bundle; see the module docstring. With ``graph`` the window tensors go
+    through the exported ONNX (onnxruntime) or TorchScript graph and only the output head runs in torch."""
 
-    def __init__(self, root: Path, spec: str, weights: str, scaling: str) -> None:
+    def __init__(self, root: Path, spec: str, weights: str | None = None, scaling: str | None = None,
+                 graph: str | None = None, runtime: str | None = None) -> None:
         import torch
 
         self.spec = json.loads((Path(root) / spec).read_text(encoding="utf-8"))
         if not str(self.spec["config"].get("_target_", "")).startswith("ecomlab.models."):
             raise ValueError(f"{Path(root) / spec}: the forecaster must be an ecomlab model")
         self.net: LSTMForecaster = instantiate_with_dims(OmegaConf.create(self.spec["config"]), self.spec["dims"])
-        with np.load(Path(root) / weights, allow_pickle=False) as arrays:
-            self.net.load_state_dict({k: torch.from_numpy(arrays[k]) for k in arrays.files})
-        with np.load(Path(root) / scaling, allow_pickle=False) as arrays:
-            self.net.cov_mean.copy_(torch.from_numpy(arrays["cov_mean"]))
-            self.net.cov_std.copy_(torch.from_numpy(arrays["cov_std"]))
+        self.runner = None
+        if graph is not None:
+            if runtime not in GRAPH_FILES:
+                raise ValueError(f"{Path(root) / spec}: runtime={runtime!r}; expected one of {list(GRAPH_FILES)}")
+            self.runner = _graph_runner(Path(root) / graph, runtime)  # the head needs no trained weights
+        elif weights is None or scaling is None:
+            raise ValueError(f"{Path(root) / spec}: an LSTM bundle needs a graph or weights and scaling files")
+        else:
+            with np.load(Path(root) / weights, allow_pickle=False) as arrays:
+                self.net.load_state_dict({k: torch.from_numpy(arrays[k]) for k in arrays.files})
+            with np.load(Path(root) / scaling, allow_pickle=False) as arrays:
+                self.net.cov_mean.copy_(torch.from_numpy(arrays["cov_mean"]))
+                self.net.cov_std.copy_(torch.from_numpy(arrays["cov_std"]))
         self.net.eval()
         self.index = {uid: i for i, uid in enumerate(self.spec["series"])}
         self.attributes = [(name, float(period)) for name, period in self.spec["calendar_attributes"]]
@@ -256,13 +334,7 @@ class BundleLSTM:
             future = _future_dates(part["ds"], h, self.spec["freq"])
             cov = np.zeros((len(part) + h, len(self.futr) + len(self.hist)), np.float32)  # [T + h, C]
             cov[: len(part)] = part[self.futr + self.hist].to_numpy(np.float32)
-            if self.futr:
-                rows = covariates[covariates["unique_id"].astype(str) == str(uid)]
-                known = rows.set_index(pd.to_datetime(rows["ds"]))
-                if not future.isin(known.index).all():
-                    raise ValueError(f"covariates: series '{uid}' lacks known-future values for {h} steps from "
-                                     f"{future[0].date()}")
-                cov[len(part):, : len(self.futr)] = known.loc[future, self.futr].to_numpy(np.float32)
+            cov[len(part):, : len(self.futr)] = _future_known(covariates, uid, future, self.futr)  # [h, n_futr]
             ds = np.concatenate([part["ds"].to_numpy("datetime64[ns]"), future.to_numpy("datetime64[ns]")])
             y = np.concatenate([part["y"].to_numpy(np.float64), np.zeros(h)])  # the horizon is never read
             series.append(Series(str(uid), ds, y, cov, calendar_features(ds, self.attributes), index=local))
@@ -274,7 +346,12 @@ class BundleLSTM:
         batch = tensors.cut(local_index, cutoff, with_target=False)
         batch["series_index"] = torch.tensor([self.index[str(u)] for u in uids])  # the trained embedding rows
         levels = self.spec["levels"] if levels is None else [int(v) for v in levels]
-        return _long_frame(uids, dates, self.net.predict(batch, h, levels))
+        if self.runner is None:
+            return _long_frame(uids, dates, self.net.predict(batch, h, levels))
+        raw, loc, scale = self.runner(batch)
+        with torch.random.fork_rng():  # the in-memory predict's seeded stream, for sampled quantiles
+            torch.manual_seed(0)
+            return _long_frame(uids, dates, self.net.forecasts(raw, loc, scale, levels))
 
 
 class BundleForecaster:

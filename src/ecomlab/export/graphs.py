@@ -8,6 +8,11 @@ reproduces ``net(users)`` of the trained model:
   :math:`s = E_U[u] \\, E_I^\\top` (:class:`EmbeddingScorer`);
 * NeuMF exports its scoring network (:class:`NeuMFScorer`): GMF and MLP branches over every item.
 
+The global LSTM forecaster is served through ``window tensors -> (raw outputs, loc, scale)``
+(:class:`LSTMRawOutputs`): encoder, decoder (the recursive one unrolled over the horizon, feeding back its
+median) and scaling; the output head's median and quantiles are computed after the graph by the model's own
+head (:meth:`~ecomlab.models.lstm_forecaster.LSTMForecaster.forecasts`), with the same seeded draws.
+
 Written with the TorchScript-based ONNX exporter (``dynamo=False``): one self-contained file and well under a
 second per model, where the dynamo exporter takes seconds and splits large weights into a side file. The
 batch axis is dynamic in both formats.
@@ -21,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ecomlab.models.lstm_forecaster import LSTMForecaster
 from ecomlab.models.neumf import NeuMF
 
 #: opset with every operator the graphs use (Gather, MatMul, Gemm, Relu, Concat)
@@ -88,5 +94,39 @@ def write_graph(module: nn.Module, fmt: str, path: Path) -> None:
         elif fmt == "torchscript":
             traced = torch.jit.trace(module, (example,), check_trace=False)
             torch.jit.save(traced, str(path))
+        else:
+            raise ValueError(f"format={fmt!r}: graphs are written as 'onnx' or 'torchscript'")
+
+
+class LSTMRawOutputs(nn.Module):
+    """:meth:`LSTMForecaster.raw_outputs` on positional window tensors (``LSTMForecaster.input_keys`` order):
+    ``(raw [B, h, P], loc [B, 1], scale [B, 1])``."""
+
+    def __init__(self, net: LSTMForecaster) -> None:
+        super().__init__()
+        self.net = net.eval()
+        self.keys = net.input_keys
+
+    def forward(self, *tensors: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.net.raw_outputs(dict(zip(self.keys, tensors, strict=True)))
+
+
+def write_forecast_graph(net: LSTMForecaster, example: dict[str, Tensor], fmt: str, path: Path) -> None:
+    """Write :class:`LSTMRawOutputs` of ``net`` as ONNX or TorchScript, traced on the window batch ``example``
+    (batch axis dynamic; window length and horizon are fixed by the network)."""
+    module = LSTMRawOutputs(net).eval()
+    inputs = tuple(example[k] for k in net.input_keys)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=UserWarning)  # LSTM batch-size export notes
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # nn.LSTM's own size checks
+        if fmt == "onnx":
+            names = list(net.input_keys)
+            axes = {name: {0: "batch"} for name in [*names, "raw", "loc", "scale"]}
+            torch.onnx.export(module, inputs, str(path), input_names=names, output_names=["raw", "loc", "scale"],
+                              dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+        elif fmt == "torchscript":
+            torch.jit.save(torch.jit.trace(module, inputs, check_trace=False), str(path))
         else:
             raise ValueError(f"format={fmt!r}: graphs are written as 'onnx' or 'torchscript'")

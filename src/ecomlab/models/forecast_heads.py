@@ -15,7 +15,9 @@ to ``mean|y|`` and then to 1, so a flat history still gives finite inputs.
   ``torch.distributions`` law (Salinas et al. 2020, DeepAR). Normal/Student-t act on the scaled target
   (an affine map, so ``NLL(y) = NLL(z) + log scale``); the negative binomial (counts) has
   ``mean = scale * softplus(r_1 + loc / scale)`` and ``var = mean + alpha * mean^2``.
-  Quantiles are analytic where the law has ``icdf`` (normal), otherwise from ``n_samples`` draws.
+  Quantiles are analytic where the law has ``icdf`` (normal), otherwise from ``n_samples`` draws. The median
+  of the symmetric laws (normal, Student-t) is their location ``loc + scale * r_1``, exactly: no draws, so the
+  recursive decoder's fed-back median is deterministic and the whole decoder exports as one graph.
 """
 
 from __future__ import annotations
@@ -137,14 +139,21 @@ class DistributionHead(OutputHead):
             return torch.quantile(draws.to(raw.dtype), p, dim=0).permute(1, 2, 0)  # [R, B, h] -> [B, h, R]
 
 
-class NormalHead(DistributionHead):
+class SymmetricHead(DistributionHead):
+    """A law symmetric about its location ``loc + scale * r_1``, which is therefore its median."""
+
+    def median(self, raw: Tensor, loc: Tensor, scale: Tensor) -> Tensor:  # -> [B, h]
+        return loc + scale * raw[..., 0]
+
+
+class NormalHead(SymmetricHead):
     n_outputs = 2
 
     def distribution(self, raw: Tensor, loc: Tensor, scale: Tensor) -> distributions.Distribution:
         return distributions.Normal(loc + scale * raw[..., 0], scale * (F.softplus(raw[..., 1]) + 1e-4))
 
 
-class StudentTHead(DistributionHead):
+class StudentTHead(SymmetricHead):
     n_outputs = 3
 
     def distribution(self, raw: Tensor, loc: Tensor, scale: Tensor) -> distributions.Distribution:
