@@ -193,14 +193,41 @@ def test_candidates_exclusion_and_similar_items(run_of, tmp_path: Path) -> None:
         loaded.similar_items(["nope"], k=2)
 
 
-def test_text_two_tower_bundle_embeds_new_item_text(run_of, tmp_path: Path) -> None:
-    loaded = ecomlab.load(export_run(run_of("text_two_tower"), "onnx", tmp_path / "bundle"))
+NEW_ITEM_TEXTS = ["红色 连衣裙 cotton dress", "完全没见过的词", "", "Blue SHIRT 纯棉T恤"]
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript", "native"])
+def test_text_two_tower_bundle_embeds_new_item_text(run_of, tmp_path: Path, fmt: str) -> None:
+    """New item text -> the same unit vector from the bundle (tokenizer JSON + item tower graph / arrays) as
+    from the in-memory model's item tower."""
+    bundle = export_run(run_of("text_two_tower"), fmt, tmp_path / "bundle")
+    loaded = ecomlab.load(bundle)
+    encoder = {"onnx": "item_encoder.onnx", "torchscript": "item_encoder.pt", "native": "text_encoder.npz"}[fmt]
+    assert f"model/{encoder}" in loaded.manifest["files"]
     texts = loaded.item_table["text"].fillna("").tolist()
     np.testing.assert_allclose(loaded.embed_items(texts), loaded.item_vectors, atol=1e-5)
-    assert json.loads((tmp_path / "bundle" / "model" / "tokenizer.json").read_text())["vocab"]
-    new = loaded.embed_items(["红色 连衣裙 cotton dress", "完全没见过的词"])
-    assert new.shape == (2, loaded.item_vectors.shape[1])
+    assert json.loads((bundle / "model" / "tokenizer.json").read_text())["vocab"]
+    new = loaded.embed_items(NEW_ITEM_TEXTS)
+    assert new.shape == (len(NEW_ITEM_TEXTS), loaded.item_vectors.shape[1])
     np.testing.assert_allclose(np.linalg.norm(new, axis=1), 1.0, rtol=1e-5)
+    net = rebuild_run(run_of("text_two_tower")).task.net
+    np.testing.assert_allclose(new, net.encode_texts(NEW_ITEM_TEXTS).numpy(), atol=TOL, rtol=0)
+
+
+def test_tfidf_bundle_embeds_new_item_text_exactly(run_of, tmp_path: Path) -> None:
+    bundle = export_run(run_of("tfidf"), "native", tmp_path / "bundle")
+    loaded = ecomlab.load(bundle)
+    spec = json.loads((bundle / "model" / "tfidf_vocabulary.json").read_text(encoding="utf-8"))
+    assert spec["analyzer"] == "mixed" and spec["vocabulary"]
+    net = rebuild_run(run_of("tfidf")).task.net
+    new = loaded.embed_items(NEW_ITEM_TEXTS)  # CSR [n, V]
+    expected = net.vectorizer.transform(NEW_ITEM_TEXTS)
+    assert new.shape == expected.shape and new.nnz > 0
+    np.testing.assert_allclose(new.toarray(), expected.toarray(), atol=1e-12, rtol=0)
+    texts = loaded.item_table["text"].fillna("").tolist()
+    np.testing.assert_allclose(loaded.embed_items(texts).toarray(), loaded.scorer.item_matrix.toarray(), atol=1e-12)
+    with pytest.raises(ValueError, match="no item text encoder"):
+        ecomlab.load(export_run(run_of("bpr"), "native", tmp_path / "bpr")).embed_items(["x"])
 
 
 def test_failed_export_leaves_nothing_and_existing_out_is_refused(run_of, tmp_path: Path) -> None:

@@ -213,8 +213,12 @@ class LoadedRecommender:
         values, items = _top(scores, exclude, k)
         return [self._result(item_ids[b], values[b], items[b], source, SimilarItems) for b in range(len(idx))]
 
-    def embed_items(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit vectors ``[n, d]`` of new item texts, in the space of ``model/item_vectors.npy`` (text models)."""
+    def embed_items(self, texts: Sequence[str]) -> np.ndarray | sp.csr_matrix:
+        """Embeddings of new item texts, without retraining (text models): the text two-tower's unit vectors
+        ``[n, d]`` in the space of ``model/item_vectors.npy`` (scratch encoder: tokenizer JSON + the item tower
+        graph or arrays); TF-IDF's L2-normalised rows ``[n, V]`` as a CSR matrix in the bundle's vocabulary (the
+        space of ``model/tfidf_items.npz``). Either way ``embed_items(t) @ item_matrix.T`` is the cosine of the
+        new item with every catalogue item."""
         if self.item_encoder is None:
             raise ValueError(f"this bundle ({self.manifest['model']}) has no item text encoder")
         return self.item_encoder.encode(list(texts))

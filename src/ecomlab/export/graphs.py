@@ -130,3 +130,38 @@ def write_forecast_graph(net: LSTMForecaster, example: dict[str, Tensor], fmt: s
             torch.jit.save(torch.jit.trace(module, inputs, check_trace=False), str(path))
         else:
             raise ValueError(f"format={fmt!r}: graphs are written as 'onnx' or 'torchscript'")
+
+
+class ScratchItemEncoder(nn.Module):
+    """The text two-tower's scratch item tower on padded token ids: ``v = normalize(P mean_{mask}(E[ids]) + b)``,
+    the masked mean being the model's ``EmbeddingBag(mode="mean")`` over each text's ids."""
+
+    def __init__(self, token_emb: Tensor, proj: nn.Linear) -> None:
+        super().__init__()
+        self.register_buffer("token_emb", token_emb.detach().float().clone())  # [V, d]
+        self.proj = nn.Linear(proj.in_features, proj.out_features)
+        self.proj.load_state_dict(proj.state_dict())
+
+    def forward(self, ids: Tensor, mask: Tensor) -> Tensor:  # [n, L] int64, [n, L] float -> [n, d]
+        emb = self.token_emb[ids]  # [n, L, d]
+        pooled = (emb * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0)  # [n, d]
+        return nn.functional.normalize(self.proj(pooled), dim=1)
+
+
+def write_text_encoder(module: nn.Module, fmt: str, path: Path) -> None:
+    """Write ``module`` (``ids [n, L], mask [n, L] -> vectors [n, d]``) as ONNX or TorchScript, with the
+    number of texts and their padded length both dynamic."""
+    module = module.eval()
+    ids = torch.tensor([[1, 2, 0], [3, 0, 0]], dtype=torch.long)  # two texts, padded: no axis of size 1
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        if fmt == "onnx":
+            torch.onnx.export(module, (ids, mask), str(path), input_names=["ids", "mask"], output_names=["vectors"],
+                              dynamic_axes={"ids": {0: "n", 1: "length"}, "mask": {0: "n", 1: "length"},
+                                            "vectors": {0: "n"}}, opset_version=OPSET, dynamo=False)
+        elif fmt == "torchscript":
+            torch.jit.save(torch.jit.trace(module, (ids, mask), check_trace=False), str(path))
+        else:
+            raise ValueError(f"format={fmt!r}: graphs are written as 'onnx' or 'torchscript'")

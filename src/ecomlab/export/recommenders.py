@@ -8,13 +8,16 @@ model                  onnx / torchscript                              native (a
 =====================  ==============================================  ====================================
 BPR, LightGCN,         graph ``E_U[u] E_I^T`` over the final           ``embeddings.npz``, numpy dot
 social GNN             (propagated) embeddings
-text two-tower         the same with ``E_U = q_u / tau``; plus the     ``embeddings.npz``
-                       user tower (unknown users with a history) and
-                       the scratch item encoder (new item text)
+text two-tower         the same with ``E_U = q_u / tau``; plus the     ``embeddings.npz``; the scratch
+                       user tower (unknown users with a history) and   item encoder as ``text_encoder.npz``
+                       the scratch item encoder (new item text) as a
+                       graph over padded token ids + tokenizer JSON
 NeuMF / GMF / MLP      the scoring network over all items              state dict ``.npz`` + net config
 popularity             --                                              ``item_scores.npy``
 item-kNN               --                                              similarity + training rows ``.npz``
-TF-IDF                 --                                              TF-IDF matrix + training rows ``.npz``
+TF-IDF                 --                                              TF-IDF matrix + training rows ``.npz``;
+                                                                       vocabulary JSON + idf ``.npy`` (new
+                                                                       item text)
 =====================  ==============================================  ====================================
 
 Classical models are sparse closed-form fits: they are always written natively (scipy ``.npz``, never
@@ -35,8 +38,20 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from ecomlab.export.graphs import EmbeddingScorer, NeuMFScorer, write_graph
-from ecomlab.export.runtime import ScratchTextEncoder, scratch_vocabulary
+from ecomlab.export.graphs import (
+    EmbeddingScorer,
+    NeuMFScorer,
+    ScratchItemEncoder,
+    write_graph,
+    write_text_encoder,
+)
+from ecomlab.export.runtime import (
+    GraphTextEncoder,
+    ScratchTextEncoder,
+    ScratchTokenizer,
+    TfidfTextEncoder,
+    scratch_vocabulary,
+)
 from ecomlab.models.base import Recommender, RecTrainData
 from ecomlab.models.bpr import BPRMF
 from ecomlab.models.itemknn import ItemKNN
@@ -134,21 +149,42 @@ def _text_two_tower(net: TextTwoTower, ctx: ExportContext) -> Exported:
 
 
 def _scratch_encoder(net: TextTwoTower, ctx: ExportContext) -> dict[str, Any]:
-    """Tokenizer vocabulary (JSON) + token embeddings and projection (``.npz``), checked against the model."""
+    """Tokenizer vocabulary (JSON) + the item tower: an ONNX / TorchScript graph over padded token ids, or
+    (native) token embeddings and projection as ``.npz``; checked against the model's own item vectors."""
     texts = ["" if t is None else str(t) for t in ctx.data.item_text or []]
     spec = {"vocab": scratch_vocabulary(texts, net.analyzer, net.min_count, net.max_vocab),
             "cjk_ngram_range": list(net.analyzer.cjk_ngram_range), "hash_buckets": net.hash_buckets,
             "max_vocab": net.max_vocab, "char_ngram_range": list(net.char_ngram_range)}
     _path(ctx, "model/tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
-    np.savez(_path(ctx, "model/text_encoder.npz"), token_emb=net.token_emb.weight.detach().numpy(),
-             proj_w=net.item_proj.weight.detach().numpy(), proj_b=net.item_proj.bias.detach().numpy())
-    encoder = ScratchTextEncoder(ctx.root, "model/tokenizer.json", "model/text_encoder.npz")
-    ids = np.concatenate([encoder.token_ids(t) for t in texts])
+    tokenizer = ScratchTokenizer(ctx.root, "model/tokenizer.json")
+    ids = np.concatenate([tokenizer.token_ids(t) for t in texts])
     if not np.array_equal(ids, net.tok_ids.cpu().numpy()):  # the model rebuilt its vocabulary differently
         raise RuntimeError("TextTwoTower tokenisation changed: the exported vocabulary does not reproduce the "
                            "model's token ids; update ecomlab.export.runtime.scratch_vocabulary")
-    return {"_target_": RUNTIME + "ScratchTextEncoder", "tokenizer": "model/tokenizer.json",
-            "weights": "model/text_encoder.npz"}
+    if ctx.fmt == "native":
+        np.savez(_path(ctx, "model/text_encoder.npz"), token_emb=net.token_emb.weight.detach().numpy(),
+                 proj_w=net.item_proj.weight.detach().numpy(), proj_b=net.item_proj.bias.detach().numpy())
+        entry = {"_target_": RUNTIME + "ScratchTextEncoder", "tokenizer": "model/tokenizer.json",
+                 "weights": "model/text_encoder.npz"}
+    else:
+        graph = {"onnx": "model/item_encoder.onnx", "torchscript": "model/item_encoder.pt"}[ctx.fmt]
+        write_text_encoder(ScratchItemEncoder(net.token_emb.weight, net.item_proj), ctx.fmt, _path(ctx, graph))
+        entry = {"_target_": RUNTIME + "GraphTextEncoder", "tokenizer": "model/tokenizer.json", "graph": graph,
+                 "runtime": ctx.fmt}
+    encoder = _instantiate_encoder(ctx.root, entry)
+    with torch.no_grad():
+        expected = net.get_embedding().cpu().numpy()  # [N, d]
+    got = encoder.encode(texts)
+    if not np.allclose(got, expected, atol=1e-5):
+        raise RuntimeError(f"the exported item text encoder differs from the model's item vectors by "
+                           f"{float(np.abs(got - expected).max()):.3g}; not writing a bundle that disagrees")
+    return entry
+
+
+def _instantiate_encoder(root: Path, entry: dict[str, Any]) -> Any:
+    cls = {"ScratchTextEncoder": ScratchTextEncoder, "GraphTextEncoder": GraphTextEncoder,
+           "TfidfTextEncoder": TfidfTextEncoder}[entry["_target_"].rsplit(".", 1)[1]]
+    return cls(root, **{k: v for k, v in entry.items() if k != "_target_"})
 
 
 @export_recommender.register(NeuMF)
@@ -194,4 +230,32 @@ def _tfidf(net: TfidfContent, ctx: ExportContext) -> Exported:
     sp.save_npz(_path(ctx, "model/train_rows.npz"), sp.csr_matrix(net.train_rows))
     return Exported("native", {"_target_": RUNTIME + "TfidfScorer", "item_matrix": "model/tfidf_items.npz",
                                "train_rows": "model/train_rows.npz",
-                               "uniform": net.profile_weighting == "uniform"}, notes=_classical_note(ctx))
+                               "uniform": net.profile_weighting == "uniform"},
+                    item_encoder=_tfidf_encoder(net, ctx), notes=_classical_note(ctx))
+
+
+#: TfidfVectorizer settings that shape ``transform`` with a fixed vocabulary (min_df, max_features, max_df and
+#: smooth_idf only matter when fitting; the idf they produced is stored as is)
+_TFIDF_PARAMS = ("lowercase", "ngram_range", "norm", "sublinear_tf", "use_idf", "binary", "strip_accents",
+                 "token_pattern")
+
+
+def _tfidf_encoder(net: TfidfContent, ctx: ExportContext) -> dict[str, Any]:
+    """Vocabulary and settings (JSON) + idf (``.npy``): enough to TF-IDF-embed new item text exactly."""
+    vectorizer = net.vectorizer
+    assert vectorizer is not None, "TfidfContent is fitted before export"
+    params = vectorizer.get_params()
+    if params.get("preprocessor") or params.get("tokenizer") or params.get("stop_words"):
+        raise ValueError("TF-IDF with a custom preprocessor, tokenizer or stop words cannot be exported as JSON")
+    spec = {"analyzer": net.analyzer, "cjk_ngram_range": list(net.ngram_range),
+            "params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items() if k in _TFIDF_PARAMS},
+            "vocabulary": {str(tok): int(col) for tok, col in vectorizer.vocabulary_.items()}}
+    _path(ctx, "model/tfidf_vocabulary.json").write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
+    np.save(_path(ctx, "model/tfidf_idf.npy"), vectorizer.idf_.astype(np.float64), allow_pickle=False)
+    entry = {"_target_": RUNTIME + "TfidfTextEncoder", "spec": "model/tfidf_vocabulary.json",
+             "idf": "model/tfidf_idf.npy"}
+    texts = ["" if t is None else str(t) for t in ctx.data.item_text or []]
+    got = _instantiate_encoder(ctx.root, entry).encode(texts)
+    if abs(got - net.item_matrix).max() > 1e-12:
+        raise RuntimeError("the exported TF-IDF vocabulary and idf do not reproduce the model's item matrix")
+    return entry

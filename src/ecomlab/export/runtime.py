@@ -207,18 +207,16 @@ def scratch_vocabulary(texts: Sequence[str], analyzer: MixedAnalyzer, min_count:
     return {tok: k + 1 for k, tok in enumerate(kept[:max_vocab])}
 
 
-class ScratchTextEncoder:
-    """New item text -> unit item vectors with the scratch text tower: tokens (``tokenizer.json``), mean of
-    token embeddings, projection (``text_encoder.npz``), L2 normalisation -- the model's ``item_vectors``."""
+class ScratchTokenizer:
+    """The scratch text tower's token ids of a text, from ``tokenizer.json`` (vocabulary, CJK n-gram range,
+    hashed character n-grams of words) -- the model's ``_tokenize`` row for that text."""
 
-    def __init__(self, root: Path, tokenizer: str, weights: str) -> None:
+    def __init__(self, root: Path, tokenizer: str) -> None:
         spec: dict[str, Any] = json.loads((Path(root) / tokenizer).read_text(encoding="utf-8"))
         self.vocab: dict[str, int] = spec["vocab"]
         self.analyzer = MixedAnalyzer(tuple(spec["cjk_ngram_range"]))  # type: ignore[arg-type]
         self.hash_buckets, self.hash_base = int(spec["hash_buckets"]), 1 + int(spec["max_vocab"])
         self.char_ngram_range = tuple(spec["char_ngram_range"])
-        with np.load(Path(root) / weights, allow_pickle=False) as arrays:
-            self.token_emb, self.proj_w, self.proj_b = arrays["token_emb"], arrays["proj_w"], arrays["proj_b"]
 
     def token_ids(self, text: str) -> list[int]:
         doc = self.analyzer(text)
@@ -230,7 +228,79 @@ class ScratchTextEncoder:
                         for n in range(lo, hi + 1) for k in range(len(word) - n + 1)]
         return ids or [0]
 
+    def padded(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids [n, L] int64, mask [n, L] float32)``: every text's ids, right-padded with 0 (mask 0)."""
+        rows = [self.token_ids(str(t)) for t in texts]
+        width = max((len(r) for r in rows), default=1)
+        ids, mask = np.zeros((len(rows), width), np.int64), np.zeros((len(rows), width), np.float32)
+        for b, row in enumerate(rows):
+            ids[b, : len(row)], mask[b, : len(row)] = row, 1.0
+        return ids, mask
+
+
+class ScratchTextEncoder(ScratchTokenizer):
+    """New item text -> unit item vectors with the scratch text tower: tokens (``tokenizer.json``), mean of
+    token embeddings, projection (``text_encoder.npz``), L2 normalisation -- the model's ``item_vectors``."""
+
+    def __init__(self, root: Path, tokenizer: str, weights: str) -> None:
+        super().__init__(root, tokenizer)
+        with np.load(Path(root) / weights, allow_pickle=False) as arrays:
+            self.token_emb, self.proj_w, self.proj_b = arrays["token_emb"], arrays["proj_w"], arrays["proj_b"]
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:  # -> [n, d]
         pooled = np.stack([self.token_emb[self.token_ids(str(t))].mean(axis=0) for t in texts])  # [n, d]
         raw = pooled @ self.proj_w.T + self.proj_b  # [n, d] @ [d, d] -> [n, d]
         return raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
+
+
+class GraphTextEncoder(ScratchTokenizer):
+    """The scratch item tower as an exported graph ``(ids [n, L], mask [n, L]) -> unit vectors [n, d]``
+    (ONNX through onnxruntime, or TorchScript); tokenisation from ``tokenizer.json`` as above."""
+
+    def __init__(self, root: Path, tokenizer: str, graph: str, runtime: str) -> None:
+        super().__init__(root, tokenizer)
+        path = str(Path(root) / graph)
+        if runtime == "onnx":
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = _threads()
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+            self.run = lambda ids, mask: session.run(["vectors"], {"ids": ids, "mask": mask})[0]
+        elif runtime == "torchscript":
+            import torch
+
+            module = torch.jit.load(path, map_location="cpu").eval()
+
+            def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+                with torch.no_grad():
+                    return module(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+
+            self.run = run
+        else:
+            raise ValueError(f"{path}: runtime={runtime!r}; expected 'onnx' or 'torchscript'")
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:  # -> [n, d]
+        ids, mask = self.padded(list(texts))
+        return self.run(ids, mask)
+
+
+class TfidfTextEncoder:
+    """New item text -> L2-normalised TF-IDF rows ``[n, V]`` (CSR) in the trained vocabulary: scikit-learn's
+    ``TfidfVectorizer`` rebuilt from the stored vocabulary (JSON), settings and ``idf`` (``.npy``), so
+    :math:`x = \\mathrm{normalize}(\\mathrm{tf}(t) \\odot \\mathrm{idf})` is the fitted model's ``transform``."""
+
+    def __init__(self, root: Path, spec: str, idf: str) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        data: dict[str, Any] = json.loads((Path(root) / spec).read_text(encoding="utf-8"))
+        params = dict(data["params"])
+        params["ngram_range"] = tuple(params["ngram_range"])
+        analyzer = MixedAnalyzer(tuple(data["cjk_ngram_range"])) if data["analyzer"] == "mixed" else data["analyzer"]
+        self.vectorizer = TfidfVectorizer(analyzer=analyzer, vocabulary=data["vocabulary"], **params)
+        self.vectorizer.idf_ = np.load(Path(root) / idf, allow_pickle=False)
+
+    def encode(self, texts: Sequence[str]) -> sp.csr_matrix:  # -> [n, V]
+        return sp.csr_matrix(self.vectorizer.transform(["" if t is None else str(t) for t in texts]))

@@ -149,6 +149,7 @@ class TextTwoTower(Recommender):
         for name in derived:  # built from the data in fit(), never checkpointed
             self.register_buffer(name, None, persistent=False)
         self._cache: tuple[tuple[int, ...], Tensor] | None = None
+        self.vocab: dict[str, int] = {}  # the scratch vocabulary, rebuilt by fit (a pure function of the texts)
 
     # ---- fixed inputs -------------------------------------------------------------------------------------
     def fit(self, data: RecTrainData) -> None:
@@ -182,19 +183,42 @@ class TextTwoTower(Recommender):
         docs = [self.analyzer(t) for t in texts]
         df = Counter(tok for doc in docs for tok in set(doc))
         kept = sorted((tok for tok, c in df.items() if c >= self.min_count), key=lambda tok: (-df[tok], tok))
-        vocab = {tok: k + 1 for k, tok in enumerate(kept[: self.max_vocab])}
-        lo, hi = self.char_ngram_range
-        base = 1 + self.max_vocab
-        rows: list[list[int]] = []
-        for doc in docs:
-            ids = [vocab[tok] for tok in doc if tok in vocab]
-            if self.hash_buckets:
-                for word in (f"<{tok}>" for tok in doc if not _CJK_CHAR.search(tok)):
-                    ids += [base + zlib.crc32(word[k : k + n].encode()) % self.hash_buckets
-                            for n in range(lo, hi + 1) for k in range(len(word) - n + 1)]
-            rows.append(ids or [0])
+        self.vocab = {tok: k + 1 for k, tok in enumerate(kept[: self.max_vocab])}  # kept to encode new text
+        rows = [self._token_ids(doc) for doc in docs]
         indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
         return torch.from_numpy(indptr.astype(np.int64)), torch.tensor([i for r in rows for i in r])
+
+    def _token_ids(self, doc: list[str]) -> list[int]:
+        """Ids of an analysed text: vocabulary tokens, then hashed character n-grams of words; ``[0]`` if none."""
+        ids = [self.vocab[tok] for tok in doc if tok in self.vocab]
+        if self.hash_buckets:
+            lo, hi = self.char_ngram_range
+            base = 1 + self.max_vocab
+            for word in (f"<{tok}>" for tok in doc if not _CJK_CHAR.search(tok)):
+                ids += [base + zlib.crc32(word[k : k + n].encode()) % self.hash_buckets
+                        for n in range(lo, hi + 1) for k in range(len(word) - n + 1)]
+        return ids or [0]
+
+    @torch.no_grad()
+    def encode_texts(self, texts: Sequence[str]) -> Tensor:
+        """Unit item vectors ``[n, d]`` of new item texts with the trained item tower (the fitted vocabulary,
+        or the sentence encoder): how an item the model never saw would be embedded (cold start, export)."""
+        if self.hist_indptr is None:
+            raise RuntimeError("TextTwoTower needs fit(data) before encoding text")
+        device = self.item_proj.weight.device
+        texts = ["" if t is None else str(t) for t in texts]
+        if self.encoder == "scratch":
+            rows = [self._token_ids(self.analyzer(t)) for t in texts]
+            offsets = torch.tensor(np.concatenate([[0], np.cumsum([len(r) for r in rows])[:-1]]), device=device)
+            flat = torch.tensor([i for r in rows for i in r], device=device)
+            return F.normalize(self.item_proj(self.token_emb(flat, offsets)), dim=1)  # [n, t] -> [n, d]
+        st = self.st if self.st is not None else load_sentence_transformer(self.model_dir)  # type: ignore[arg-type]
+        st.max_seq_length = self.max_seq_length
+        was_training = st.training
+        st.eval()
+        emb = st.encode(texts, batch_size=128, convert_to_tensor=True, device=str(device))  # [n, p]
+        st.train(was_training)
+        return F.normalize(self.item_proj(emb.float()), dim=1)  # [n, p] -> [n, d]
 
     def _fit_pretrained(self, texts: list[str], device: torch.device) -> None:
         st = self.st if self.st is not None else load_sentence_transformer(self.model_dir)  # type: ignore[arg-type]
