@@ -24,21 +24,20 @@ for. ``fallbacks`` counts series-windows cumulatively over every call since the 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
-from joblib import Parallel, delayed
-from statsforecast.models import Naive
+from joblib import Parallel, delayed, effective_n_jobs
 
 from ecomlab.models.base import Forecaster
+from ecomlab.models.local_fit import SFModel, forecast_one
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: statsforecast model objects expose ``forecast(y, h, level=...) -> {"mean", "lo-80", "hi-80", ...}``
-SFModel = Any
+#: pool tasks per worker and call: few enough to amortise a task's round trip, enough to balance the load
+CHUNKS_PER_WORKER = 4
 
 
 def check_histories(histories: Sequence[np.ndarray], horizon: int) -> list[np.ndarray]:
@@ -54,46 +53,26 @@ def check_histories(histories: Sequence[np.ndarray], horizon: int) -> list[np.nd
     return out
 
 
+def _map_chunk(fn: Callable[..., R], items: Sequence[T], *args: Any) -> list[R]:
+    return [fn(item, *args) for item in items]
+
+
 def map_series(fn: Callable[..., R], items: Sequence[T], n_jobs: int, *args: Any) -> list[R]:
-    """``[fn(item, *args) for item in items]``, across a process pool when ``n_jobs != 1``."""
+    """``[fn(item, *args) for item in items]``, across a process pool when ``n_jobs != 1``.
+
+    The pool gets ``CHUNKS_PER_WORKER`` tasks per worker, each a strided slice of the items (so slow and fast
+    series mix within a chunk), not one task per item: a task's round trip costs about as much CPU as a small
+    ETS fit, which made a pool of two slower than one process.
+    """
     if n_jobs == 1 or len(items) <= 1:
         return [fn(item, *args) for item in items]
-    return Parallel(n_jobs=n_jobs)(delayed(fn)(item, *args) for item in items)
-
-
-def _try(model: SFModel, y: np.ndarray, horizon: int, levels: list[int]) -> dict[str, np.ndarray] | None:
-    """One statsforecast fit; ``None`` when it raises or leaves a non-finite value."""
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        # overflow / 0-division inside a candidate fit is routine: such a candidate loses on the criterion
-        warnings.simplefilter("ignore", RuntimeWarning)
-        try:
-            raw = model.forecast(y, horizon, level=levels)
-        # statsforecast raises bare Exception ("no model able to be fitted"), NotImplementedError ("tiny
-        # datasets"), IndexError, ValueError or LinAlgError on degenerate input: each means "no usable fit"
-        except Exception:
-            return None
-    out = {"y_hat": np.asarray(raw["mean"], dtype=np.float64)}  # [horizon]
-    for level in levels:
-        out[f"lo_{level}"] = np.asarray(raw[f"lo-{level}"], dtype=np.float64)  # [horizon]
-        out[f"hi_{level}"] = np.asarray(raw[f"hi-{level}"], dtype=np.float64)  # [horizon]
-    return out if all(np.all(np.isfinite(v)) for v in out.values()) else None
-
-
-def _forecast_one(y: np.ndarray, horizon: int, levels: list[int], seasonal: SFModel | None,
-                  non_seasonal: SFModel, min_seasonal: int) -> tuple[dict[str, np.ndarray], str | None]:
-    """Forecast one series through the fallback chain; returns ``(arrays, fallback kind or None)``."""
-    if seasonal is not None and y.size >= min_seasonal:
-        out = _try(seasonal, y, horizon, levels)
-        if out is not None:
-            return out, None
-    out = _try(non_seasonal, y, horizon, levels)
-    if out is not None:
-        return out, "non_seasonal" if seasonal is not None else None
-    naive = _try(Naive(), y, horizon, levels)
-    if naive is None:  # a non-finite last value or a one-point history's undefined spread
-        last = np.full(horizon, y[-1])
-        naive = {"y_hat": last, **{f"{side}_{lv}": last for lv in levels for side in ("lo", "hi")}}
-    return naive, "naive"
+    workers = effective_n_jobs(n_jobs)
+    n_chunks = min(len(items), workers * CHUNKS_PER_WORKER)
+    chunks = Parallel(n_jobs=workers)(delayed(_map_chunk)(fn, items[k::n_chunks], *args) for k in range(n_chunks))
+    out: list[R] = [None] * len(items)  # type: ignore[list-item]
+    for k, chunk in enumerate(chunks):
+        out[k::n_chunks] = chunk
+    return out
 
 
 class StatsForecaster(Forecaster):
@@ -130,7 +109,7 @@ class StatsForecaster(Forecaster):
             raise ValueError(f"interval levels must lie strictly between 0 and 100, got {list(levels)}")
         m = self.season_length
         seasonal = self.build(m) if self.seasonal else None
-        results = map_series(_forecast_one, series, self.n_jobs, horizon, wanted or [80], seasonal,
+        results = map_series(forecast_one, series, self.n_jobs, horizon, wanted or [80], seasonal,
                              self.build(1), 2 * m)
         for _, kind in results:
             if kind is not None:
