@@ -340,3 +340,17 @@ def test_numpy_tree_predictor_matches_scikit_learn() -> None:
     test[:5, 3] = np.nan
     test[rng.random(len(test)) < 0.2, 0] = np.nan
     np.testing.assert_array_equal(NumpyHGB(hgb_arrays(est)).predict(test), est.predict(test))
+
+
+@pytest.mark.slow  # loads all-MiniLM-L6-v2 (~10 s) and exports it to ONNX (~5 s) on the shared 2-core machine
+def test_pretrained_text_two_tower_bundle_embeds_new_item_text(tmp_path: Path) -> None:
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("all_minilm_l6_v2")
+    run = train_run(tmp_path / "run", ["model=text_two_tower_pretrained", *TINY_SHOP, "trainer.max_epochs=1"])
+    loaded = ecomlab.load(export_run(run, "onnx", tmp_path / "bundle"))
+    assert {"model/item_encoder.onnx", "model/tokenizer.json"} <= set(loaded.manifest["files"])
+    texts = loaded.item_table["text"].fillna("").tolist()
+    np.testing.assert_allclose(loaded.embed_items(texts), loaded.item_vectors, atol=1e-5)
+    net = rebuild_run(run).task.net
+    np.testing.assert_allclose(loaded.embed_items(NEW_ITEM_TEXTS), net.encode_texts(NEW_ITEM_TEXTS).numpy(),
+                               atol=TOL, rtol=0)

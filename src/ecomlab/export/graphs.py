@@ -148,6 +148,20 @@ class ScratchItemEncoder(nn.Module):
         return nn.functional.normalize(self.proj(pooled), dim=1)
 
 
+class PretrainedItemEncoder(nn.Module):
+    """The text two-tower's pretrained item tower: ``v = normalize(P SBERT(ids, mask) + b)`` -- the sentence
+    encoder (transformer + pooling, as in ``encode``) and the trained projection."""
+
+    def __init__(self, st: nn.Module, proj: nn.Linear) -> None:
+        super().__init__()
+        self.st = st.eval()
+        self.proj = proj
+
+    def forward(self, ids: Tensor, mask: Tensor) -> Tensor:  # [n, L] int64, [n, L] float -> [n, d]
+        emb = self.st({"input_ids": ids, "attention_mask": mask.long()})["sentence_embedding"]  # [n, p]
+        return nn.functional.normalize(self.proj(emb.float()), dim=1)  # [n, p] -> [n, d]
+
+
 def write_text_encoder(module: nn.Module, fmt: str, path: Path) -> None:
     """Write ``module`` (``ids [n, L], mask [n, L] -> vectors [n, d]``) as ONNX or TorchScript, with the
     number of texts and their padded length both dynamic."""
@@ -157,6 +171,9 @@ def write_text_encoder(module: nn.Module, fmt: str, path: Path) -> None:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)
+        # shape checks inside the transformer and pooling hold for every input; the export checks parity
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=".*aten::index operator of advanced indexing.*")
         if fmt == "onnx":
             torch.onnx.export(module, (ids, mask), str(path), input_names=["ids", "mask"], output_names=["vectors"],
                               dynamic_axes={"ids": {0: "n", 1: "length"}, "mask": {0: "n", 1: "length"},

@@ -41,12 +41,14 @@ from torch import Tensor
 from ecomlab.export.graphs import (
     EmbeddingScorer,
     NeuMFScorer,
+    PretrainedItemEncoder,
     ScratchItemEncoder,
     write_graph,
     write_text_encoder,
 )
 from ecomlab.export.runtime import (
     GraphTextEncoder,
+    PretrainedTextEncoder,
     ScratchTextEncoder,
     ScratchTokenizer,
     TfidfTextEncoder,
@@ -141,11 +143,45 @@ def _text_two_tower(net: TextTwoTower, ctx: ExportContext) -> Exported:
     exported = Exported(ctx.fmt, _embedding_scorer(ctx, users, items), history=history)
     if net.encoder == "scratch":
         exported.item_encoder = _scratch_encoder(net, ctx)
+    elif ctx.fmt != "native":
+        exported.item_encoder = _pretrained_encoder(net, ctx)
     else:
-        exported.notes.append("pretrained text encoder: the bundle holds the item vectors of the exported "
-                              "catalogue; embedding new item text needs the sentence-transformers model "
-                              f"({net.model_dir}) and is not part of the bundle")
+        exported.notes.append("pretrained text encoder, format=native: the bundle holds the item vectors of the "
+                              "exported catalogue only; export with format=onnx or torchscript to include the "
+                              "sentence encoder and its tokenizer for new item text")
     return exported
+
+
+def _pretrained_encoder(net: TextTwoTower, ctx: ExportContext) -> dict[str, Any]:
+    """The sentence transformer + projection as one graph, its fast tokenizer as JSON; checked against the
+    model's item vectors of the catalogue."""
+    from ecomlab.models.text_two_tower import load_sentence_transformer
+
+    st = net.st if net.st is not None else load_sentence_transformer(net.model_dir)  # type: ignore[arg-type]
+    backend = getattr(st.tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ValueError(f"{net.model_dir}: the sentence transformer has no fast (tokenizers) tokenizer; its "
+                         "text encoder cannot be exported")
+    backend.save(str(_path(ctx, "model/tokenizer.json")))
+    graph = {"onnx": "model/item_encoder.onnx", "torchscript": "model/item_encoder.pt"}[ctx.fmt]
+    was_training = st.training
+    write_text_encoder(PretrainedItemEncoder(st, net.item_proj), ctx.fmt, _path(ctx, graph))
+    st.train(was_training)
+    entry = {"_target_": RUNTIME + "PretrainedTextEncoder", "tokenizer": "model/tokenizer.json", "graph": graph,
+             "runtime": ctx.fmt, "max_seq_length": net.max_seq_length,
+             "pad_id": int(st.tokenizer.pad_token_id), "pad_token": str(st.tokenizer.pad_token)}
+    _check_encoder(net, ctx, entry)
+    return entry
+
+
+def _check_encoder(net: TextTwoTower, ctx: ExportContext, entry: dict[str, Any]) -> None:
+    texts = ["" if t is None else str(t) for t in ctx.data.item_text or []]
+    with torch.no_grad():
+        expected = net.get_embedding().cpu().numpy()  # [N, d]
+    got = _instantiate_encoder(ctx.root, entry).encode(texts)
+    if not np.allclose(got, expected, atol=1e-5):
+        raise RuntimeError(f"the exported item text encoder differs from the model's item vectors by "
+                           f"{float(np.abs(got - expected).max()):.3g}; not writing a bundle that disagrees")
 
 
 def _scratch_encoder(net: TextTwoTower, ctx: ExportContext) -> dict[str, Any]:
@@ -171,18 +207,13 @@ def _scratch_encoder(net: TextTwoTower, ctx: ExportContext) -> dict[str, Any]:
         write_text_encoder(ScratchItemEncoder(net.token_emb.weight, net.item_proj), ctx.fmt, _path(ctx, graph))
         entry = {"_target_": RUNTIME + "GraphTextEncoder", "tokenizer": "model/tokenizer.json", "graph": graph,
                  "runtime": ctx.fmt}
-    encoder = _instantiate_encoder(ctx.root, entry)
-    with torch.no_grad():
-        expected = net.get_embedding().cpu().numpy()  # [N, d]
-    got = encoder.encode(texts)
-    if not np.allclose(got, expected, atol=1e-5):
-        raise RuntimeError(f"the exported item text encoder differs from the model's item vectors by "
-                           f"{float(np.abs(got - expected).max()):.3g}; not writing a bundle that disagrees")
+    _check_encoder(net, ctx, entry)
     return entry
 
 
 def _instantiate_encoder(root: Path, entry: dict[str, Any]) -> Any:
     cls = {"ScratchTextEncoder": ScratchTextEncoder, "GraphTextEncoder": GraphTextEncoder,
+           "PretrainedTextEncoder": PretrainedTextEncoder,
            "TfidfTextEncoder": TfidfTextEncoder}[entry["_target_"].rsplit(".", 1)[1]]
     return cls(root, **{k: v for k, v in entry.items() if k != "_target_"})
 

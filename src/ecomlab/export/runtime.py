@@ -253,37 +253,61 @@ class ScratchTextEncoder(ScratchTokenizer):
         return raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
 
 
+def _text_graph(path: str, runtime: str) -> Any:
+    """``run(ids [n, L] int64, mask [n, L] float32) -> vectors [n, d]`` from an ONNX or TorchScript item tower."""
+    if runtime == "onnx":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = _threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        return lambda ids, mask: session.run(["vectors"], {"ids": ids, "mask": mask})[0]
+    if runtime == "torchscript":
+        import torch
+
+        module = torch.jit.load(path, map_location="cpu").eval()
+
+        def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return module(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+
+        return run
+    raise ValueError(f"{path}: runtime={runtime!r}; expected 'onnx' or 'torchscript'")
+
+
 class GraphTextEncoder(ScratchTokenizer):
     """The scratch item tower as an exported graph ``(ids [n, L], mask [n, L]) -> unit vectors [n, d]``
     (ONNX through onnxruntime, or TorchScript); tokenisation from ``tokenizer.json`` as above."""
 
     def __init__(self, root: Path, tokenizer: str, graph: str, runtime: str) -> None:
         super().__init__(root, tokenizer)
-        path = str(Path(root) / graph)
-        if runtime == "onnx":
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = _threads()
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 3
-            session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-            self.run = lambda ids, mask: session.run(["vectors"], {"ids": ids, "mask": mask})[0]
-        elif runtime == "torchscript":
-            import torch
-
-            module = torch.jit.load(path, map_location="cpu").eval()
-
-            def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-                with torch.no_grad():
-                    return module(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
-
-            self.run = run
-        else:
-            raise ValueError(f"{path}: runtime={runtime!r}; expected 'onnx' or 'torchscript'")
+        self.run = _text_graph(str(Path(root) / graph), runtime)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:  # -> [n, d]
         ids, mask = self.padded(list(texts))
+        return self.run(ids, mask)
+
+
+class PretrainedTextEncoder:
+    """The pretrained item tower (sentence transformer + projection) as an exported graph, with the sentence
+    transformer's own fast tokenizer (Hugging Face ``tokenizers`` JSON: vocabulary, normaliser, truncation to
+    ``max_seq_length``), applied to the stripped text as sentence-transformers does."""
+
+    def __init__(self, root: Path, tokenizer: str, graph: str, runtime: str, max_seq_length: int,
+                 pad_id: int, pad_token: str) -> None:
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(Path(root) / tokenizer))
+        self.tokenizer.enable_truncation(int(max_seq_length))
+        self.tokenizer.enable_padding(pad_id=int(pad_id), pad_token=str(pad_token))
+        self.run = _text_graph(str(Path(root) / graph), runtime)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:  # -> [n, d]
+        encodings = self.tokenizer.encode_batch(["" if t is None else str(t).strip() for t in texts])
+        ids = np.array([e.ids for e in encodings], np.int64)  # [n, L], padded to the longest
+        mask = np.array([e.attention_mask for e in encodings], np.float32)  # [n, L]
         return self.run(ids, mask)
 
 
