@@ -14,7 +14,14 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from ecomlab.cli import CLAIM_FILE, RunDirInUseError, claim_run_dir, release_run_dir, unique_suffix
+from ecomlab.cli import (
+    CLAIM_FILE,
+    ClaimRunDir,
+    RunDirInUseError,
+    claim_run_dir,
+    release_run_dir,
+    unique_suffix,
+)
 from ecomlab.utils import config_dir
 
 BIN = Path(sys.executable).parent
@@ -56,12 +63,20 @@ def test_default_run_and_sweep_dirs_carry_a_per_process_suffix(tmp_path: Path) -
     assert other != unique_suffix()
 
 
-def test_a_directory_claimed_by_a_live_process_is_refused_and_freed_when_it_dies(tmp_path: Path) -> None:
+def test_a_directory_claimed_by_a_live_process_is_refused_and_freed_when_it_dies(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "run"
     holder = hold(folder)
     try:
         with pytest.raises(RunDirInUseError, match=rf"in use by another ecomlab process \(pid {holder.pid} "):
             claim_run_dir(folder)
+        with pytest.raises(SystemExit) as exit_info:
+            ClaimRunDir()._claim(str(folder))
+        assert exit_info.value.code == 2
+        # DDP ranks > 0 re-run the command into rank 0's directory; they must not be refused
+        monkeypatch.setenv("LOCAL_RANK", "1")
+        assert ClaimRunDir()._claim(str(folder)) is False
+        monkeypatch.delenv("LOCAL_RANK")
     finally:
         holder.send_signal(signal.SIGKILL)  # the way a crashed run ends: no clean-up code runs
         holder.wait(timeout=30)

@@ -1,4 +1,5 @@
-"""Every config composes and every ``_target_`` in it instantiates."""
+"""Every config composes, passes the start-up validation (``ecomlab.config_schema``) and every ``_target_`` in
+it instantiates."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
 from omegaconf import OmegaConf
 
+from ecomlab.config_schema import validate_config
 from ecomlab.tasks.forecasting import ForecastTask
 from ecomlab.tasks.ranking import RankingTask
 from ecomlab.train import check_task_matches_data
@@ -47,6 +49,7 @@ def test_data_config_instantiates(compose_cfg, data: str, tmp_path: Path) -> Non
                   "sales-file": ["data.source.path=x.csv"]}.get(data, [])
     model = "popularity" if kind_of("data", data) == "ranking" else "seasonal_naive"
     cfg = compose_cfg(overrides + [f"model={model}"])
+    validate_config(cfg)
     dm = hydra.utils.instantiate(cfg.data)
     assert dm.kind == kind_of("data", data)
 
@@ -55,6 +58,7 @@ def test_data_config_instantiates(compose_cfg, data: str, tmp_path: Path) -> Non
 def test_model_config_instantiates_with_sizes_from_data(compose_cfg, model: str) -> None:
     data = RANKING_DATA[0] if kind_of("model", model) == "ranking" else FORECAST_DATA[0]
     cfg = compose_cfg([f"model={model}", f"data={data}"])
+    validate_config(cfg)
     dims = {"n_users": 7, "n_items": 11, "n_series": 3, "horizon": 4, "season_length": 12}
     net = instantiate_with_dims(cfg.model.net, dims)
     task = hydra.utils.instantiate(cfg.model, net=net)
@@ -82,6 +86,7 @@ def test_model_and_data_of_different_tasks_are_refused(compose_cfg) -> None:
 @pytest.mark.parametrize("trainer", names("trainer"))
 def test_trainer_configs(compose_cfg, trainer: str) -> None:
     cfg = compose_cfg([f"trainer={trainer}"])
+    validate_config(cfg)
     assert cfg.trainer._target_ == "pytorch_lightning.Trainer"
     if trainer == "gpu" and not torch.cuda.is_available():
         assert cfg.trainer.precision == "bf16-mixed"
@@ -93,6 +98,7 @@ def test_trainer_configs(compose_cfg, trainer: str) -> None:
 @pytest.mark.parametrize("logger", names("logger"))
 def test_logger_configs(compose_cfg, logger: str) -> None:
     cfg = compose_cfg([f"logger={logger}"])
+    validate_config(cfg)
     for conf in cfg.logger.values():
         assert hydra.utils.instantiate(conf) is not None
 
@@ -100,6 +106,7 @@ def test_logger_configs(compose_cfg, logger: str) -> None:
 @pytest.mark.parametrize("callbacks", names("callbacks"))
 def test_callback_configs(compose_cfg, callbacks: str) -> None:
     cfg = compose_cfg([f"callbacks={callbacks}", "model=bpr"])
+    validate_config(cfg)
     for conf in (cfg.callbacks or {}).values():
         assert hydra.utils.instantiate(conf) is not None
 
@@ -107,6 +114,7 @@ def test_callback_configs(compose_cfg, callbacks: str) -> None:
 @pytest.mark.parametrize("experiment", names("experiment"))
 def test_experiment_configs_compose(compose_cfg, experiment: str) -> None:
     cfg = compose_cfg([f"experiment={experiment}"])
+    validate_config(cfg)
     OmegaConf.resolve(cfg)
     check_task_matches_data(cfg)
     text = (CONFIGS / "experiment" / f"{experiment}.yaml").read_text()
@@ -121,6 +129,7 @@ def test_hparams_search_configs_compose_and_search_existing_keys(compose_cfg, se
     model = OmegaConf.load(CONFIGS / "hparams_search" / f"{search}.yaml")["defaults"][0]["override /model"]
     data = RANKING_DATA[0] if kind_of("model", model) == "ranking" else FORECAST_DATA[0]
     cfg = compose_cfg([f"hparams_search={search}", f"data={data}"])
+    validate_config(cfg)
     sweeper = HydraConfig.get().sweeper
     assert sweeper._target_.endswith("OptunaSweeper") and sweeper.sampler.seed is not None
     assert cfg.optimized_metric == cfg.model.monitor
@@ -136,6 +145,7 @@ def test_hparams_search_configs_compose_and_search_existing_keys(compose_cfg, se
         choices = getattr(distribution, "choices", None)
         corner.append(f"{key}={choices[0] if choices else distribution.low}")
     cfg = compose_cfg([f"hparams_search={search}", f"data={data}", *corner])
+    validate_config(cfg)  # the search space's corner passes the start-up validation as well
     dims = {"n_users": 7, "n_items": 11, "n_series": 3, "horizon": 4, "season_length": 12}
     net = instantiate_with_dims(cfg.model.net, dims)
     assert hydra.utils.instantiate(cfg.model, net=net).configure_optimizers() is not None

@@ -176,6 +176,11 @@ def release_run_dir(folder: str | Path) -> None:
         handle.close()  # closing the last descriptor drops the flock
 
 
+def _distributed_worker() -> bool:
+    """True in a process Lightning's DDP launcher (or torchrun) started for a rank other than 0."""
+    return any(os.environ.get(var, "0") != "0" for var in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
 class ClaimRunDir(Callback):
     """Hydra callback (``configs/hydra/default.yaml``): a run claims ``hydra.run.dir`` and a study its
     ``hydra.sweep.dir`` before Hydra writes anything into them (``.hydra/``, the log), each job its own
@@ -186,6 +191,8 @@ class ClaimRunDir(Callback):
 
     @staticmethod
     def _claim(folder: str) -> bool:
+        if _distributed_worker():
+            return False  # the DDP launcher re-runs the command for ranks > 0 in rank 0's (claimed) directory
         try:
             return claim_run_dir(folder)
         except RunDirInUseError as err:

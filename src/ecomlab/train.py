@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import ecomlab
 from ecomlab.cli import config_errors_exit_2, quiet_third_party, user_errors_exit_2
+from ecomlab.config_schema import validate_config
 from ecomlab.report.table import print_metrics
 from ecomlab.run_record import config_fingerprint, write_run_record
 from ecomlab.utils import atomic_write_text, config_dir, instantiate_with_dims
@@ -119,6 +120,7 @@ def finished_record(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one experiment described by a composed config; returns the run record."""
+    validate_config(cfg)  # unknown keys, wrong types, out-of-range values: exit 2 before anything is loaded
     check_task_matches_data(cfg)
     output_dir = Path(cfg.paths.output_dir)
     record = finished_record(output_dir, cfg)
