@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -102,6 +105,53 @@ def test_malformed_json_is_422(rec_client: TestClient) -> None:
     assert response.status_code == 422 and "JSON decode error" in response.text
 
 
+def test_body_over_the_limit_is_413_declared_or_streamed(bundles: dict[str, Path]) -> None:
+    client = TestClient(create_app(ecomlab.load(bundles["rec"]), max_body_bytes=2_000))
+    users = ecomlab.load(bundles["rec"]).users.raw[:3].tolist()
+    small = client.post("/recommend", json={"user_ids": users, "k": 3})
+    assert small.status_code == 200, small.text
+    big = {"user_ids": [f"user-{i:06d}" for i in range(400)], "k": 3}  # ~5,600 bytes of JSON
+    declared = client.post("/recommend", json=big)
+    assert declared.status_code == 413 and "max_body_bytes=2000" in declared.json()["detail"]
+    body = json.dumps(big).encode()
+    # no Content-Length: the body arrives in chunks and is counted as it comes
+    streamed = client.post("/recommend", content=(body[i:i + 512] for i in range(0, len(body), 512)),
+                           headers={"content-type": "application/json"})
+    assert streamed.status_code == 413 and "more than 2000 bytes" in streamed.json()["detail"]
+    assert client.post("/recommend", json={"user_ids": users, "k": 3}).status_code == 200
+
+
+def test_slow_model_call_gets_503_and_the_server_keeps_serving(bundles: dict[str, Path]) -> None:
+    slow = ecomlab.load(bundles["rec"])
+    release = threading.Event()
+    real_recommend = slow.recommend
+
+    def stuck(*args: object, **kwargs: object) -> object:
+        release.wait(timeout=30)  # a model call that hangs until the test lets it go
+        return real_recommend(*args, **kwargs)
+
+    slow.recommend = stuck  # type: ignore[method-assign]
+    client = TestClient(create_app(slow, request_timeout_s=0.3))
+    try:
+        started = time.monotonic()
+        response = client.post("/recommend", json={"user_ids": ["u0000"], "k": 3})
+        waited = time.monotonic() - started
+        assert response.status_code == 503, response.text
+        assert "request_timeout_s=0.3" in response.json()["detail"] and waited < 10
+        # the stuck call still occupies its thread; everything else is answered
+        assert client.get("/health").status_code == 200
+        items = slow.items.raw[:1].tolist()
+        assert client.post("/similar-items", json={"item_ids": items, "k": 2}).status_code == 200
+    finally:
+        release.set()
+    assert client.post("/recommend", json={"user_ids": ["u0000"], "k": 3}).status_code == 200
+
+
+def test_limits_must_be_positive(bundles: dict[str, Path]) -> None:
+    with pytest.raises(ValueError, match="request_timeout_s=0"):
+        create_app(ecomlab.load(bundles["rec"]), request_timeout_s=0)
+
+
 def test_forecast_endpoint(sales_client: TestClient, bundles: dict[str, Path]) -> None:
     history = [{"unique_id": "shop", "ds": f"20{10 + m // 12}-{m % 12 + 1:02d}-01", "y": 100.0 + m % 12 * 3 + m}
                for m in range(48)]
@@ -156,3 +206,31 @@ def test_unknown_bundle_path_exits_2_with_a_message(tmp_path: Path) -> None:
                            f"hydra.run.dir={tmp_path}/hydra"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert f"bundle={tmp_path}/nowhere: no such directory" in proc.stderr
+
+
+def _bench_load() -> object:
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_load.py"
+    spec = importlib.util.spec_from_file_location("bench_load", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow  # a real server and 2,000 requests: ~1 min on 2 shared cores
+def test_load_from_16_clients_is_served_without_errors(bundles: dict[str, Path], tmp_path: Path) -> None:
+    bench = _bench_load()
+    port = _free_port()
+    server = bench.start_server(bundles["rec"], port, tmp_path, "max_body_bytes=4096")
+    users = ecomlab.load(bundles["rec"]).users.raw.tolist()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        result = bench.run_load(url, 2_000, 16, lambda i: {"user_ids": [users[i % len(users)]], "k": 5},
+                                max_seconds=400, expect_items=5)
+        assert result["requests_sent"] == 2_000 and result["errors"] == 0, result
+        # the limits still hold once the load is over
+        big = httpx.post(f"{url}/recommend", json={"user_ids": [f"u{i:05d}" for i in range(1000)]}, timeout=10)
+        assert big.status_code == 413 and "max_body_bytes=4096" in big.text
+        assert httpx.get(f"{url}/health", timeout=10).status_code == 200
+    finally:
+        bench.stop_server(server)

@@ -14,24 +14,37 @@ out-of-range values get 422 with pydantic's message, unknown item ids 404, a rou
 serve (``/forecast`` on a recommender) 400. Requests carry batches of up to ``max_batch`` users, items or
 series. Answers and fallbacks are those of :func:`ecomlab.load` (see :mod:`ecomlab.export.api`).
 A bad ``bundle`` (missing, changed files) exits with code 2 and one message before the server starts.
+
+Limits that keep one client from taking the server down (``configs/serve.yaml``): a body larger than
+``max_body_bytes`` gets 413 before it is parsed (declared or streamed: the count stops at the limit); a
+request whose model call runs longer than ``request_timeout_s`` gets 503 with a message (the call is
+abandoned to finish in its worker thread; the client is answered and the server goes on); more than
+``limit_concurrency`` open requests get uvicorn's 503. The load test (``scripts/bench_load.py``,
+``experiments/serving/load_test.md``) shows the server under 16 concurrent clients.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
+import anyio.to_thread
 import hydra
 import pandas as pd
 from fastapi import FastAPI, HTTPException
 from omegaconf import DictConfig
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ecomlab.cli import quiet_third_party, user_errors_exit_2
 from ecomlab.export.api import LoadedForecaster, LoadedRecommender, load
 from ecomlab.utils import config_dir
 
 RawId = str | int
+T = TypeVar("T")
 
 
 class Strict(BaseModel):
@@ -78,10 +91,73 @@ class ForecastResponse(BaseModel):
     forecasts: list[dict[str, Any]]
 
 
-def create_app(model: LoadedRecommender | LoadedForecaster, max_batch: int = 1024) -> FastAPI:
+class BodySizeLimit:
+    """ASGI middleware: a request body over ``max_bytes`` gets 413 before the app (and JSON parsing) sees it.
+
+    A declared ``Content-Length`` over the limit is refused at once; a body streamed without one (chunked) is
+    counted while it arrives and refused as soon as it passes the limit, so it is never held whole in memory.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def refuse(self, scope: Scope, receive: Receive, send: Send, size: str) -> None:
+        response = JSONResponse({"detail": f"request body of {size} bytes is larger than this server takes "
+                                           f"(max_body_bytes={self.max_bytes})"}, status_code=413)
+        await response(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self.refuse(scope, receive, send, declared.decode())
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away while sending
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                await self.refuse(scope, receive, send, f"more than {self.max_bytes}")
+                return
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(chunks), False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # afterwards: the client's disconnect, as the app expects
+
+        await self.app(scope, replay, send)
+
+
+def create_app(model: LoadedRecommender | LoadedForecaster, max_batch: int = 1024,
+               max_body_bytes: int = 1 << 20, request_timeout_s: float = 10.0) -> FastAPI:
     """The HTTP app around one loaded bundle."""
+    if max_batch < 1 or max_body_bytes < 1 or not request_timeout_s > 0:
+        raise ValueError(f"max_batch={max_batch}, max_body_bytes={max_body_bytes}, "
+                         f"request_timeout_s={request_timeout_s}: expected integers >= 1 and a timeout > 0")
     manifest = model.manifest
     app = FastAPI(title=f"ecomlab: {manifest['model']} on {manifest['dataset']}", version=manifest["ecomlab_version"])
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+
+    async def within_timeout(fn: Callable[[], T]) -> T:
+        """``fn()`` in a worker thread (the event loop keeps serving), answered with 503 after the timeout."""
+        try:
+            with anyio.fail_after(request_timeout_s):
+                # abandon_on_cancel: the client gets its answer now; the thread finishes on its own
+                return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True)
+        except TimeoutError:
+            raise HTTPException(503, f"the model did not answer within request_timeout_s={request_timeout_s} s; "
+                                     "retry with a smaller batch or later") from None
 
     def check_batch(n: int, what: str) -> None:
         if n > max_batch:
@@ -106,40 +182,52 @@ def create_app(model: LoadedRecommender | LoadedForecaster, max_batch: int = 102
         return model.card()
 
     @app.post("/recommend")
-    def recommend(request: RecommendRequest) -> RankedResponse:
+    async def recommend(request: RecommendRequest) -> RankedResponse:
         rec = recommender()
         check_batch(len(request.user_ids), "user ids")
-        try:
-            return ranked(rec.recommend(request.user_ids, k=request.k, exclude_seen=request.exclude_seen,
-                                        candidates=request.candidates, histories=request.histories))
-        except KeyError as err:
-            raise HTTPException(404, err.args[0]) from None
-        except ValueError as err:
-            raise HTTPException(422, str(err)) from None
+
+        def run() -> RankedResponse:
+            try:
+                return ranked(rec.recommend(request.user_ids, k=request.k, exclude_seen=request.exclude_seen,
+                                            candidates=request.candidates, histories=request.histories))
+            except KeyError as err:
+                raise HTTPException(404, err.args[0]) from None
+            except ValueError as err:
+                raise HTTPException(422, str(err)) from None
+
+        return await within_timeout(run)
 
     @app.post("/similar-items")
-    def similar_items(request: SimilarItemsRequest) -> RankedResponse:
+    async def similar_items(request: SimilarItemsRequest) -> RankedResponse:
         rec = recommender()
         check_batch(len(request.item_ids), "item ids")
-        try:
-            return ranked(rec.similar_items(request.item_ids, k=request.k))
-        except KeyError as err:
-            raise HTTPException(404, err.args[0]) from None
-        except ValueError as err:
-            raise HTTPException(422, str(err)) from None
+
+        def run() -> RankedResponse:
+            try:
+                return ranked(rec.similar_items(request.item_ids, k=request.k))
+            except KeyError as err:
+                raise HTTPException(404, err.args[0]) from None
+            except ValueError as err:
+                raise HTTPException(422, str(err)) from None
+
+        return await within_timeout(run)
 
     @app.post("/forecast")
-    def forecast(request: ForecastRequest) -> ForecastResponse:
+    async def forecast(request: ForecastRequest) -> ForecastResponse:
         if not isinstance(model, LoadedForecaster):
             raise HTTPException(400, f"this server holds a {manifest['task']} bundle; use POST /recommend")
         history = pd.DataFrame([row.model_dump() for row in request.history])
         check_batch(history["unique_id"].nunique(), "series")
-        try:
-            frame = model.forecast(history, horizon=request.horizon, levels=request.levels)
-        except ValueError as err:
-            raise HTTPException(422, str(err)) from None
-        frame["ds"] = frame["ds"].dt.strftime("%Y-%m-%dT%H:%M:%S")
-        return ForecastResponse(forecasts=frame.to_dict(orient="records"))
+
+        def run() -> ForecastResponse:
+            try:
+                frame = model.forecast(history, horizon=request.horizon, levels=request.levels)
+            except ValueError as err:
+                raise HTTPException(422, str(err)) from None
+            frame["ds"] = frame["ds"].dt.strftime("%Y-%m-%dT%H:%M:%S")
+            return ForecastResponse(forecasts=frame.to_dict(orient="records"))
+
+        return await within_timeout(run)
 
     return app
 
@@ -151,10 +239,12 @@ def main(cfg: DictConfig) -> None:
 
     quiet_third_party()
     model = load(str(cfg.bundle))  # a missing or changed bundle stops here, with exit code 2
-    app = create_app(model, max_batch=int(cfg.max_batch))
+    app = create_app(model, max_batch=int(cfg.max_batch), max_body_bytes=int(cfg.max_body_bytes),
+                     request_timeout_s=float(cfg.request_timeout_s))
     print(f"serving {model.manifest['model']} ({model.manifest['task']}) from {cfg.bundle} "
           f"on http://{cfg.host}:{cfg.port}", flush=True)
-    uvicorn.run(app, host=str(cfg.host), port=int(cfg.port), log_level=str(cfg.log_level))
+    uvicorn.run(app, host=str(cfg.host), port=int(cfg.port), log_level=str(cfg.log_level),
+                limit_concurrency=cfg.limit_concurrency, backlog=int(cfg.backlog))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,213 @@
+"""Load test: many concurrent clients against a real ``ecomlab-serve`` on localhost, counting every error.
+
+    OMP_NUM_THREADS=1 python scripts/bench_load.py --requests 10000 --clients 16 --out experiments/serving
+
+Builds the LastFM-sized BPR bundle of ``scripts/bench_serving.py`` (1,892 users x 17,632 artists, d=64, one epoch;
+``--data synthetic`` for the synthetic shop at that size; ``--bundle DIR`` to reuse an exported bundle), starts
+``ecomlab-serve`` as a subprocess on 127.0.0.1 and sends ``--requests`` ``POST /recommend`` requests (one random
+known user each, k=10, seen items excluded) from ``--clients`` concurrent keep-alive clients (asyncio + httpx in
+one process). Each client sends its next request when its previous one is answered (closed loop). The test stops
+by itself after the last request or after ``--max-seconds``, whichever comes first.
+
+An error is any answer other than 200 with one result of 10 items, or a transport error (refused or reset
+connection, client timeout of ``--client-timeout`` seconds). Latency is per request, measured by the client from
+sending to the full answer; requests/s = answered requests / wall time of the whole load phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/ is not a package; reuse bench_serving
+
+from ecomlab.utils import atomic_write_json, atomic_write_text  # noqa: E402
+
+HOST = "127.0.0.1"  # localhost only: the load never leaves this machine
+
+
+async def _load(url: str, n_requests: int, clients: int, body: Callable[[int], dict[str, Any]],
+                max_seconds: float, client_timeout: float, expect_items: int | None) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    next_index = 0
+    deadline = time.monotonic() + max_seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal next_index
+        while next_index < n_requests and time.monotonic() < deadline:
+            i = next_index
+            next_index += 1  # one event loop: no other client runs between the check and this increment
+            t0 = time.perf_counter()
+            try:
+                response = await http.post("/recommend", json=body(i))
+                seconds = time.perf_counter() - t0
+                if response.status_code != 200:
+                    kind = f"HTTP {response.status_code}"
+                    examples.setdefault(kind, response.text[:300])
+                else:
+                    results = response.json()["results"]
+                    ok = len(results) == 1 and (expect_items is None or len(results[0]["items"]) == expect_items)
+                    kind = "" if ok else "malformed answer"
+                    if not ok:
+                        examples.setdefault(kind, response.text[:300])
+            except httpx.HTTPError as err:
+                seconds, kind = time.perf_counter() - t0, type(err).__name__
+                examples.setdefault(kind, str(err)[:300])
+            latencies.append(seconds)
+            if kind:
+                errors[kind] += 1
+
+    async with httpx.AsyncClient(base_url=url, timeout=client_timeout, limits=limits) as http:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        wall = time.perf_counter() - t0
+    ms = np.asarray(latencies) * 1e3
+    sent = len(latencies)
+    p50, p95, p99 = (float(x) for x in np.percentile(ms, [50, 95, 99])) if sent else (float("nan"),) * 3
+    return {"requests_planned": n_requests, "requests_sent": sent, "clients": clients,
+            "errors": int(sum(errors.values())), "errors_by_kind": dict(errors), "error_examples": examples,
+            "stopped_by_deadline": sent < n_requests, "wall_s": round(wall, 2),
+            "requests_per_s": round(sent / wall, 1) if wall > 0 else float("nan"),
+            "p50_ms": round(p50, 2), "p95_ms": round(p95, 2), "p99_ms": round(p99, 2),
+            "max_ms": round(float(ms.max()), 2) if sent else float("nan")}
+
+
+def run_load(url: str, n_requests: int, clients: int, body: Callable[[int], dict[str, Any]], *,
+             max_seconds: float = 600.0, client_timeout: float = 30.0, expect_items: int | None = None
+             ) -> dict[str, Any]:
+    """Send ``n_requests`` ``POST /recommend`` bodies ``body(i)`` from ``clients`` concurrent clients."""
+    return asyncio.run(_load(url, n_requests, clients, body, max_seconds, client_timeout, expect_items))
+
+
+def start_server(bundle: Path, port: int, workdir: Path, *extra: str, start_timeout: float = 300.0
+                 ) -> subprocess.Popen[str]:
+    """``ecomlab-serve`` on 127.0.0.1:``port``, returned once ``/health`` answers."""
+    server = subprocess.Popen([str(Path(sys.executable).parent / "ecomlab-serve"), f"bundle={bundle}",
+                               f"host={HOST}", f"port={port}", f"hydra.run.dir={workdir}/serve", *extra],
+                              env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + start_timeout
+    while True:
+        if server.poll() is not None:
+            raise RuntimeError(f"ecomlab-serve exited: {server.communicate()[1][-2000:]}")
+        try:
+            if httpx.get(f"http://{HOST}:{port}/health", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            server.terminate()
+            raise RuntimeError(f"ecomlab-serve did not answer /health within {start_timeout} s")
+        time.sleep(0.3)
+
+
+def stop_server(server: subprocess.Popen[str]) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", choices=["lastfm", "synthetic"], default="lastfm")
+    parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    parser.add_argument("--bundle", default=None, help="an exported recommender bundle (skips training)")
+    parser.add_argument("--format", default="native", choices=["onnx", "torchscript", "native"])
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--max-seconds", type=float, default=900.0)
+    parser.add_argument("--client-timeout", type=float, default=30.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="directory for load_test.md and load_test.json")
+    args = parser.parse_args()
+
+    # training and export pull in torch and Lightning: only the full benchmark needs them, not run_load's users
+    import ecomlab
+    from bench_serving import free_port, train_bpr
+    from ecomlab.export.writer import export_run
+
+    with tempfile.TemporaryDirectory(prefix="bench_load_") as tmp:
+        root = Path(tmp)
+        metric = None
+        if args.bundle:
+            bundle = Path(args.bundle)
+        else:
+            run_dir = train_bpr(root, args.data, args.data_dir)
+            metric = json.loads((run_dir / "metrics.json").read_text())["metrics"].get("test/ndcg@10")
+            bundle = export_run(run_dir, args.format, root / "bundle")
+        model = ecomlab.load(bundle)
+        users = model.users.raw.tolist()
+        picks = np.random.default_rng(args.seed).integers(0, len(users), size=args.requests)
+        size = f"{model.n_users:,} users x {model.n_items:,} items"
+        fmt = model.manifest["format"]
+        del model
+        port = free_port()
+        load_before = os.getloadavg()
+        server = start_server(bundle, port, root)
+        try:
+            # a few untimed requests first: the server's first calls load lazily-built state
+            run_load(f"http://{HOST}:{port}", 20, 2, lambda i: {"user_ids": [users[int(picks[i])]], "k": 10})
+            result = run_load(f"http://{HOST}:{port}", args.requests, args.clients,
+                              lambda i: {"user_ids": [users[int(picks[i])]], "k": 10}, max_seconds=args.max_seconds,
+                              client_timeout=args.client_timeout, expect_items=10)
+            health = httpx.get(f"http://{HOST}:{port}/health", timeout=10).status_code
+        finally:
+            stop_server(server)
+        load_after = os.getloadavg()
+
+    command = (f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')} python scripts/bench_load.py "
+               f"--data {args.data} --format {args.format} --requests {args.requests} --clients {args.clients} "
+               f"--max-seconds {args.max_seconds:g}" + (f" --out {args.out}" if args.out else ""))
+    record = {"command": command, "model": f"BPR-MF d=64 ({size}), {fmt} bundle", "test_ndcg@10": metric,
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}",
+              "load_average_1m_before_after": [round(load_before[0], 1), round(load_after[0], 1)],
+              "health_after_load": health, **result}
+    print(json.dumps(record, indent=2))
+    if args.out:
+        table = ["| requests sent | clients | errors | p50 ms | p95 ms | p99 ms | max ms | requests/s | wall s |",
+                 "|---|---|---|---|---|---|---|---|---|",
+                 f"| {result['requests_sent']:,} | {result['clients']} | {result['errors']} | {result['p50_ms']} | "
+                 f"{result['p95_ms']} | {result['p99_ms']} | {result['max_ms']} | {result['requests_per_s']} | "
+                 f"{result['wall_s']} |"]
+        text = "\n".join([
+            "# Load test: concurrent clients against ecomlab-serve", "",
+            f"Model: {record['model']}, trained one epoch on `{args.data}` as in `scripts/bench_serving.py` "
+            "(quality is not the point here), served by a real `ecomlab-serve` (uvicorn, one process) on "
+            f"{HOST} with the limits of `configs/serve.yaml`.",
+            f"Load: {args.requests:,} `POST /recommend` requests (one random known user each, k=10, seen items "
+            f"excluded) from {args.clients} concurrent keep-alive clients (asyncio + httpx, one process on the "
+            "same machine), closed loop: each client sends its next request when the previous one is answered. "
+            "An error is any answer other than 200 with 10 items, or a transport error. Latency is per request "
+            "as the client sees it; requests/s = requests / wall time of the load phase. 20 untimed warm-up "
+            "requests before.",
+            f"Machine: {record['machine']}; client and server share its cores with other jobs (1-minute load "
+            f"average {record['load_average_1m_before_after'][0]} before, {record['load_average_1m_before_after'][1]}"
+            " after), so the latencies are upper bounds for an idle machine.", "",
+            f"Command: `{command}`", "", *table, "",
+            f"Errors by kind: {result['errors_by_kind'] or 'none'}. `GET /health` after the load: {health}.", ""])
+        atomic_write_json(Path(args.out) / "load_test.json", record)
+        atomic_write_text(Path(args.out) / "load_test.md", text)
+
+
+if __name__ == "__main__":
+    main()
