@@ -7,6 +7,7 @@ exactly per user from the candidate counts, while a real signal (planted popular
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,7 +72,7 @@ def test_split_parts_are_disjoint_and_cover_the_data(small_dm: RecDataModule) ->
 def test_sampled_negatives_are_never_training_positives(small_dm: RecDataModule) -> None:
     train = _binary(small_dm.train_csr)
     n_examples = 0
-    for batch in small_dm.train_dataloader():
+    for batch in map(small_dm.complete, small_dm.train_dataloader()):
         users, pos, neg = batch["users"].numpy(), batch["pos"].numpy(), batch["neg"].numpy()
         assert neg.shape == (len(users), 4)
         assert train[users, pos].all()
@@ -87,7 +88,7 @@ def test_eval_batches_mask_seen_items_and_hold_only_candidate_targets(small_dm: 
     seen, held_out = (train, val) if stage == "val" else (train | val, test)
     loader = small_dm.val_dataloader() if stage == "val" else small_dm.test_dataloader()
     users_seen = []
-    for batch in loader:
+    for batch in map(small_dm.complete, loader):
         users = batch["users"].numpy()
         exclude, target = batch["exclude"].numpy(), batch["target"].numpy()
         assert exclude.shape == target.shape == (len(users), 100)
@@ -232,7 +233,7 @@ def test_sampled_evaluation_candidates_are_targets_plus_unseen_negatives() -> No
     dm.setup()
     assert dm.metric_namespace == "sampled50"
     every = (dm.train_csr + dm.val_csr + dm.test_csr).toarray() > 0
-    for batch in dm.test_dataloader():
+    for batch in map(dm.complete, dm.test_dataloader()):
         candidates = ~batch["exclude"]
         targets = batch["target"]
         assert torch.equal(candidates & targets, targets)  # every target is a candidate
@@ -243,8 +244,8 @@ def test_sampled_evaluation_candidates_are_targets_plus_unseen_negatives() -> No
     again = RecDataModule(SyntheticShop(n_users=120, n_items=150, seed=3), LeaveOneOutSplit(seed=0),
                           eval_negatives=50, seed=7)
     again.setup()
-    first = next(iter(dm.test_dataloader()))["exclude"]
-    assert torch.equal(first, next(iter(again.test_dataloader()))["exclude"]), "negatives are seeded"
+    first = dm.complete(next(iter(dm.test_dataloader())))["exclude"]
+    assert torch.equal(first, again.complete(next(iter(again.test_dataloader())))["exclude"]), "negatives are seeded"
 
 
 def test_sampled_metrics_have_their_own_names(compose_cfg) -> None:
@@ -258,3 +259,46 @@ def test_sampled_metrics_have_their_own_names(compose_cfg) -> None:
     assert not any(k.startswith("test/ndcg") for k in record["metrics"]), "never mixed with full ranking"
     assert record["protocol"]["candidates"].startswith("SAMPLED")
     assert record["checkpoint"], "checkpoint selection follows the namespaced validation metric"
+
+
+def test_negative_sampler_is_exact_and_uniform_over_each_users_unseen_items() -> None:
+    from ecomlab.data.rec_datamodule import NegativeSampler
+
+    rng = np.random.default_rng(0)
+    train = sp.random(40, 25, density=0.5, random_state=rng, format="csr")
+    train.data[:] = 1.0
+    seen = train.toarray() > 0
+    neg = NegativeSampler(train, 3000)(torch.arange(40))  # [40, 3000]
+    assert not seen[np.arange(40)[:, None], neg.numpy()].any(), "a negative is a training positive"
+    for user in (0, 17, 39):
+        unseen = np.flatnonzero(~seen[user])
+        counts = np.bincount(neg[user].numpy(), minlength=25)[unseen]
+        expected = 3000 / len(unseen)
+        chi2 = ((counts - expected) ** 2 / expected).sum()
+        assert chi2 < 3 * len(unseen) + 30, f"user {user}: counts {counts} far from uniform"
+
+
+def test_training_batches_cover_each_interaction_once_and_shard_evenly() -> None:
+    from ecomlab.data.rec_datamodule import PositiveBatches
+
+    train = sp.random(60, 40, density=0.3, random_state=np.random.default_rng(1), format="csr")
+
+    def keys(batches: Any) -> list[tuple[int, int]]:
+        return [(int(u), int(i)) for b in batches for u, i in zip(b["users"], b["pos"], strict=True)]
+
+    epoch0 = keys(PositiveBatches(train, 32, seed=5, epoch=lambda: 0))
+    assert sorted(epoch0) == sorted(zip(*train.nonzero(), strict=True))  # every interaction exactly once
+    assert keys(PositiveBatches(train, 32, seed=5, epoch=lambda: 0)) == epoch0, "an epoch's order is seeded"
+    assert keys(PositiveBatches(train, 32, seed=5, epoch=lambda: 1)) != epoch0, "each epoch reshuffles"
+
+    class Rank(PositiveBatches):  # a distributed run's share, as rank r of 2
+        def __init__(self, r: int) -> None:
+            super().__init__(train, 32, seed=5, epoch=lambda: 0)
+            self.r = r
+
+        def _shards(self) -> tuple[int, int]:
+            return self.r, 2
+
+    shares = [list(Rank(r)) for r in (0, 1)]
+    assert len(shares[0]) == len(shares[1]) == len(Rank(0)), "every rank steps equally often"
+    assert set(keys(shares[0]) + keys(shares[1])) == set(epoch0)

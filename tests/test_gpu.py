@@ -26,3 +26,25 @@ def test_rank_topk_on_gpu_matches_cpu() -> None:
     cpu = rank_topk(scores, 20, exclude)
     gpu = rank_topk(scores.cuda(), 20, exclude.cuda())
     assert torch.equal(cpu[1], gpu[1].cpu())
+
+
+@pytest.mark.gpu
+def test_device_side_negatives_and_masks_equal_the_cpu_ones() -> None:
+    from ecomlab.data.rec_datamodule import RecDataModule
+    from ecomlab.data.splits import RatioSplit
+    from ecomlab.data.synthetic import SyntheticShop
+
+    dm = RecDataModule(SyntheticShop(n_users=300, n_items=200, seed=1), RatioSplit(seed=0), num_negatives=3)
+    dm.setup()
+    for loader in (dm.val_dataloader(), dm.test_dataloader()):
+        for batch in loader:
+            on_cpu = dm.complete(batch)
+            on_gpu = dm.complete({k: v.cuda() if torch.is_tensor(v) else v for k, v in batch.items()})
+            assert on_gpu["exclude"].is_cuda
+            assert torch.equal(on_cpu["exclude"], on_gpu["exclude"].cpu())
+            assert torch.equal(on_cpu["target"], on_gpu["target"].cpu())
+    train = torch.as_tensor(dm.train_csr.toarray() > 0)
+    batch = next(iter(dm.train_dataloader()))
+    done = dm.complete({k: v.cuda() for k, v in batch.items()})
+    assert done["neg"].is_cuda and done["neg"].shape == (len(batch["users"]), 3)
+    assert not train[batch["users"].unsqueeze(1), done["neg"].cpu()].any(), "a negative is a training positive"

@@ -33,3 +33,15 @@ def test_hand_example_with_ties_at_the_cut() -> None:
     assert items.tolist() == [[1, 0, 2]]  # items 0, 2, 3 tie at 0.5; the lower indices win the two places
     _, items = rank_topk(scores, 3, exclude=torch.tensor([[False, True, False, False, False]]))
     assert items.tolist() == [[0, 2, 3]]
+
+
+def test_bf16_ties_nan_and_fewer_candidates_than_k() -> None:
+    g = torch.Generator().manual_seed(1)
+    scores = (torch.randn(40, 300, generator=g) * 3).to(torch.bfloat16)  # bf16: many exact ties
+    exclude = torch.rand(40, 300, generator=g) < 0.5
+    got, want = rank_topk(scores, 20, exclude), reference(scores, 20, exclude)
+    assert torch.equal(got[1], want[1]) and torch.equal(got[0], want[0])
+    nan_row = torch.tensor([[0.2, float("nan"), 0.7, float("inf")]])
+    assert rank_topk(nan_row, 4)[1].tolist() == [[3, 2, 0, 1]]  # NaN ranks last
+    few = rank_topk(torch.tensor([[0.3, 0.1, 0.2]]), 3, torch.tensor([[False, True, True]]))
+    assert few[1].tolist() == [[0, 1, 2]] and few[0][0, 1:].isinf().all()

@@ -89,7 +89,7 @@ def test_recommender_conformance(compose_cfg, datamodule: RecDataModule, model: 
 
     # Trained models: the loss goes down on one repeated batch.
     torch.manual_seed(0)
-    batch = next(iter(dm.train_dataloader()))
+    batch = dm.complete(next(iter(dm.train_dataloader())))
     optimizer = task.configure_optimizers()
     optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
     net.train()

@@ -161,6 +161,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     eval_seconds = time.perf_counter() - t0
 
     metrics = {**(val[0] if val else {}), **(test[0] if test else {})}
+    if not trainer.is_global_zero:  # distributed run: rank 0 alone writes the run record
+        return {"metrics": metrics, "monitor": task.monitor}
     choices = _choices()
     record = write_run_record(
         output_dir, cfg=cfg, task=task, datamodule=datamodule, metrics=metrics,

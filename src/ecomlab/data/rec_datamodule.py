@@ -7,6 +7,10 @@ the user's training items (and, at test time, validation items) excluded from th
 item that is also excluded (a repeat interaction with an item already seen) cannot be ranked, so it is not a
 target; users left without targets are not evaluated.
 
+The loaders carry only indices; negatives and the dense masks are made on the training device after the
+batch is moved there (:meth:`RecDataModule.complete`, called by Lightning's ``on_after_batch_transfer``), so a
+GPU run does no per-example host work and copies no ``[B, N]`` masks.
+
 Sampled evaluation (``eval_negatives=N``, the NeuMF paper's protocol): each evaluated user ranks only their
 held-out items plus ``N`` items drawn uniformly (seeded, once per stage) from the items the user never
 interacted with. Its metrics are logged under their own namespace (``test/sampled100/ndcg@10``) so they are
@@ -15,6 +19,7 @@ never mixed with full-ranking numbers.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import numpy as np
@@ -22,7 +27,8 @@ import pandas as pd
 import pytorch_lightning as pl
 import scipy.sparse as sp
 import torch
-from torch.utils.data import DataLoader, Dataset
+from pytorch_lightning.accelerators import CUDAAccelerator
+from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
 from ecomlab.data.bundle import BundleSource, DatasetBundle, DataValidationError
 from ecomlab.data.cache import load_bundle
@@ -46,40 +52,108 @@ def to_csr(frame: pd.DataFrame, n_users: int, n_items: int) -> sp.csr_matrix:
     return matrix
 
 
-class TripletDataset(Dataset):
-    """One example per training interaction; negatives drawn per fetch, so every epoch sees fresh ones."""
+class PositiveBatches(IterableDataset):
+    """The training interactions as ``{"users": [B], "pos": [B]}`` index batches, reshuffled every epoch.
 
-    def __init__(self, train: sp.csr_matrix, num_negatives: int) -> None:
+    Batches are slices of one permutation per epoch, drawn from a generator seeded by ``(seed, epoch)``: no
+    per-example Python work, the same order on every rank of a distributed run (each rank takes its own
+    strided share, padded by wrap-around so all ranks step equally often) and after a resume (the epoch comes
+    from the trainer). Negatives are drawn later on the training device (:class:`NegativeSampler`).
+    """
+
+    def __init__(self, train: sp.csr_matrix, batch_size: int, shuffle: bool = True, seed: int = 0,
+                 epoch: Callable[[], int] | None = None) -> None:
         coo = train.tocoo()
         self.users = torch.as_tensor(coo.row, dtype=torch.long)
         self.items = torch.as_tensor(coo.col, dtype=torch.long)
-        self.n_items = train.shape[1]
-        self.num_negatives = num_negatives
-        # Sorted user*N+item keys make "is (u, j) a training positive?" one searchsorted call.
-        self.keys = torch.as_tensor(np.sort(coo.row.astype(np.int64) * self.n_items + coo.col))
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self._epoch = epoch
+        self._iterations = 0
+
+    def _shards(self) -> tuple[int, int]:
+        """``(index, count)`` of this process's share: distributed rank x data-loader worker."""
+        rank, world = 0, 1
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        return rank * workers + worker, world * workers
 
     def __len__(self) -> int:
-        return len(self.users)
+        n_batches = -(-len(self.users) // self.batch_size)
+        return -(-n_batches // self._shards()[1])
 
-    def _is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        keys = users * self.n_items + items
-        pos = torch.searchsorted(self.keys, keys).clamp_max(len(self.keys) - 1)
-        return self.keys[pos] == keys
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        epoch = self._epoch() if self._epoch is not None else self._iterations
+        self._iterations += 1
+        n = len(self.users)
+        if self.shuffle:
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
+        else:
+            order = torch.arange(n)
+        batches = order.split(self.batch_size)
+        shard, shards = self._shards()
+        for b in range(shard, len(self) * shards, shards):
+            idx = batches[b % len(batches)]
+            yield {"users": self.users[idx], "pos": self.items[idx]}
 
-    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
-        idx = torch.as_tensor(indices, dtype=torch.long)
-        users, pos = self.users[idx], self.items[idx]
-        rep_users = users.unsqueeze(1).expand(-1, self.num_negatives)  # [B] -> [B, n_neg]
-        neg = torch.randint(0, self.n_items, rep_users.shape)
-        for _ in range(20):  # rejection sampling; users who bought nearly everything are vanishingly rare
-            clash = self._is_positive(rep_users, neg)
-            if not clash.any():
-                break
-            neg[clash] = torch.randint(0, self.n_items, (int(clash.sum()),))
-        return {"users": users, "pos": pos, "neg": neg}
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {k: v[0] for k, v in self.__getitems__([index]).items()}
+class _PerDevice:
+    """Host tensors with a lazily made copy per device (the batch's device decides where work runs)."""
+
+    def __init__(self, **tensors: torch.Tensor) -> None:
+        self._host = tensors
+        self._copies: dict[torch.device, dict[str, torch.Tensor]] = {}
+
+    def on(self, device: torch.device) -> dict[str, torch.Tensor]:
+        if device not in self._copies:
+            self._copies[device] = {k: v.to(device) for k, v in self._host.items()}
+        return self._copies[device]
+
+
+class NegativeSampler:
+    """Uniform negatives among the items a user has not interacted with in training, drawn on the batch's device.
+
+    Exact and without rejection: for user ``u`` with sorted training items ``p_0 < p_1 < ...`` draw
+    ``r ~ U{0, ..., N - deg(u) - 1}``; the ``r``-th non-positive item is ``j = r + #{i : p_i - i <= r}``, since
+    ``p_i - i`` counts the non-positives below ``p_i``. One ``searchsorted`` over the sorted keys
+    ``u * N + (p_i - i)`` answers every draw of the batch at once: no loop, no host synchronisation.
+    A user who has every item has no negative; they get item ``N - 1`` (a positive).
+    """
+
+    def __init__(self, train: sp.csr_matrix, num_negatives: int) -> None:
+        binary = sp.csr_matrix(train != 0)
+        binary.sort_indices()
+        n_users, self.n_items = binary.shape
+        self.num_negatives = num_negatives
+        indptr = binary.indptr.astype(np.int64)
+        deg = np.diff(indptr)
+        rows = np.repeat(np.arange(n_users, dtype=np.int64), deg)
+        rank_in_row = np.arange(binary.nnz, dtype=np.int64) - indptr[rows]
+        keys = rows * self.n_items + (binary.indices.astype(np.int64) - rank_in_row)  # ascending
+        self._index = _PerDevice(keys=torch.as_tensor(keys), indptr=torch.as_tensor(indptr),
+                                 free=torch.as_tensor(self.n_items - deg))
+
+    def __call__(self, users: torch.Tensor) -> torch.Tensor:
+        index = self._index.on(users.device)
+        free = index["free"][users].unsqueeze(1)  # [B, 1] non-positives per user
+        draw = torch.rand(len(users), self.num_negatives, device=users.device, dtype=torch.float64)
+        r = (draw * free).long().clamp(min=0).minimum((free - 1).clamp(min=0))  # [B, n_neg] in [0, free)
+        query = users.unsqueeze(1) * self.n_items + r  # [B, n_neg]
+        below = torch.searchsorted(index["keys"], query, right=True) - index["indptr"][users].unsqueeze(1)
+        return (r + below).clamp(max=self.n_items - 1)
+
+
+def dense_rows(indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor, n_cols: int) -> torch.Tensor:
+    """Rows ``rows`` of a CSR pattern as a dense ``[len(rows), n_cols]`` bool mask, built on ``rows.device``."""
+    start = indptr[rows]
+    counts = indptr[rows + 1] - start  # [B]
+    batch_row = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), counts)  # [nnz_B]
+    first = torch.repeat_interleave(start - (torch.cumsum(counts, 0) - counts), counts)  # [nnz_B]
+    cols = indices[first + torch.arange(len(batch_row), device=rows.device)]  # [nnz_B]
+    mask = torch.zeros(len(rows), n_cols, dtype=torch.bool, device=rows.device)
+    mask[batch_row, cols] = True
+    return mask
 
 
 def _identity(batch: Any) -> Any:
@@ -117,10 +191,16 @@ def sample_unseen(seen: sp.csr_matrix, users: np.ndarray, n: int, seed: int) -> 
 
 
 class EvalDataset(Dataset):
-    """Users with at least one target item; batches carry dense exclusion and target masks."""
+    """Users with at least one target item.
+
+    A batch leaves the loader as ``{"users": [B], "stage": str}`` (plus ``"negatives": [B, n]`` under sampled
+    evaluation); :meth:`complete` then builds its dense ``exclude`` and ``target`` ``[B, N]`` masks from CSR index
+    tensors on the batch's device, so a GPU evaluation copies user indices to the device, not masks.
+    """
 
     def __init__(self, exclude: sp.csr_matrix, target: sp.csr_matrix, candidates: np.ndarray | None = None,
-                 negatives: int | None = None, seen: sp.csr_matrix | None = None, seed: int = 0) -> None:
+                 negatives: int | None = None, seen: sp.csr_matrix | None = None, seed: int = 0,
+                 stage: str = "val") -> None:
         # Targets are held-out items among the candidates: an excluded (already seen) item can never be hit.
         target = (target > 0).astype(np.float32)
         target = sp.csr_matrix(target - target.multiply(exclude > 0))
@@ -130,35 +210,52 @@ class EvalDataset(Dataset):
             self.blocked[candidates] = False
             target = sp.csr_matrix(target.multiply(~self.blocked[None, :]))
         target.eliminate_zeros()
-        self.exclude, self.target = exclude, target
+        exclude = sp.csr_matrix(exclude > 0)
+        exclude.eliminate_zeros()
+        exclude.sort_indices()
+        target.sort_indices()
+        self.exclude, self.target, self.stage = exclude, target, stage
+        self.n_items = target.shape[1]
         self.users = np.flatnonzero(np.diff(target.indptr) > 0)
         self.negatives: np.ndarray | None = None
         if negatives:
             every_positive = seen if seen is not None else (exclude + target).tocsr()
             self.negatives = sample_unseen(every_positive, self.users, negatives, seed)  # [U, n]
+        blocked = torch.as_tensor(self.blocked if self.blocked is not None else np.zeros(0, dtype=bool))
+        self._index = _PerDevice(
+            exclude_ptr=torch.as_tensor(exclude.indptr.astype(np.int64)),
+            exclude_idx=torch.as_tensor(exclude.indices.astype(np.int64)),
+            target_ptr=torch.as_tensor(target.indptr.astype(np.int64)),
+            target_idx=torch.as_tensor(target.indices.astype(np.int64)),
+            blocked=blocked)
 
     def __len__(self) -> int:
         return len(self.users)
 
-    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+    def __getitems__(self, indices: list[int]) -> dict[str, Any]:
         rows = np.asarray(indices)
-        users = self.users[rows]
-        exclude = self.exclude[users].toarray() > 0  # [B, N]
-        if self.blocked is not None:
-            exclude |= self.blocked[None, :]  # [B, N] | [1, N] -> [B, N]
+        batch: dict[str, Any] = {"users": torch.as_tensor(self.users[rows], dtype=torch.long), "stage": self.stage}
         if self.negatives is not None:
-            # Sampled protocol: only the user's targets and sampled negatives are candidates.
-            exclude[:] = True
-            exclude[np.arange(len(users))[:, None], self.negatives[rows]] = False  # [B, n] cells
-            exclude &= ~(self.target[users].toarray() > 0)
-        return {
-            "users": torch.as_tensor(users, dtype=torch.long),
-            "exclude": torch.as_tensor(exclude),
-            "target": torch.as_tensor(self.target[users].toarray() > 0),  # [B, N]
-        }
+            batch["negatives"] = torch.as_tensor(self.negatives[rows], dtype=torch.long)  # [B, n]
+        return batch
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {k: v[0] for k, v in self.__getitems__([index]).items()}
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.__getitems__([index])
+
+    def complete(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Add ``exclude`` and ``target`` ``[B, N]`` bool masks, on the device of ``batch["users"]``."""
+        users = batch["users"]
+        index = self._index.on(users.device)
+        exclude = dense_rows(index["exclude_ptr"], index["exclude_idx"], users, self.n_items)  # [B, N]
+        target = dense_rows(index["target_ptr"], index["target_idx"], users, self.n_items)  # [B, N]
+        if len(index["blocked"]):
+            exclude |= index["blocked"].unsqueeze(0)  # [B, N] | [1, N] -> [B, N]
+        if "negatives" in batch:
+            # Sampled protocol: only the user's targets and sampled negatives are candidates.
+            exclude.fill_(True)
+            exclude.scatter_(1, batch["negatives"], False)  # [B, n] cells
+            exclude &= ~target
+        return {**batch, "exclude": exclude, "target": target}
 
 
 class RecDataModule(pl.LightningDataModule):
@@ -174,7 +271,7 @@ class RecDataModule(pl.LightningDataModule):
     def __init__(self, source: BundleSource, split: Splitter, batch_size: int = 2048,
                  eval_batch_size: int = 256, num_negatives: int = 1, num_workers: int = 0,
                  preprocess: Preprocess | None = None, cache_dir: str | None = None,
-                 eval_negatives: int | None = None, seed: int = 0) -> None:
+                 eval_negatives: int | None = None, seed: int = 0, pin_memory: bool | None = None) -> None:
         super().__init__()
         if batch_size < 1 or eval_batch_size < 1 or num_negatives < 1 or num_workers < 0:
             raise ValueError("batch_size, eval_batch_size and num_negatives must be >= 1, num_workers >= 0; got "
@@ -188,6 +285,9 @@ class RecDataModule(pl.LightningDataModule):
         self.preprocess, self.cache_dir = preprocess, cache_dir
         self.cache_info: dict[str, Any] = {}
         self.bundle: DatasetBundle | None = None
+        #: ``None``: pin host memory exactly when the trainer runs on a GPU
+        self.pin_memory = pin_memory
+        self.sampler: NegativeSampler | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.bundle is not None:
@@ -227,12 +327,32 @@ class RecDataModule(pl.LightningDataModule):
         text = self.bundle.texts() if self.bundle.item_text is not None else None
         return RecTrainData(train=self.train_csr, item_text=text, social=social, name=self.bundle.name)
 
-    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset, batch_size: int | None, shuffle: bool) -> DataLoader:
+        pin = self.pin_memory
+        if pin is None:  # auto: pin host batches when the trainer runs on a GPU
+            pin = self.trainer is not None and isinstance(self.trainer.accelerator, CUDAAccelerator)
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          collate_fn=_identity, persistent_workers=self.num_workers > 0)
+                          collate_fn=_identity, persistent_workers=self.num_workers > 0, pin_memory=pin)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(TripletDataset(self.train_csr, self.num_negatives), self.batch_size, shuffle=True)
+        batches = PositiveBatches(self.train_csr, self.batch_size, shuffle=True, seed=self.seed,
+                                  epoch=(lambda: self.trainer.current_epoch) if self.trainer is not None else None)
+        return self._loader(batches, None, shuffle=False)
+
+    def complete(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Finish a loader batch on its device: training batches get ``neg`` ``[B, n_neg]`` (sampled there),
+        evaluation batches their ``exclude`` / ``target`` masks. Lightning calls it after moving the batch;
+        code that iterates the loaders itself calls it on each batch."""
+        if "stage" in batch and "exclude" not in batch:
+            return self.eval_dataset(batch["stage"]).complete(batch)
+        if "pos" in batch and "neg" not in batch:
+            if self.sampler is None:
+                self.sampler = NegativeSampler(self.train_csr, self.num_negatives)
+            return {**batch, "neg": self.sampler(batch["users"])}
+        return batch
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        return self.complete(batch) if isinstance(batch, dict) else batch
 
     @property
     def metric_namespace(self) -> str:
@@ -253,10 +373,10 @@ class RecDataModule(pl.LightningDataModule):
         every = (self.train_csr + self.val_csr + self.test_csr).tocsr() if self.eval_negatives else None
         if stage == "val":
             return EvalDataset(self.train_csr, self.val_csr, self.candidates.get("val"), self.eval_negatives,
-                               every, self.seed)
+                               every, self.seed, stage="val")
         seen = (self.train_csr + self.val_csr).tocsr()
         return EvalDataset(seen, self.test_csr, self.candidates.get("test"), self.eval_negatives, every,
-                           self.seed + 1)
+                           self.seed + 1, stage="test")
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.eval_dataset("val"), self.eval_batch_size, shuffle=False)

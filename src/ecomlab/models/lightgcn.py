@@ -11,9 +11,9 @@ and only the layer-0 embeddings ``E^(0)`` are learned, with the BPR loss and L2 
 
     L = -Σ ln σ(ŷ_ui - ŷ_uj) + λ (‖e⁰_u‖² + ‖e⁰_i‖² + ‖e⁰_j‖²) / B.
 
-The normalised adjacency (``torch_geometric``'s ``gcn_norm`` without self-loops) is a non-persistent sparse
-buffer built in ``fit(data)``, so checkpoints hold only the layer-0 embeddings. Evaluation propagates once:
-in eval mode the final embeddings are cached, and the cache is dropped on ``train()`` / ``eval()``, on every
+The normalised adjacency (no self-loops) is a non-persistent sparse CSR buffer built in ``fit(data)``, so
+checkpoints hold only the layer-0 embeddings; being symmetric, its products back-propagate through the same
+matrix (:func:`~ecomlab.models.graph_ops.sym_spmm`). Evaluation propagates once: in eval mode the final embeddings are cached, and the cache is dropped on ``train()`` / ``eval()``, on every
 training loss and whenever the embedding weights change in place (optimizer step, ``load_state_dict``).
 """
 
@@ -23,9 +23,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from ecomlab.models.base import Recommender, RecTrainData
+from ecomlab.models.graph_ops import sym_norm_csr, sym_spmm
 from ecomlab.models.losses import bpr_loss, embedding_l2
 
 
@@ -55,17 +55,9 @@ class LightGCN(Recommender):
         if data.train.shape != (self.n_users, self.n_items):
             raise ValueError(
                 f"train matrix is {data.train.shape}, model was built for {(self.n_users, self.n_items)}")
-        coo = sp.coo_matrix(data.train)
-        coo.sum_duplicates()
-        keep = coo.data != 0  # binarise: any non-zero weight is one edge
-        users = torch.as_tensor(coo.row[keep].astype(np.int64))
-        items = torch.as_tensor(coo.col[keep].astype(np.int64)) + self.n_users  # item nodes follow users
-        edge_index = torch.stack([torch.cat([users, items]), torch.cat([items, users])])  # [2, 2E] both ways
-        n_nodes = self.n_users + self.n_items
-        edge_index, weight = gcn_norm(edge_index, None, n_nodes, add_self_loops=False)  # D^-1/2 A D^-1/2
-        device = self.user_emb.weight.device
-        adjacency = torch.sparse_coo_tensor(edge_index, weight, (n_nodes, n_nodes), check_invariants=True)
-        self.adjacency = adjacency.coalesce().to(device)  # [U + N, U + N]
+        binary = (sp.csr_matrix(data.train) != 0).astype(np.float32)  # any non-zero weight is one edge
+        bipartite = sp.bmat([[None, binary], [binary.T, None]], format="csr")  # [U + N, U + N], items follow users
+        self.adjacency = sym_norm_csr(bipartite).to(self.user_emb.weight.device)  # D^-1/2 A D^-1/2
         self._cache = None
 
     def train(self, mode: bool = True) -> LightGCN:
@@ -77,12 +69,9 @@ class LightGCN(Recommender):
             raise RuntimeError("LightGCN needs the interaction graph: call fit(data) (RankingTask.prepare)")
         layer = torch.cat([self.user_emb.weight, self.item_emb.weight])  # [U, d] ++ [N, d] -> [U + N, d]
         total = layer
-        # Sparse products stay in fp32 under bf16 autocast (trainer=gpu): mixed sparse/dense dtypes fail.
-        with torch.autocast(device_type=layer.device.type, enabled=False):
-            for _ in range(self.n_layers):  # a loop over layers, not over nodes
-                # [U + N, U + N] @ [U + N, d] -> [U + N, d]
-                layer = torch.sparse.mm(self.adjacency, layer.to(self.adjacency.dtype))
-                total = total + layer
+        for _ in range(self.n_layers):  # a loop over layers, not over nodes
+            layer = sym_spmm(self.adjacency, layer)  # [U + N, U + N] @ [U + N, d] -> [U + N, d], fp32
+            total = total + layer
         final = total / (self.n_layers + 1)
         return final[: self.n_users], final[self.n_users :]  # [U + N, d] -> [U, d], [N, d]
 

@@ -32,8 +32,6 @@ embedding (``cl_layer``), which spreads the embeddings more uniformly. Evaluatio
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -41,26 +39,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ecomlab.models.base import Recommender, RecTrainData
+from ecomlab.models.graph_ops import sym_norm_csr, sym_spmm
 from ecomlab.models.losses import bpr_loss, embedding_l2
 
 FUSIONS = ("normalize", "sum", "mean")
 SSL_VIEWS = ("social", "noise")
-
-
-def sym_norm_csr(adj: sp.spmatrix) -> Tensor:
-    """``D^-1/2 A D^-1/2`` of a square binary adjacency as a torch CSR tensor (isolated nodes stay zero)."""
-    adj = sp.csr_matrix(adj, dtype=np.float32)
-    deg = np.asarray(adj.sum(axis=1)).ravel()  # [n, n] -> [n]
-    inv_sqrt = np.zeros_like(deg)
-    inv_sqrt[deg > 0] = deg[deg > 0] ** -0.5
-    norm = sp.diags(inv_sqrt) @ adj @ sp.diags(inv_sqrt)  # [n, n]
-    norm = sp.csr_matrix(norm, dtype=np.float32)
-    norm.sort_indices()
-    with warnings.catch_warnings():  # torch flags CSR as beta; sparse CSR @ dense (and its backward) is what we use
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(torch.from_numpy(norm.indptr.astype(np.int64)),
-                                       torch.from_numpy(norm.indices.astype(np.int64)),
-                                       torch.from_numpy(norm.data), size=norm.shape, check_invariants=True)
 
 
 class SocialGNN(Recommender):
@@ -146,11 +129,11 @@ class SocialGNN(Recommender):
         user_layers, item_layers, view_i, view_s = [users], [items], [], []
         for k in range(self.n_layers):
             both = torch.cat([users, items])  # [U, d] + [I, d] -> [U+I, d]
-            nxt = torch.sparse.mm(self.ui_graph, both)  # [U+I, U+I] @ [U+I, d] -> [U+I, d]
+            nxt = sym_spmm(self.ui_graph, both)  # [U+I, U+I] @ [U+I, d] -> [U+I, d]
             from_items, items = nxt[: self.n_users], nxt[self.n_users:]
             view_i.append(from_items)
             if k < self.social_layers:
-                from_friends = torch.sparse.mm(self.social_graph, users)  # [U, U] @ [U, d] -> [U, d]
+                from_friends = sym_spmm(self.social_graph, users)  # [U, U] @ [U, d] -> [U, d]
                 view_s.append(from_friends)
                 users = self._fuse(from_items, from_friends)
             else:

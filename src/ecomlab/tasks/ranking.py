@@ -83,7 +83,9 @@ class RankingTask(pl.LightningModule):
         return loss
 
     def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
-        scores = self.net(batch["users"])  # [B, N]
+        # Scores in fp32 even under bf16 autocast: bf16's 8-bit mantissa creates ties that reorder the ranking.
+        with torch.autocast(device_type=batch["users"].device.type, enabled=False):
+            scores = self.net(batch["users"])  # [B, N]
         self._n_items = scores.shape[1]
         _, top_items = rank_topk(scores, self.ks[-1], batch["exclude"])  # [B, K]
         hits = ranking_hits(top_items, batch["target"])  # [B, K]
@@ -106,16 +108,22 @@ class RankingTask(pl.LightningModule):
         store = self._store[stage]
         if store["user"].update_count == 0:  # e.g. no users with targets in a tiny fast_dev_run
             return
+        # compute() gathers every rank's values (DDP) in rank order, the same order for every metric
         values = {key.replace("_at_", "@"): metric.compute().flatten() for key, metric in store.items()}
         top_items = values.pop("top_items").long()
         n_items = self._n_items
         k_max = self.ks[-1]
         table = pd.DataFrame({key: v.cpu().numpy() for key, v in values.items()})
         table["user"] = table["user"].astype("int64")
+        # A distributed sampler pads the ranks' shares with repeated users; each user counts once, so the
+        # metrics equal the single-process ones.
+        first = ~table["user"].duplicated().to_numpy()
+        table = table[first].reset_index(drop=True)
         self.per_user[stage] = table
         prefix = f"{stage}/{self.namespace}/" if self.namespace else f"{stage}/"
         logged = {f"{prefix}{key}": float(table[key].mean()) for key in values if key != "user"}
         ranked = top_items.reshape(-1, min(k_max, n_items))  # [B*K] -> [B, K]
+        ranked = ranked[torch.as_tensor(first, device=ranked.device)]
         for k in self.ks:
             logged[f"{prefix}coverage@{k}"] = item_coverage(ranked, n_items, min(k, ranked.shape[1]))
         self.log_dict(logged, sync_dist=False)

@@ -1,0 +1,240 @@
+"""GPU benchmark: training epochs, full-ranking evaluation and NeuMF throughput on the issue-8 workload.
+
+    python scripts/bench_gpu.py --out experiments/perf/gpu.md            # one GPU, under 8 minutes on an H100
+    python scripts/bench_gpu.py --quick --device cpu --out /tmp/gpu.md   # a tiny smoke run anywhere
+
+Workload: a random user-item graph of ``--users`` x ``--items`` with ``--interactions`` pairs (item popularity
+Zipf-like, users uniform) plus ``--social`` random friend edges, split per user 80/10/10 by ecomlab's
+``RatioSplit``; 64-dim embeddings, 3 layers. Every figure goes through ecomlab's real path: ``RecDataModule``
+(index batches, negatives and masks made on the device), the ``RankingTask`` LightningModule and a Lightning
+``Trainer`` (``bf16-mixed`` on CUDA). Rows:
+
+* LightGCN / social GNN: seconds per training epoch at ``--gnn-batch`` (no validation inside the epoch);
+* NeuMF: training samples per second (a positive and each of its negatives are samples) at ``--mlp-batch``;
+* full ranking: users per second of ``Trainer.validate`` over every validation user (fp32 score matrix,
+  masks built on the device, top-20, the ranking metrics), plus the bare kernel (scores + ``rank_topk``) on
+  ``--eval-items`` items with fp32 and with bf16 scores (bf16 ties take the slower exact tie path).
+
+Peak GPU memory is ``torch.cuda.max_memory_allocated`` per row. The table is written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+
+from ecomlab.data.bundle import DatasetBundle, build_bundle
+from ecomlab.data.rec_datamodule import RecDataModule
+from ecomlab.data.splits import RatioSplit
+from ecomlab.models.base import rank_topk
+from ecomlab.models.lightgcn import LightGCN
+from ecomlab.models.neumf import NeuMF
+from ecomlab.models.social_gnn import SocialGNN
+from ecomlab.tasks.ranking import RankingTask
+from ecomlab.utils import atomic_write_json, atomic_write_text
+
+
+class RandomGraph:
+    """An in-memory source: Zipf-like item popularity, uniform users, uniform friend pairs."""
+
+    def __init__(self, n_users: int, n_items: int, n_interactions: int, n_social: int, seed: int = 0) -> None:
+        self.n_users, self.n_items, self.n_interactions, self.n_social = n_users, n_items, n_interactions, n_social
+        self.seed = seed
+
+    def load(self) -> DatasetBundle:
+        rng = np.random.default_rng(self.seed)
+        popularity = 1.0 / np.arange(1, self.n_items + 1) ** 0.8
+        # Draw extra pairs, drop repeats, keep the first n_interactions distinct ones.
+        n_draw = int(self.n_interactions * 1.3)
+        users = rng.integers(0, self.n_users, n_draw)
+        items = rng.choice(self.n_items, n_draw, p=popularity / popularity.sum())
+        keys = np.unique(users.astype(np.int64) * self.n_items + items)
+        keys = rng.permutation(keys)[: self.n_interactions]
+        frame = pd.DataFrame({"user_id": keys // self.n_items, "item_id": keys % self.n_items})
+        a, b = rng.integers(0, self.n_users, (2, self.n_social))
+        social = pd.DataFrame({"user_id": a[a != b], "friend_id": b[a != b]})
+        return build_bundle("random_graph", frame, social=social)
+
+
+class EpochTimer(pl.Callback):
+    """Wall seconds of each training epoch, the device synchronised at both ends."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        _sync()
+        self._t0 = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        _sync()
+        self.seconds.append(time.perf_counter() - self._t0)
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _reset_peak() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _peak_gib() -> float:
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
+
+
+def _trainer(args: argparse.Namespace, epochs: int, callbacks: list[pl.Callback]) -> pl.Trainer:
+    on_gpu = args.device == "cuda"
+    return pl.Trainer(accelerator="gpu" if on_gpu else "cpu", devices=1, precision="bf16-mixed" if on_gpu else "32",
+                      max_epochs=epochs, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks,
+                      num_sanity_val_steps=0)
+
+
+def _task(net: torch.nn.Module, lr: float) -> RankingTask:
+    from functools import partial
+
+    return RankingTask(net, ks=(10, 20), metrics=("recall", "ndcg"), optimizer=partial(torch.optim.Adam, lr=lr))
+
+
+def time_training(name: str, net: torch.nn.Module, dm: RecDataModule, args: argparse.Namespace,
+                  batch_size: int, num_negatives: int) -> dict[str, Any]:
+    dm.batch_size, dm.num_negatives, dm.sampler = batch_size, num_negatives, None
+    task = _task(net, 1e-3)
+    task.prepare(dm.train_data())
+    timer = EpochTimer()
+    _reset_peak()
+    _trainer(args, args.epochs, [timer]).fit(task, datamodule=dm)
+    n_pos = dm.train_csr.nnz
+    best = min(timer.seconds[1:] or timer.seconds)  # the first epoch carries kernel warm-up
+    return {"row": name, "batch": batch_size, "epochs_timed": timer.seconds, "seconds_per_epoch": best,
+            "samples_per_second": n_pos * (1 + num_negatives) / best, "peak_gib": _peak_gib(), "task": task}
+
+
+def time_validation(name: str, task: RankingTask, dm: RecDataModule, args: argparse.Namespace) -> dict[str, Any]:
+    dm.eval_batch_size = args.eval_batch
+    trainer = _trainer(args, 1, [])
+    trainer.limit_val_batches = 1.0
+    trainer.validate(task, datamodule=dm, verbose=False)  # warm-up (and the cached propagation)
+    _reset_peak()
+    _sync()
+    t0 = time.perf_counter()
+    metrics = trainer.validate(task, datamodule=dm, verbose=False)[0]
+    _sync()
+    seconds = time.perf_counter() - t0
+    n_users = len(dm.eval_dataset("val"))
+    return {"row": name, "users": n_users, "seconds": seconds, "users_per_second": n_users / seconds,
+            "peak_gib": _peak_gib(), "val/ndcg@10": metrics.get("val/ndcg@10")}
+
+
+def time_kernel(args: argparse.Namespace, dtype: torch.dtype) -> dict[str, Any]:
+    """Bare score matrix + ecomlab's deterministic top-20 (``rank_topk``) over ``--eval-items`` items, all users."""
+    device = torch.device(args.device)
+    users = torch.randn(args.users, 64, device=device, dtype=dtype)
+    items = torch.randn(args.eval_items, 64, device=device, dtype=dtype)
+
+    def run() -> None:
+        for start in range(0, args.users, args.eval_batch):
+            rank_topk(users[start:start + args.eval_batch] @ items.T, 20)  # [B, d] @ [d, N] -> [B, N]
+
+    run()
+    _reset_peak()
+    _sync()
+    t0 = time.perf_counter()
+    run()
+    _sync()
+    seconds = time.perf_counter() - t0
+    name = {torch.bfloat16: "bf16", torch.float32: "fp32 (TF32 matmul)"}[dtype]
+    return {"row": f"kernel: {name} scores + top-20, {args.eval_items:,} items", "users": args.users,
+            "seconds": seconds, "users_per_second": args.users / seconds, "peak_gib": _peak_gib()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--items", type=int, default=50_000)
+    parser.add_argument("--interactions", type=int, default=5_000_000)
+    parser.add_argument("--social", type=int, default=1_000_000)
+    parser.add_argument("--eval-items", type=int, default=100_000)
+    parser.add_argument("--gnn-batch", type=int, nargs="+", default=[8192, 65536])
+    parser.add_argument("--mlp-batch", type=int, default=65536)
+    parser.add_argument("--eval-batch", type=int, default=8192)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of every row")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    if args.quick:
+        args.users, args.items, args.interactions, args.social, args.eval_items = 2000, 1000, 40_000, 5000, 2000
+        args.gnn_batch, args.mlp_batch, args.eval_batch = [4096], 8192, 512
+    torch.set_float32_matmul_precision("high")
+    pl.seed_everything(0)
+
+    t0 = time.perf_counter()
+    dm = RecDataModule(RandomGraph(args.users, args.items, args.interactions, args.social), RatioSplit(seed=0))
+    dm.setup()
+    data_seconds = time.perf_counter() - t0
+    n_u, n_i = dm.dims["n_users"], dm.dims["n_items"]
+    print(f"data: {n_u} users, {n_i} items, {dm.train_csr.nnz} train pairs, setup {data_seconds:.1f} s", flush=True)
+
+    rows: list[dict[str, Any]] = []
+    tasks: dict[str, RankingTask] = {}
+    for batch in args.gnn_batch:
+        for name, net in (("LightGCN", LightGCN(n_u, n_i, 64, 3)), ("social GNN", SocialGNN(n_u, n_i, 64, 3))):
+            row = time_training(f"{name} epoch, batch {batch:,}", net, dm, args, batch, 1)
+            tasks[name] = row.pop("task")
+            rows.append(row)
+            print(row, flush=True)
+    row = time_training(f"NeuMF epoch, batch {args.mlp_batch:,}, 4 negatives",
+                        NeuMF(n_u, n_i, embedding_dim=64, mlp_layers=[128, 64, 32]), dm, args, args.mlp_batch, 4)
+    tasks["NeuMF"] = row.pop("task")
+    rows.append(row)
+    print(row, flush=True)
+    evals = [time_validation(f"Trainer.validate, {name}, {n_i:,} items", tasks[name], dm, args)
+             for name in ("LightGCN", "NeuMF")]
+    evals += [time_kernel(args, torch.float32), time_kernel(args, torch.bfloat16)]
+    for row in evals:
+        print(row, flush=True)
+
+    device = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
+    lines = [
+        "# GPU benchmark (issue 8)", "",
+        f"Command: `{' '.join(['python', *sys.argv])}`", "",
+        f"Device: {device}; torch {torch.__version__}, Lightning {pl.__version__}; precision "
+        f"{'bf16-mixed' if args.device == 'cuda' else '32'}; {os.cpu_count()} host cores.", "",
+        f"Workload: {n_u:,} users, {n_i:,} items, {dm.train_csr.nnz:,} training pairs (80% of "
+        f"{args.interactions:,}), {args.social:,} random friend pairs; 64-dim embeddings, 3 layers. Data set-up "
+        f"(generate, validate, split) {data_seconds:.1f} s, not in the rows. Epoch rows: the fastest of "
+        f"{args.epochs} epochs (the first carries warm-up); each epoch goes through `Trainer.fit` with negatives "
+        "sampled on the device.", "",
+        "| training | batch | seconds / epoch | samples / s | peak GPU GiB |", "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['row']} | {r['batch']:,} | {r['seconds_per_epoch']:.2f} | "
+                     f"{r['samples_per_second'] / 1e6:.1f} M | {r['peak_gib']:.2f} |")
+    lines += ["", "| full-ranking evaluation | users | seconds | users / s | peak GPU GiB |", "|---|---|---|---|---|"]
+    for r in evals:
+        lines.append(f"| {r['row']} | {r['users']:,} | {r['seconds']:.3f} | {r['users_per_second'] / 1e6:.2f} M | "
+                     f"{r['peak_gib']:.2f} |")
+    out = Path(args.out)
+    atomic_write_text(out, "\n".join(lines) + "\n")
+    atomic_write_json(out.with_suffix(".json"), {"device": device, "args": vars(args), "data_seconds": data_seconds,
+                                                 "training": rows, "evaluation": evals})
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
