@@ -171,15 +171,49 @@ def require_columns(df: pd.DataFrame, columns: tuple[str, ...], where: str) -> N
         )
 
 
-def _check_ids(df: pd.DataFrame, column: str, where: str) -> None:
+def _factorize_ids(df: pd.DataFrame, column: str, where: str, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, uniques)`` of an id column; an error naming the rows of missing or empty (blank) ids.
+
+    The blank test runs on the distinct ids only and reaches the rows through the codes, so a column of
+    millions of rows costs one hash pass instead of a Python string operation per row.
+    """
     col = df[column]
-    bad = col.isna().to_numpy().copy()  # pandas may hand back a read-only view
-    if not pd.api.types.is_numeric_dtype(col):
-        bad |= col.astype(str).str.strip().eq("").to_numpy()
+    codes, uniques = pd.factorize(col.to_numpy(), sort=sort)  # NaN / None -> code -1
+    bad = codes < 0
+    if not pd.api.types.is_numeric_dtype(col) and len(uniques):
+        blank = pd.Series(uniques, dtype=object).astype(str).str.strip().eq("").to_numpy()
+        if blank.any():
+            bad = bad | (blank[codes] & (codes >= 0))
     if bad.any():
         raise DataValidationError(
             f"{where}: column '{column}' has {int(bad.sum())} missing/empty id(s); first rows {_rows(bad)}{ROWS}"
         )
+    return codes.astype(np.int64), np.asarray(uniques)
+
+
+def _check_ids(df: pd.DataFrame, column: str, where: str) -> None:
+    _factorize_ids(df, column, where)
+
+
+def _duplicate_rows(users: np.ndarray, items: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Mask of rows repeating an earlier row's ``(user, item, timestamp)`` (codes >= 0; first kept).
+
+    When the three fit one int64 (bit widths of the id counts and of the timestamp range), they are packed
+    into one exact key: a sort tells whether any duplicate exists at all (usually none), and only then does
+    a hash pass mark them. Otherwise pandas compares the three columns.
+    """
+    n = len(users)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    t0, t1 = int(ts.min()), int(ts.max())
+    bits = [int(int(users.max())).bit_length(), int(int(items.max())).bit_length(), (t1 - t0).bit_length()]
+    if sum(bits) > 63:
+        return pd.DataFrame({"u": users, "i": items, "t": ts}).duplicated(keep="first").to_numpy()
+    key = (users << (bits[1] + bits[2])) | (items << bits[2]) | (ts - t0)  # [n] int64, injective
+    ordered = np.sort(key)
+    if not (ordered[1:] == ordered[:-1]).any():
+        return np.zeros(n, dtype=bool)
+    return pd.Series(key).duplicated(keep="first").to_numpy()
 
 
 def _warn(meta: dict[str, Any], key: str, count: int, message: str) -> None:
@@ -248,8 +282,9 @@ def build_bundle(
     if len(interactions) == 0:
         raise DataValidationError(f"{where}: no interaction rows")
     inter = interactions.reset_index(drop=True)
-    _check_ids(inter, "user_id", where)
-    _check_ids(inter, "item_id", where)
+    # sorted codes: index k is the k-th smallest raw id; dropping duplicates below removes no id entirely
+    user_codes, user_raw = _factorize_ids(inter, "user_id", where, sort=True)
+    item_codes, item_raw = _factorize_ids(inter, "item_id", where, sort=True)
     weight = _numeric(inter, "weight", where) if "weight" in inter else np.ones(len(inter))
     if (weight < 0).any():
         bad = weight < 0
@@ -260,9 +295,8 @@ def build_bundle(
     has_ts = "timestamp" in inter
     ts = _timestamps(inter, where) if has_ts else np.zeros(len(inter), dtype=np.int64)
 
-    frame = pd.DataFrame({"user_id": inter["user_id"].to_numpy(), "item_id": inter["item_id"].to_numpy(),
-                          "timestamp": ts, "weight": weight})
-    dup = frame.duplicated(["user_id", "item_id", "timestamp"], keep="first").to_numpy()
+    frame = pd.DataFrame({"user_id": user_codes, "item_id": item_codes, "timestamp": ts, "weight": weight})
+    dup = _duplicate_rows(user_codes, item_codes, ts)
     if dup.any():
         if policy.duplicates == "error":
             raise DataValidationError(
@@ -271,12 +305,7 @@ def build_bundle(
         _warn(meta, "duplicate_interactions", int(dup.sum()),
               f"{where}: dropped {int(dup.sum())} duplicate (user_id, item_id, timestamp) row(s)")
         frame = frame.loc[~dup].reset_index(drop=True)
-
-    user_codes, user_raw = pd.factorize(frame["user_id"], sort=True)
-    item_codes, item_raw = pd.factorize(frame["item_id"], sort=True)
-    user_map, item_map = IdMap(np.asarray(user_raw)), IdMap(np.asarray(item_raw))
-    frame["user_id"] = user_codes.astype(np.int64)
-    frame["item_id"] = item_codes.astype(np.int64)
+    user_map, item_map = IdMap(user_raw), IdMap(item_raw)
 
     text_frame = None
     if item_text is not None:

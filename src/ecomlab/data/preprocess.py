@@ -171,18 +171,19 @@ class Preprocess:
 
     def _reindex(self, bundle: DatasetBundle, frame: pd.DataFrame, steps: dict[str, Any]) -> None:
         n_users, n_items = bundle.n_users, bundle.n_items
-        users = np.unique(frame["user_id"].to_numpy())  # sorted, so surviving ids keep their order
-        items = np.unique(frame["item_id"].to_numpy())
-        frame = frame.copy()
-        frame["user_id"] = np.searchsorted(users, frame["user_id"].to_numpy()).astype(np.int64)
-        frame["item_id"] = np.searchsorted(items, frame["item_id"].to_numpy()).astype(np.int64)
-        bundle.interactions = frame
+        # surviving ids keep their order; counting instead of np.unique + searchsorted avoids two sorts of
+        # every row (the ids are already contiguous indices below n_users / n_items)
+        u_rows, i_rows = frame["user_id"].to_numpy(), frame["item_id"].to_numpy()
+        users = np.flatnonzero(np.bincount(u_rows, minlength=n_users))
+        items = np.flatnonzero(np.bincount(i_rows, minlength=n_items))
         if len(users) == n_users and len(items) == n_items:
+            bundle.interactions = frame.reset_index(drop=True)
             return  # every id survived: indices are unchanged
         user_new = np.full(n_users, -1, dtype=np.int64)
         user_new[users] = np.arange(len(users))
         item_new = np.full(n_items, -1, dtype=np.int64)
         item_new[items] = np.arange(len(items))
+        bundle.interactions = frame.assign(user_id=user_new[u_rows], item_id=item_new[i_rows])
         bundle.user_map = IdMap(bundle.user_map.raw[users])
         bundle.item_map = IdMap(bundle.item_map.raw[items])
         if bundle.item_text is not None:

@@ -131,6 +131,8 @@ _LANGUAGES = ("en", "zh", "mixed")
 _SECONDS_PER_DAY = 86_400
 _N_TOP_SERIES = 20
 _MAX_N = 10_000_000
+#: rows per chunk where a per-row draw needs a [rows, n_categories] temporary
+_ROW_CHUNK = 1 << 20
 
 
 def _brand_name(b: int, names: tuple[str, ...]) -> str:
@@ -204,6 +206,13 @@ class SyntheticShop:
     # ------------------------------------------------------------------------------------------ generation
 
     def load(self) -> DatasetBundle:
+        parts = self.frames()
+        return build_bundle(name="synthetic_shop", **parts)
+
+    def frames(self) -> dict[str, Any]:
+        """The raw frames before validation: ``interactions`` (raw string ids), ``item_text``, ``social``,
+        ``sales`` and ``meta``, as :func:`~ecomlab.data.bundle.build_bundle` takes them (a shop's own export
+        looks like ``interactions``; ``scripts/bench_data_scale.py`` writes it to a file)."""
         rng = np.random.default_rng(self.seed)
         n_u, n_i, n_c = self.n_users, self.n_items, self.n_categories
 
@@ -257,8 +266,7 @@ class SyntheticShop:
             "item_language": item_lang.tolist(),
             "social_directed_both_ways": True,
         }
-        return build_bundle(name="synthetic_shop", interactions=interactions, item_text=item_text,
-                            social=social, sales=sales, meta=meta)
+        return {"interactions": interactions, "item_text": item_text, "social": social, "sales": sales, "meta": meta}
 
     def _friend_graph(self, rng: np.random.Generator, top_cat: np.ndarray) -> np.ndarray:
         """Homophilous undirected friendships as an ``(m, 2)`` int array holding both directions, sorted."""
@@ -290,7 +298,11 @@ class SyntheticShop:
 
         # Taste path: category from the user's taste, then item by popularity within that category.
         cum_taste = np.cumsum(taste, axis=1)
-        cat = (cum_taste[users] < rng.random(n)[:, None] * cum_taste[users, -1:]).sum(axis=1)
+        draw = rng.random(n)
+        cat = np.empty(n, dtype=np.int64)
+        for a in range(0, n, _ROW_CHUNK):  # chunks of rows bound the [rows, n_c] temporaries at scale
+            cu = cum_taste[users[a:a + _ROW_CHUNK]]  # [chunk, n_c]
+            cat[a:a + _ROW_CHUNK] = (cu < draw[a:a + _ROW_CHUNK, None] * cu[:, -1:]).sum(axis=1)
         cat = np.minimum(cat, n_c - 1)
         by_cat = np.lexsort((np.arange(n_i), item_cat))  # items ordered by category
         cat_mass = np.bincount(item_cat, weights=item_pop, minlength=n_c)
