@@ -31,7 +31,7 @@ import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 
 from ecomlab.models.base import Forecaster
-from ecomlab.models.local_fit import SFModel, forecast_one
+from ecomlab.models.local_fit import SFModel, forecast_one, map_chunk
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -53,10 +53,6 @@ def check_histories(histories: Sequence[np.ndarray], horizon: int) -> list[np.nd
     return out
 
 
-def _map_chunk(fn: Callable[..., R], items: Sequence[T], *args: Any) -> list[R]:
-    return [fn(item, *args) for item in items]
-
-
 def map_series(fn: Callable[..., R], items: Sequence[T], n_jobs: int, *args: Any) -> list[R]:
     """``[fn(item, *args) for item in items]``, across a process pool when ``n_jobs != 1``.
 
@@ -68,7 +64,7 @@ def map_series(fn: Callable[..., R], items: Sequence[T], n_jobs: int, *args: Any
         return [fn(item, *args) for item in items]
     workers = effective_n_jobs(n_jobs)
     n_chunks = min(len(items), workers * CHUNKS_PER_WORKER)
-    chunks = Parallel(n_jobs=workers)(delayed(_map_chunk)(fn, items[k::n_chunks], *args) for k in range(n_chunks))
+    chunks = Parallel(n_jobs=workers)(delayed(map_chunk)(fn, items[k::n_chunks], *args) for k in range(n_chunks))
     out: list[R] = [None] * len(items)  # type: ignore[list-item]
     for k, chunk in enumerate(chunks):
         out[k::n_chunks] = chunk

@@ -8,6 +8,7 @@ parallel run slower than statsforecast's own forked pool (see ``experiments/perf
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,11 @@ from statsforecast.models import Naive
 
 #: statsforecast model objects expose ``forecast(y, h, level=...) -> {"mean", "lo-80", "hi-80", ...}``
 SFModel = Any
+
+
+def map_chunk(fn: Callable[..., Any], items: Sequence[Any], *args: Any) -> list[Any]:
+    """``[fn(item, *args) for item in items]``: one pool task (lives here so a worker imports no torch)."""
+    return [fn(item, *args) for item in items]
 
 
 def try_fit(model: SFModel, y: np.ndarray, horizon: int, levels: list[int]) -> dict[str, np.ndarray] | None:

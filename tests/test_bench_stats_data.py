@@ -1,0 +1,76 @@
+"""Issue 8 part 2: the statsforecast comparison and the data pipeline at scale (the code they rely on).
+
+* ``map_series`` hands strided chunks to the process pool: results must come back in item order.
+* The pool's workers unpickle functions from ``ecomlab.models.local_fit``, which must not import torch.
+* ``build_bundle``'s duplicate check packs (user, item, timestamp) into one int64 when it fits: it must mark
+  exactly the rows pandas' ``duplicated`` marks, on both the packed and the fallback path.
+* ``scripts/bench_data_scale.py`` runs end to end at a tiny size and reports every stage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ecomlab.data.bundle import DataValidationError, _duplicate_rows, build_bundle
+from ecomlab.models.local import map_series
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("n", [1, 3, 9, 37])
+def test_map_series_keeps_item_order_across_the_pool(n: int) -> None:
+    items = list(range(-n, 0))
+    assert map_series(abs, items, 2) == [abs(v) for v in items]
+    assert map_series(abs, items, 1) == [abs(v) for v in items]
+
+
+def test_pool_worker_module_imports_no_torch() -> None:
+    code = "import sys, ecomlab.models.local_fit; sys.exit(1 if 'torch' in sys.modules else 0)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"ecomlab.models.local_fit imports torch: {done.stderr[-2000:]}"
+
+
+@pytest.mark.parametrize("ts_span", [10, 2**40])  # small range: packed int64 key; huge range: pandas fallback
+def test_duplicate_rows_match_pandas(ts_span: int) -> None:
+    rng = np.random.default_rng(0)
+    n = 5000
+    users, items = rng.integers(0, 50, n), rng.integers(0, 20, n)
+    ts = rng.integers(0, 10, n) * (ts_span // 10) + 1_600_000_000
+    expected = pd.DataFrame({"u": users, "i": items, "t": ts}).duplicated(keep="first").to_numpy()
+    assert expected.any()
+    np.testing.assert_array_equal(_duplicate_rows(users, items, ts), expected)
+    unique = ~expected
+    assert not _duplicate_rows(users[unique], items[unique], ts[unique]).any()
+
+
+def test_blank_and_missing_ids_are_named_by_row() -> None:
+    frame = pd.DataFrame({"user_id": ["a", " ", "b", None, "a"], "item_id": ["x", "y", "z", "x", "y"],
+                          "timestamp": [1, 2, 3, 4, 5]})
+    with pytest.raises(DataValidationError, match=r"'user_id' has 2 missing/empty id\(s\); first rows \[1, 3\]"):
+        build_bundle("t", frame)
+
+
+def test_bench_data_scale_runs_every_stage(tmp_path: Path) -> None:
+    out = tmp_path / "scale"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_data_scale.py"), "--n-interactions", "4000",
+                    "--n-items", "300", "--workdir", str(tmp_path), "--out", str(out)],
+                   check=True, capture_output=True, text=True, timeout=300, env=env)
+    record = json.loads(out.with_suffix(".json").read_text())
+    stages = record["pipeline"]
+    assert list(stages) == ["load", "validate", "k_core", "split_ratio", "split_temporal", "cache_write",
+                            "cache_read", "total"]
+    assert record["generate"]["rows"] == stages["load"]["rows"] > 3000
+    split = stages["split_ratio"]
+    assert split["train"] + split["val"] + split["test"] == stages["k_core"]["rows"]
+    assert all(rec["process_peak_rss"] > 0 and rec["seconds"] >= 0 for rec in stages.values())
+    assert "pipeline total" in out.with_suffix(".md").read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["scale.json", "scale.md"]  # the temp workdir is gone
