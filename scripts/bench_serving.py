@@ -177,7 +177,9 @@ def main() -> None:
         "for an idle machine.", "",
         f"Command: `{command}`", "", *table, "",
         "Export and load times (s): " + ", ".join(f"{r['format']} {r.get('export_s')} / {r.get('load_s')}"
-                                                  for r in rows if "export_s" in r), ""])
+                                                  for r in rows if "export_s" in r), "",
+        "Concurrent clients (errors, p50/p95/p99 under load): `load_test.md`, written by `scripts/bench_load.py`.",
+        ""])
     print(text)
     if args.out:
         atomic_write_json(Path(args.out) / "results.json", {"command": command, "model": size, "rows": rows})

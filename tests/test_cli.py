@@ -78,7 +78,7 @@ def test_multirun_sweep_and_study(tmp_path: Path) -> None:
         (["model=arima"], "forecasting model but data=movielens_small"),
         (["data=files", "data.source.interactions=missing.csv"], "missing.csv: file not found"),
         (["data=retail_series"], "ranking model but data=retail_series"),
-        (["model=bpr", "eval.ks=[0]"], "every K must be an integer >= 1"),
+        (["model=bpr", "eval.ks=[0]"], "eval.ks: [0] is not allowed; expected a non-empty list"),
     ],
 )
 def test_bad_input_exits_2_with_one_message(tmp_path: Path, args: list[str], needle: str) -> None:

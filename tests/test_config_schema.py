@@ -148,8 +148,8 @@ def test_search_space_upper_corner_passes(compose_cfg, search: str) -> None:
 
 
 def test_schemas_are_registered_in_the_config_store() -> None:
-    repo = ConfigStore.instance().repo["schema"]
-    assert {f"{name}.yaml" for name in SCHEMAS} <= set(repo)
+    repo = ConfigStore.instance().repo
+    assert {f"ecomlab_schema_{name}.yaml" for name in SCHEMAS} <= set(repo)
     assert rule_for("model.optimizer.lr") is not None and rule_for("data.split.ratios") is not None
     assert rule_for("model.net.embed_dropout") is rule_for("model.net.dropout")
     assert rule_for("model.net.no_rule_for_this") is None

@@ -13,7 +13,7 @@ problem with its key path and what is allowed:
    checked too (a partial's missing arguments are fine: they are bound later).
 2. **Typed schemas for the fixed groups.** :class:`RootSchema` (``seed``, ``deterministic``, ``eval`` ...),
    :class:`EvalSchema` and :class:`TrainerSchema` are dataclasses registered in Hydra's ConfigStore
-   (group ``schema``); their field types are enforced through OmegaConf's structured configs, their ranges
+   (``ecomlab_schema_<name>``); their field types are enforced through OmegaConf's structured configs, their ranges
    through the ``rule`` in each field's metadata. Top-level keys outside the schema are refused.
 3. **Range rules** (:data:`RULES`) keyed by the end of the key path (``lr``, ``*dropout``, ``split.ratios``
    ...), so they apply to every model and data config that uses the name.
@@ -269,11 +269,12 @@ _SCHEMA_PATHS = frozenset(f"trainer.{f.name}" for f in dataclasses.fields(Traine
 
 
 def register_schemas() -> None:
-    """Store the schemas in Hydra's ConfigStore (``schema/root``, ``schema/eval``, ``schema/trainer``), so a
-    config can also extend one in its defaults list."""
+    """Store the schemas in Hydra's ConfigStore as ``ecomlab_schema_root`` / ``_eval`` / ``_trainer``, so a
+    config can also extend one in its defaults list. Outside any group: a group would show up in
+    ``ecomlab-train --help`` as something to choose, which they are not."""
     store = ConfigStore.instance()
     for name, node in SCHEMAS.items():
-        store.store(group="schema", name=name, node=node)
+        store.store(name=f"ecomlab_schema_{name}", node=node)
 
 
 register_schemas()
