@@ -1,0 +1,90 @@
+"""Benchmark scripts' helpers run for real on tiny work (timings themselves are never asserted)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import hydra
+import pytest
+
+from ecomlab.data.sources.recbole import export_recbole
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """Import ``scripts/<name>.py`` under its own name (Hydra locates its callback by module name)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    return load_script("bench_recbole")
+
+
+def test_recbole_bench_ecomlab_side_one_epoch(bench: ModuleType, tmp_path: Path) -> None:
+    spec = bench.MODELS["bpr"]
+    cfg = bench.compose_train_cfg("movielens_small", "bpr", bench.ecomlab_overrides(spec, 1, 1, 0),
+                                  tmp_path / "run", str(tmp_path / "data"), str(tmp_path / "cache"))
+    result = bench.run_ecomlab(cfg)
+    assert len(result.epoch_seconds) == 1 and result.epoch_seconds[0] > 0
+    # one validation inside fit, the final validate of the best checkpoint, one test pass
+    assert len(result.extra["val_pass_seconds"]) == 2 and len(result.extra["test_pass_seconds"]) == 1
+    assert 0.0 <= result.test["ndcg@10"] <= 1.0 and 0.0 <= result.test["recall@10"] <= 1.0
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert record["metrics"]["test/ndcg@10"] == result.test["ndcg@10"]
+
+    # ecomlab's own split, written for RecBole, is exactly the converted data set and the run's partition
+    export = tmp_path / "export"
+    sizes, dims = bench.write_split_files(cfg, export, "ml")
+    counts = result.counts
+    assert sizes == {"train": counts["train"], "valid": counts["valid"], "test": counts["test"]}
+    assert dims == {"n_users": counts["users"], "n_items": counts["items"]}
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.setup("fit")
+    inter = export_recbole(datamodule.bundle, export, "ml")["inter"]
+    bench.check_split_matches_export(inter, "ml")
+
+    valid = export / "ml.valid.inter"
+    lines = valid.read_text().splitlines(keepends=True)
+    valid.write_text("".join(lines[:-1]))  # one held-out pair lost
+    with pytest.raises(ValueError, match="differ"):
+        bench.check_split_matches_export(inter, "ml")
+
+
+def test_recbole_bench_table_row_and_target(bench: ModuleType) -> None:
+    def side(epoch: float, evaluation: float, ndcg: float) -> dict:
+        return {"seconds_per_epoch": epoch, "seconds_per_eval_pass": evaluation,
+                "test": {"recall@10": 0.1, "ndcg@10": ndcg}}
+
+    row = {"data": "d", "model": "m", "ecomlab": side(1.0, 1.0, 0.2), "recbole": side(4.0, 2.0, 0.2)}
+    assert bench.format_row(row).endswith("| 0.25 | 1.00 | 2.00 | 0.50 | 0.1000 | 0.1000 | 0.2000 | 0.2000 | yes |")
+    row["ecomlab"] = side(1.0, 1.0, 0.19)  # faster but worse: target not met
+    assert bench.format_row(row).endswith("| no |")
+
+
+@pytest.mark.slow
+def test_recbole_bench_quick_run(bench: ModuleType, tmp_path: Path) -> None:
+    """``--quick`` end to end (both frameworks, BPR only): the table says both saw the same data."""
+    pytest.importorskip("texttable")
+    if not bench.recbole_available():
+        pytest.skip("RecBole is not installed (optional `bench` extra)")
+    out = tmp_path / "recbole.md"
+    bench.main(["--quick", "--models", "bpr", "--workdir", str(tmp_path / "work"), "--out", str(out),
+                "--cache-dir", str(tmp_path / "cache")])
+    record = json.loads(out.with_suffix(".json").read_text())
+    (row,) = record["rows"]
+    assert row["same_counts"] and row["recbole"]["counts"]["users"] == row["ecomlab"]["counts"]["users"]
+    assert len(row["recbole"]["epoch_seconds"]) == 1 and len(row["recbole"]["eval_seconds"]) == 2
+    assert "| movielens_small | bpr |" in out.read_text()
