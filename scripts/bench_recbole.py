@@ -569,8 +569,14 @@ PROFILE_PARTS: list[tuple[str, Callable[[tuple[str, int, str]], bool]]] = [
      lambda k: "ecomlab/data/rec_datamodule.py" in k[0] and k[2] == "__getitems__"),
     ("    negative rejection check (_is_positive, searchsorted)",
      lambda k: "ecomlab/data/rec_datamodule.py" in k[0] and k[2] == "_is_positive"),
+    ("  PositiveBatches.__iter__ (slices of one permutation)",
+     lambda k: "ecomlab/data/rec_datamodule.py" in k[0] and k[2] == "__iter__"),
     ("  RandomSampler (shuffled indices)",
      lambda k: k[0].endswith("torch/utils/data/sampler.py") and k[2] == "__iter__"),
+    ("batch to device + on_after_batch_transfer (negatives / masks built on the batch's device)",
+     lambda k: k[0].endswith("pytorch_lightning/core/module.py") and k[2] == "_apply_batch_transfer_handler"),
+    ("  NegativeSampler.__call__",
+     lambda k: "ecomlab/data/rec_datamodule.py" in k[0] and k[2] == "__call__"),
     ("training_step (forward + loss + self.log)",
      lambda k: "ecomlab/tasks/ranking.py" in k[0] and k[2] == "training_step"),
     ("  net.loss (embedding lookups + BPR loss + L2)",
@@ -614,8 +620,9 @@ def profile_bpr_epoch(data: str, data_dir: str, cache_dir: str, workdir: Path, s
     stats = pstats.Stats(profiler)
     parts = []
     for label, match in PROFILE_PARTS:
-        seconds = sum(v[3] for k, v in stats.stats.items() if match(k))  # v[3]: cumulative time
-        parts.append({"part": label, "seconds": seconds / epochs})
+        found = [v[3] for k, v in stats.stats.items() if match(k)]  # v[3]: cumulative time
+        if found:  # parts of the other data path (before / after device-side batches) are absent
+            parts.append({"part": label, "seconds": sum(found) / epochs})
     epoch = statistics.mean(timer.train_epochs)
     top_level = [p["seconds"] for p in parts if not p["part"].startswith(" ")]
     parts.append({"part": "rest: Lightning loop, hooks, logging, callbacks (epoch - parts above)",
