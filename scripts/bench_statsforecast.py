@@ -79,6 +79,25 @@ def score(y_hat: np.ndarray, future: np.ndarray, ys: list[np.ndarray], season: i
             "mase": float(np.nanmean(mase(future, y_hat, scale=scale)))}
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of its children (live ones via psutil, finished ones via os.times).
+
+    On a shared machine wall seconds also count other jobs' work; CPU seconds count only this work.
+    """
+    import psutil
+
+    me = psutil.Process()
+    t = os.times()
+    total = t.user + t.system + t.children_user + t.children_system
+    for child in me.children(recursive=True):
+        try:
+            c = child.cpu_times()
+            total += c.user + c.system
+        except psutil.Error:  # exited between listing and reading
+            pass
+    return total
+
+
 def run_ecomlab(cfg: DictConfig, datamodule: Any) -> tuple[float, np.ndarray, dict[str, int]]:
     task = build_task(cfg.model, datamodule)
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
@@ -134,6 +153,7 @@ def bench_model(model: str, args: argparse.Namespace) -> dict[str, Any]:
                               "subset_seed": args.seed if chosen is not None else None,
                               "subset": chosen, "load_seconds": round(load_seconds, 2)}
     for side in args.order.split(","):
+        cpu0 = cpu_seconds()
         if side == "ecomlab":
             seconds, y_hat, fallbacks = run_ecomlab(cfg, datamodule)
             result["ecomlab"] = {"seconds": round(seconds, 2), **score(y_hat, future, ys, season),
@@ -141,19 +161,22 @@ def bench_model(model: str, args: argparse.Namespace) -> dict[str, Any]:
         else:
             seconds, y_hat = run_statsforecast(PEERS[model], ids, ds, ys, horizon, season, freq, args.n_jobs)
             result["statsforecast"] = {"seconds": round(seconds, 2), **score(y_hat, future, ys, season)}
+        result[side]["cpu_seconds"] = round(cpu_seconds() - cpu0, 2)
         print(f"{model} {side}: {result[side]}", flush=True)
     e, s = result["ecomlab"], result["statsforecast"]
-    result["ratio"] = {k: e[k] / s[k] for k in ("seconds", "smape", "mase")}
+    result["ratio"] = {k: e[k] / s[k] for k in ("seconds", "cpu_seconds", "smape", "mase")}
     return result
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    rows = ["| model (peer) | series | ecomlab s | statsforecast s | time ratio | ecomlab sMAPE | statsforecast sMAPE "
-            "| sMAPE ratio | ecomlab MASE | statsforecast MASE | MASE ratio |", "|---" * 11 + "|"]
+    rows = ["| model (peer) | series | ecomlab wall s | statsforecast wall s | wall ratio | ecomlab CPU s "
+            "| statsforecast CPU s | CPU ratio | ecomlab sMAPE | statsforecast sMAPE | sMAPE ratio | ecomlab MASE "
+            "| statsforecast MASE | MASE ratio |", "|---" * 14 + "|"]
     for r in results:
         e, s, q = r["ecomlab"], r["statsforecast"], r["ratio"]
         rows.append(f"| {r['model']} ({r['peer']}) | {r['n_series']} | {e['seconds']:.1f} | {s['seconds']:.1f} | "
-                    f"{q['seconds']:.3f} | {e['smape']:.3f} | {s['smape']:.3f} | {q['smape']:.4f} | "
+                    f"{q['seconds']:.3f} | {e['cpu_seconds']:.1f} | {s['cpu_seconds']:.1f} | {q['cpu_seconds']:.3f} | "
+                    f"{e['smape']:.3f} | {s['smape']:.3f} | {q['smape']:.4f} | "
                     f"{e['mase']:.4f} | {s['mase']:.4f} | {q['mase']:.4f} |")
     return "\n".join(rows) + "\n"
 
@@ -180,22 +203,30 @@ def main() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
 
-    results = [bench_model(m, args) for m in args.models]
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    results: list[dict[str, Any]] = []
+    for model in args.models:  # written after each model, so a long run stopped midway keeps what finished
+        results.append(bench_model(model, args))
+        write(args, results, done=len(results) == len(args.models))
+
+
+def write(args: argparse.Namespace, results: list[dict[str, Any]], done: bool) -> None:
     import statsforecast
 
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     command = " ".join(["python", *sys.argv])
     machine = (f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, statsforecast "
                f"{statsforecast.__version__}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
-               f"1-minute load average at the end {load:.2f}")
+               f"1-minute load average when written {load:.2f}")
+    status = "" if done else f"**Partial**: {len(results)} of {len(args.models)} models finished.\n\n"
     text = (f"# ecomlab vs statsforecast on M3 monthly (horizon 18, levels 80/95)\n\n"
-            f"Command: `{command}`\n\nMachine: {machine}.\n\n" + table(results) +
+            f"Command: `{command}`\n\nMachine: {machine}.\n\n{status}" + table(results) +
             "\nRatios are ecomlab / statsforecast (below 1: ecomlab faster or more accurate). "
             "Subsets (if any) are listed in the JSON file.\n")
-    print(text)
+    print(text, flush=True)
     if args.out:
         atomic_write_text(Path(f"{args.out}.md"), text)
-        atomic_write_json(Path(f"{args.out}.json"), {"command": command, "machine": machine, "results": results})
+        atomic_write_json(Path(f"{args.out}.json"), {"command": command, "machine": machine, "complete": done,
+                                                     "results": results})
 
 
 if __name__ == "__main__":
