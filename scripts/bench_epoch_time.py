@@ -25,7 +25,8 @@ from ecomlab.utils import atomic_write_text
 def time_model(experiment: str, spec: str, epochs: int, data_dir: str, workdir: Path) -> dict[str, float]:
     model, *overrides = spec.split()
     run_dir = workdir / model
-    cmd = ["ecomlab-train", f"experiment={experiment}", f"paths.data_dir={data_dir}", f"model={model}",
+    train = Path(sys.executable).parent / "ecomlab-train"  # the console script of this interpreter's install
+    cmd = [str(train), f"experiment={experiment}", f"paths.data_dir={data_dir}", f"model={model}",
            f"trainer.max_epochs={epochs}", f"trainer.check_val_every_n_epoch={epochs + 1}", "callbacks=none",
            "eval.print_table=false", f"hydra.run.dir={run_dir}", *overrides]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)

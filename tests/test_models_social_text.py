@@ -297,7 +297,12 @@ def test_pretrained_encoder_scores_and_trains(tmp_path: Path, finetune: bool) ->
     model_dir = extract_minilm(tmp_path)
     data, cold_red, cold_tool = text_data()
     net = TextTwoTower(20, len(data.item_text), embedding_dim=16, encoder="pretrained", model_dir=str(model_dir),
-                       finetune=finetune)
+                       finetune=finetune, encoder_lr_factor=0.1)
+    groups = net.param_groups()
+    if finetune:  # the sentence encoder is its own group, at a tenth of the rate
+        assert groups[1]["lr_factor"] == 0.1
+        assert {id(p) for p in groups[1]["params"]} == {id(p) for p in net.st.parameters()}
+    assert sum(len(g["params"]) for g in groups) == sum(1 for p in net.parameters() if p.requires_grad)
     net.fit(data)
     train_steps(net, data, steps=20)
     with torch.no_grad():

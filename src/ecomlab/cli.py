@@ -105,6 +105,8 @@ def quiet_third_party() -> None:
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropLightningTips())
     # torch 2.13 deprecates LeafSpec checks that Lightning 2.6 still makes on every loop; harmless.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # The recommendation training loader is an IterableDataset that shards itself by rank and worker.
+    warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
 
 
 # --- run directories: unique names and an exclusive claim -------------------------------------------------------
@@ -160,6 +162,11 @@ def claim_run_dir(folder: str | Path) -> bool:
             f"{key} is in use by another ecomlab process (pid {who.get('pid', '?')} on {who.get('host', '?')}, "
             f"since {who.get('started', '?')}); two runs must never write into one directory. Wait for it to "
             "finish, or choose another hydra.run.dir / hydra.sweep.dir") from None
+    except OSError as err:  # a file system without locks (some network mounts): run unguarded, but say so
+        handle.close()
+        logging.getLogger(__name__).warning("cannot lock %s (%s); concurrent runs into it are not detected",
+                                            key, err)
+        return False
     # who holds it, for the message a refused process prints; written after the lock, so only the holder writes
     handle.seek(0)
     handle.truncate()

@@ -52,6 +52,11 @@ class Recommender(nn.Module):
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} is fitted in closed form and has no training loss")
 
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Optimizer parameter groups; a group's ``lr_factor`` scales the optimizer's learning rate for it
+        (e.g. a pretrained encoder fine-tuned at a tenth of the rate of the layers trained from scratch)."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+
     @torch.no_grad()
     def recommend(self, users: Tensor, k: int, exclude: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Top-``k`` ``(scores, items)`` per user, each ``[B, k]``; ``exclude`` is a ``[B, n_items]`` bool mask.

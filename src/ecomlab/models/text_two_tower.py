@@ -36,6 +36,7 @@ import zlib
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -112,8 +113,11 @@ class TextTwoTower(Recommender):
                  hash_buckets: int = 0, char_ngram_range: Sequence[int] = (3, 5), use_user_id: bool = False,
                  loss: str = "softmax", temperature: float = 0.1, logq_correction: bool = True,
                  model_dir: str | None = None, finetune: bool = False, pretrained_dim: int = 384,
-                 max_seq_length: int = 64) -> None:
+                 max_seq_length: int = 64, encoder_lr_factor: float = 1.0) -> None:
         super().__init__()
+        if encoder_lr_factor <= 0:
+            raise ValueError(f"encoder_lr_factor={encoder_lr_factor}; expected > 0 (the fine-tuned encoder's "
+                             "learning rate as a multiple of the optimizer's)")
         if n_users < 1 or n_items < 1 or embedding_dim < 1:
             raise ValueError(f"n_users, n_items, embedding_dim must be >= 1; got {n_users}, {n_items}, {embedding_dim}")
         if encoder not in ("scratch", "pretrained") or loss not in ("softmax", "bpr"):
@@ -131,6 +135,7 @@ class TextTwoTower(Recommender):
         self.temperature, self.model_dir, self.max_seq_length = temperature, model_dir, max_seq_length
         self.logq_correction = logq_correction
         self.finetune = encoder == "pretrained" and finetune
+        self.encoder_lr_factor = encoder_lr_factor
         if encoder == "scratch":
             # Sized by max_vocab, not by the data, so the parameters exist before fit (optimizer, checkpoint);
             # row 0 is "no known token", rows past the fitted vocabulary stay unused.
@@ -150,6 +155,16 @@ class TextTwoTower(Recommender):
             self.register_buffer(name, None, persistent=False)
         self._cache: tuple[tuple[int, ...], Tensor] | None = None
         self.vocab: dict[str, int] = {}  # the scratch vocabulary, rebuilt by fit (a pure function of the texts)
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The fine-tuned sentence encoder at ``encoder_lr_factor`` times the learning rate of the rest: a
+        pretrained encoder usually wants a much smaller step than the freshly initialised projections."""
+        if self.st is None:
+            return super().param_groups()
+        encoder = {id(p) for p in self.st.parameters()}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in encoder]
+        tuned = [p for p in self.st.parameters() if p.requires_grad]
+        return [{"params": rest}, {"params": tuned, "lr_factor": self.encoder_lr_factor}]
 
     # ---- fixed inputs -------------------------------------------------------------------------------------
     def fit(self, data: RecTrainData) -> None:

@@ -137,5 +137,5 @@ class RankingTask(pl.LightningModule):
         self._finish("test")
 
     def configure_optimizers(self) -> Any:
-        return configure_optimizers(self.optimizer_factory, self.scheduler_factory, self.net.parameters(),
+        return configure_optimizers(self.optimizer_factory, self.scheduler_factory, self.net.param_groups(),
                                     self.monitor)
