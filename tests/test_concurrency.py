@@ -117,3 +117,16 @@ def test_two_runs_started_at_once_get_two_directories_and_a_busy_one_is_refused(
     assert f"{busy} is in use by another ecomlab process (pid {holder.pid}" in proc.stderr
     assert "Traceback" not in proc.stderr and time.monotonic() - started < 300
     assert sorted(p.name for p in busy.iterdir()) == [CLAIM_FILE], "nothing but the holder's claim file"
+
+
+def test_a_file_system_without_locks_runs_unguarded_with_a_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import errno
+    import fcntl
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    assert claim_run_dir(tmp_path / "nfs_run") is False
+    assert "concurrent runs into it are not detected" in caplog.text
