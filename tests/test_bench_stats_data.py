@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from ecomlab.data.bundle import DataValidationError, _duplicate_rows, build_bundle
+from ecomlab.data.splits import user_major_order
 from ecomlab.models.local import map_series
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,3 +75,20 @@ def test_bench_data_scale_runs_every_stage(tmp_path: Path) -> None:
     assert all(rec["process_peak_rss"] > 0 and rec["seconds"] >= 0 for rec in stages.values())
     assert "pipeline total" in out.with_suffix(".md").read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["scale.json", "scale.md"]  # the temp workdir is gone
+
+
+@pytest.mark.parametrize("high", [7, 70_000, 2**33])  # one digit, two 16-bit digits, lexsort fallback
+def test_user_major_order_equals_lexsort(high: int) -> None:
+    rng = np.random.default_rng(1)
+    users = rng.integers(0, high, 20_000)
+    key = rng.integers(0, 50, 20_000) / 50.0  # many ties: those must stay in row order, as in lexsort
+    np.testing.assert_array_equal(user_major_order(users, key), np.lexsort((key, users)))
+
+
+def test_bundle_does_not_alias_its_input_frame() -> None:
+    frame = pd.DataFrame({"user_id": [1, 2, 3], "item_id": [4, 5, 6], "timestamp": [7, 8, 9],
+                          "weight": [1.0, 2.0, 3.0]})
+    bundle = build_bundle("t", frame)
+    frame.loc[:, ["timestamp", "weight"]] = [[0, 0.0]] * 3
+    assert bundle.interactions["timestamp"].tolist() == [7, 8, 9]
+    assert bundle.interactions["weight"].tolist() == [1.0, 2.0, 3.0]

@@ -188,7 +188,7 @@ def _factorize_ids(df: pd.DataFrame, column: str, where: str, sort: bool = False
         raise DataValidationError(
             f"{where}: column '{column}' has {int(bad.sum())} missing/empty id(s); first rows {_rows(bad)}{ROWS}"
         )
-    return codes.astype(np.int64), np.asarray(uniques)
+    return codes.astype(np.int64, copy=False), np.asarray(uniques)
 
 
 def _check_ids(df: pd.DataFrame, column: str, where: str) -> None:
@@ -209,11 +209,17 @@ def _duplicate_rows(users: np.ndarray, items: np.ndarray, ts: np.ndarray) -> np.
     bits = [int(int(users.max())).bit_length(), int(int(items.max())).bit_length(), (t1 - t0).bit_length()]
     if sum(bits) > 63:
         return pd.DataFrame({"u": users, "i": items, "t": ts}).duplicated(keep="first").to_numpy()
-    key = (users << (bits[1] + bits[2])) | (items << bits[2]) | (ts - t0)  # [n] int64, injective
-    ordered = np.sort(key)
-    if not (ordered[1:] == ordered[:-1]).any():
+    def packed() -> np.ndarray:  # [n] int64, injective; built in place to hold one temporary at a time
+        key = users << (bits[1] + bits[2])
+        key |= items << bits[2]
+        key |= ts - t0
+        return key
+
+    key = packed()
+    key.sort()
+    if not (key[1:] == key[:-1]).any():
         return np.zeros(n, dtype=bool)
-    return pd.Series(key).duplicated(keep="first").to_numpy()
+    return pd.Series(packed()).duplicated(keep="first").to_numpy()
 
 
 def _warn(meta: dict[str, Any], key: str, count: int, message: str) -> None:
@@ -235,6 +241,8 @@ def _numeric(df: pd.DataFrame, column: str, where: str) -> np.ndarray:
 
 def _timestamps(df: pd.DataFrame, where: str) -> np.ndarray:
     col = df["timestamp"]
+    if col.dtype.kind in "iu":  # plain integers are finite: skip the float round trip (2 copies per row)
+        return col.to_numpy(dtype=np.int64)
     if pd.api.types.is_numeric_dtype(col):
         return _numeric(df, "timestamp", where).astype(np.int64)
     parsed = pd.to_datetime(col, errors="coerce", utc=True)
@@ -281,7 +289,9 @@ def build_bundle(
     require_columns(interactions, ("user_id", "item_id"), where)
     if len(interactions) == 0:
         raise DataValidationError(f"{where}: no interaction rows")
-    inter = interactions.reset_index(drop=True)
+    index = interactions.index
+    plain = isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
+    inter = interactions if plain else interactions.reset_index(drop=True)  # no copy of a plain frame
     # sorted codes: index k is the k-th smallest raw id; dropping duplicates below removes no id entirely
     user_codes, user_raw = _factorize_ids(inter, "user_id", where, sort=True)
     item_codes, item_raw = _factorize_ids(inter, "item_id", where, sort=True)
@@ -295,7 +305,9 @@ def build_bundle(
     has_ts = "timestamp" in inter
     ts = _timestamps(inter, where) if has_ts else np.zeros(len(inter), dtype=np.int64)
 
-    frame = pd.DataFrame({"user_id": user_codes, "item_id": item_codes, "timestamp": ts, "weight": weight})
+    # copy=False: the four arrays are the bundle's own, so the frame keeps them instead of copying them
+    frame = pd.DataFrame({"user_id": user_codes, "item_id": item_codes, "timestamp": _own(ts),
+                          "weight": _own(weight)}, copy=False)
     dup = _duplicate_rows(user_codes, item_codes, ts)
     if dup.any():
         if policy.duplicates == "error":
@@ -304,7 +316,9 @@ def build_bundle(
             )
         _warn(meta, "duplicate_interactions", int(dup.sum()),
               f"{where}: dropped {int(dup.sum())} duplicate (user_id, item_id, timestamp) row(s)")
-        frame = frame.loc[~dup].reset_index(drop=True)
+        keep = np.flatnonzero(~dup)
+        frame = frame.take(keep)
+        frame.index = pd.RangeIndex(len(frame))
     user_map, item_map = IdMap(user_raw), IdMap(item_raw)
 
     text_frame = None
@@ -339,6 +353,11 @@ def build_bundle(
     return DatasetBundle(name=name, interactions=frame, user_map=user_map, item_map=item_map,
                          item_text=text_frame, social=social_frame, sales=sales_frame,
                          has_timestamps=has_ts, meta=meta)
+
+
+def _own(values: np.ndarray) -> np.ndarray:
+    """``values``, copied if it is a view (e.g. of the caller's frame), so the bundle never aliases its input."""
+    return values if values.flags.owndata else values.copy()
 
 
 def _remap(df: pd.DataFrame, column: str, id_map: IdMap, policy: ValidationPolicy, where: str,

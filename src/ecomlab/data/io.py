@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow
 
 from ecomlab.data.bundle import DataValidationError
 
@@ -48,7 +49,11 @@ def read_table(path: str | Path, hint: str = "", **kwargs: Any) -> pd.DataFrame:
     path = require_file(path, hint)
     try:
         if path.suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path, **kwargs)
+            frame = pd.read_parquet(path, **kwargs)
+            # Arrow's allocator keeps the freed conversion buffers (about as much as the frame for millions of
+            # rows); hand them back so they do not count against the rest of the pipeline
+            pyarrow.default_memory_pool().release_unused()
+            return frame
         kwargs.setdefault("sep", "\t" if path.suffix in (".tsv", ".tab") else ",")
         kwargs.setdefault("encoding", "utf-8")
         _refuse_binary(path, kwargs["encoding"])

@@ -166,7 +166,8 @@ class Preprocess:
                 raise DataValidationError(
                     f"{bundle.name}: no interactions left after the k-core filter (preprocess.user_k_core="
                     f"{self.user_k_core}, item_k_core={self.item_k_core}; {n_before} interactions before it)")
-            frame = frame.loc[kept].reset_index(drop=True)
+            frame = frame.take(np.flatnonzero(kept))  # one copy; loc + reset_index would make two
+            frame.index = pd.RangeIndex(len(frame))
         self._reindex(bundle, frame, steps)
 
     def _reindex(self, bundle: DatasetBundle, frame: pd.DataFrame, steps: dict[str, Any]) -> None:
@@ -183,7 +184,12 @@ class Preprocess:
         user_new[users] = np.arange(len(users))
         item_new = np.full(n_items, -1, dtype=np.int64)
         item_new[items] = np.arange(len(items))
-        bundle.interactions = frame.assign(user_id=user_new[u_rows], item_id=item_new[i_rows])
+        # a shallow copy whose two id columns are replaced: the other columns are shared, not copied, and the
+        # input frame is left as it was
+        out = frame.copy(deep=False)
+        out["user_id"] = user_new[u_rows]
+        out["item_id"] = item_new[i_rows]
+        bundle.interactions = out
         bundle.user_map = IdMap(bundle.user_map.raw[users])
         bundle.item_map = IdMap(bundle.item_map.raw[items])
         if bundle.item_text is not None:

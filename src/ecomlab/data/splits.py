@@ -112,8 +112,17 @@ class Split:
         return {**self.protocol, **{f"n_{k}": v for k, v in self.sizes().items()}}
 
 
+def take_rows(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """``frame.loc[mask].reset_index(drop=True)`` with one copy of the data instead of two (``rows``: a mask
+    or positions)."""
+    rows = np.flatnonzero(rows) if rows.dtype == bool else rows
+    out = frame.take(rows)
+    out.index = pd.RangeIndex(len(out))
+    return out
+
+
 def _make_split(interactions: pd.DataFrame, part: np.ndarray, protocol: dict[str, Any]) -> Split:
-    frames = [interactions.loc[part == code].reset_index(drop=True) for code in (TRAIN, VAL, TEST)]
+    frames = [take_rows(interactions, part == code) for code in (TRAIN, VAL, TEST)]
     return Split(train=frames[0], val=frames[1], test=frames[2], protocol=protocol)
 
 
@@ -204,6 +213,24 @@ def _round_half_up(x: np.ndarray) -> np.ndarray:
     return np.floor(x + 0.5).astype(np.int64)
 
 
+def user_major_order(users: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """``np.lexsort((key, users))``: rows by user, then by ``key``, ties in row order.
+
+    For non-negative integer users below 2**32 it is computed as a stable sort by ``key`` followed by a
+    two-pass (16-bit digits) radix sort by user: numpy's stable sort of 16-bit integers is a radix sort, so
+    this is about twice as fast as ``lexsort`` on tens of millions of rows, with the identical result.
+    """
+    users = np.asarray(users)
+    if (users.dtype.kind not in "iu" or len(users) == 0 or int(users.min()) < 0
+            or int(users.max()) >= 2**32):
+        return np.lexsort((key, users))
+    order = np.argsort(key, kind="stable")
+    for shift in (0, 16):  # least significant digit first: each stable pass keeps the previous order on ties
+        digit = ((users[order] >> shift) & 0xFFFF).astype(np.uint16)
+        order = order[np.argsort(digit, kind="stable")]
+    return order
+
+
 # --------------------------------------------------------------------------- recommendation splitters
 
 
@@ -224,9 +251,14 @@ class RatioSplit:
         _check_frame("RatioSplit", interactions, ("user_id",), name)
         users = interactions["user_id"].to_numpy()
         n = len(users)
-        key = np.random.default_rng(self.seed).random(n)
-        order = np.lexsort((key, users))
-        rank, count = _group_ranks(users, order)
+        order = user_major_order(users, np.random.default_rng(self.seed).random(n))
+        # per user (a run of equal ids in sorted order): its row count; everything below is per user, not per row
+        sorted_users = users[order]
+        new_user = np.ones(n, dtype=bool)
+        new_user[1:] = sorted_users[1:] != sorted_users[:-1]
+        del sorted_users
+        starts = np.flatnonzero(new_user)
+        count = np.diff(np.append(starts, n))
 
         _, r_val, r_test = self.ratios
         n_test = _round_half_up(count * r_test)
@@ -238,12 +270,13 @@ class RatioSplit:
         n_test = np.minimum(n_test, count - 1)          # train keeps at least one row ...
         n_val = np.clip(n_val, 0, count - 1 - n_test)    # ... shrinking validation first
         evaluated = count >= self.min_interactions
+        n_test, n_val = np.where(evaluated, n_test, 0), np.where(evaluated, n_val, 0)
 
-        part_sorted = np.full(n, TRAIN, dtype=np.int8)
-        part_sorted[evaluated & (rank < n_test)] = TEST
-        part_sorted[evaluated & (rank >= n_test) & (rank < n_test + n_val)] = VAL
+        # in sorted order each user's rows are test (lowest keys), validation, then train: one run each
+        runs = np.stack([n_test, n_val, count - n_test - n_val], axis=1).ravel()  # [U, 3] -> [3U]
+        codes = np.tile(np.array([TEST, VAL, TRAIN], dtype=np.int8), len(count))  # [3U]
         part = np.empty(n, dtype=np.int8)
-        part[order] = part_sorted
+        part[order] = np.repeat(codes, runs)  # [n] in sorted order -> row order
         return _make_split(interactions, part, self.describe())
 
     def __repr__(self) -> str:
