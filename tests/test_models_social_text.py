@@ -13,7 +13,8 @@ import torch
 
 from ecomlab.models.base import RecTrainData
 from ecomlab.models.social_gnn import SocialGNN
-from ecomlab.models.text_two_tower import TextTwoTower, extract_minilm, gather_ragged
+from ecomlab.models.text_encoders import extract_minilm
+from ecomlab.models.text_two_tower import TextTwoTower, gather_ragged
 from ecomlab.train import train
 
 N_USERS, N_ITEMS = 40, 24

@@ -155,7 +155,7 @@ def _text_two_tower(net: TextTwoTower, ctx: ExportContext) -> Exported:
 def _pretrained_encoder(net: TextTwoTower, ctx: ExportContext) -> dict[str, Any]:
     """The sentence transformer + projection as one graph, its fast tokenizer as JSON; checked against the
     model's item vectors of the catalogue."""
-    from ecomlab.models.text_two_tower import load_sentence_transformer
+    from ecomlab.models.text_encoders import load_sentence_transformer
 
     st = net.st if net.st is not None else load_sentence_transformer(net.model_dir)  # type: ignore[arg-type]
     backend = getattr(st.tokenizer, "backend_tokenizer", None)
