@@ -21,13 +21,19 @@ import pytest
 
 from ecomlab.data.bundle import DataValidationError, _duplicate_rows, build_bundle
 from ecomlab.data.splits import user_major_order
+from ecomlab.models import local
 from ecomlab.models.local import map_series
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("n", [1, 3, 9, 37])
-def test_map_series_keeps_item_order_across_the_pool(n: int) -> None:
+@pytest.mark.parametrize("fork", [True, False])  # forked workers (Linux default) and joblib's loky
+def test_map_series_keeps_item_order_across_the_pool(n: int, fork: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not fork:
+        monkeypatch.setattr(local, "_fork_context", lambda: None)
+    elif local._fork_context() is None:
+        pytest.skip("fork is not this platform's default start method")
     items = list(range(-n, 0))
     assert map_series(abs, items, 2) == [abs(v) for v in items]
     assert map_series(abs, items, 1) == [abs(v) for v in items]

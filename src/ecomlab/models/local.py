@@ -24,7 +24,10 @@ for. ``fallbacks`` counts series-windows cumulatively over every call since the 
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
 import numpy as np
@@ -53,18 +56,40 @@ def check_histories(histories: Sequence[np.ndarray], horizon: int) -> list[np.nd
     return out
 
 
+def _fork_context() -> Any:
+    """The ``fork`` start method where it is the platform's default (Linux before Python 3.14), else ``None``.
+
+    Forked workers inherit the imported statsforecast; spawned (loky) workers import it again, which cost two
+    workers 5.1 CPU seconds on the 2-core benchmark machine, the whole difference to statsforecast's own
+    ``StatsForecast`` (which forks the same way) over the 1,428 M3 series (experiments/perf/statsforecast.md).
+    The workers only run numpy/statsforecast code and never touch torch, so forking a process that holds
+    torch is safe here.
+    """
+    if sys.platform.startswith("linux") and sys.version_info < (3, 14) \
+            and mp.get_start_method(allow_none=True) in (None, "fork"):
+        return mp.get_context("fork")
+    return None
+
+
 def map_series(fn: Callable[..., R], items: Sequence[T], n_jobs: int, *args: Any) -> list[R]:
     """``[fn(item, *args) for item in items]``, across a process pool when ``n_jobs != 1``.
 
     The pool gets ``CHUNKS_PER_WORKER`` tasks per worker, each a strided slice of the items (so slow and fast
     series mix within a chunk), not one task per item: a task's round trip costs about as much CPU as a small
-    ETS fit, which made a pool of two slower than one process.
+    ETS fit, which made a pool of two slower than one process. Workers are forked where that is the platform's
+    default (see :func:`_fork_context`), else started by joblib's loky.
     """
     if n_jobs == 1 or len(items) <= 1:
         return [fn(item, *args) for item in items]
     workers = effective_n_jobs(n_jobs)
     n_chunks = min(len(items), workers * CHUNKS_PER_WORKER)
-    chunks = Parallel(n_jobs=workers)(delayed(map_chunk)(fn, items[k::n_chunks], *args) for k in range(n_chunks))
+    parts = [items[k::n_chunks] for k in range(n_chunks)]
+    context = _fork_context()
+    if context is None:
+        chunks = Parallel(n_jobs=workers)(delayed(map_chunk)(fn, part, *args) for part in parts)
+    else:
+        with ProcessPoolExecutor(min(workers, n_chunks), mp_context=context) as pool:
+            chunks = list(pool.map(map_chunk, [fn] * n_chunks, parts, *[[a] * n_chunks for a in args]))
     out: list[R] = [None] * len(items)  # type: ignore[list-item]
     for k, chunk in enumerate(chunks):
         out[k::n_chunks] = chunk
