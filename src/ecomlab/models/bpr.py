@@ -12,7 +12,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ecomlab.models.base import Recommender
-from ecomlab.models.losses import bpr_loss, embedding_l2
+from ecomlab.models.losses import bpr_loss, embedding_l2, positive_and_negative_rows
 
 
 class BPRMF(Recommender):
@@ -39,5 +39,6 @@ class BPRMF(Recommender):
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
         users, pos, neg = batch["users"], batch["pos"], batch["neg"]
-        u, q_pos, q_neg = self.user_emb(users), self.item_emb(pos), self.item_emb(neg)  # [B,d] [B,d] [B,n,d]
+        u = self.user_emb(users)  # [B, d]
+        q_pos, q_neg = positive_and_negative_rows(self.item_emb, pos, neg)  # [B, d], [B, n, d]
         return bpr_loss(u, q_pos, q_neg) + self.reg_weight * embedding_l2(u, q_pos, q_neg)

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from ecomlab.models.base import Recommender, RecTrainData
 from ecomlab.models.graph_ops import sym_norm_csr, sym_spmm
-from ecomlab.models.losses import bpr_loss, embedding_l2
+from ecomlab.models.losses import bpr_loss, embedding_l2, positive_and_negative_rows
 
 
 class LightGCN(Recommender):
@@ -96,6 +96,6 @@ class LightGCN(Recommender):
         users, pos, neg = batch["users"], batch["pos"], batch["neg"]
         self._cache = None
         user_final, item_final = self._propagate()
-        ranking = bpr_loss(user_final[users], item_final[pos], item_final[neg])
+        ranking = bpr_loss(user_final[users], *positive_and_negative_rows(item_final, pos, neg))
         u0, p0, n0 = self.user_emb(users), self.item_emb(pos), self.item_emb(neg)  # [B, d], [B, d], [B, n, d]
         return ranking + self.reg_weight * embedding_l2(u0, p0, n0)

@@ -20,3 +20,14 @@ def bpr_loss(user: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
 def embedding_l2(user: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
     """``(‖p_u‖² + ‖q_i‖² + mean_j ‖q_j‖²) / B``: L2 on the batch's (layer-0) embeddings, per example."""
     return (user.pow(2).sum() + pos.pow(2).sum() + neg.pow(2).sum() / neg.shape[1]) / len(user)
+
+
+def positive_and_negative_rows(items: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor]:
+    """Rows of ``items`` (an ``[N, d]`` table or ``nn.Embedding``) for ``pos`` ``[B]`` and ``neg`` ``[B, n]``.
+
+    One gather for both: its backward scatters into the ``[N, d]`` table once per step, not twice (the dense
+    table-sized gradient is what dominates a CPU training step of an embedding model).
+    """
+    idx = torch.cat([pos.unsqueeze(1), neg], dim=1)  # [B, 1 + n]
+    rows = items(idx) if isinstance(items, torch.nn.Module) else items[idx]  # [B, 1 + n, d]
+    return rows[:, 0], rows[:, 1:]  # [B, d], [B, n, d]

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from ecomlab.models.base import Recommender, RecTrainData
 from ecomlab.models.graph_ops import sym_norm_csr, sym_spmm
-from ecomlab.models.losses import bpr_loss, embedding_l2
+from ecomlab.models.losses import bpr_loss, embedding_l2, positive_and_negative_rows
 
 FUSIONS = ("normalize", "sum", "mean")
 SSL_VIEWS = ("social", "noise")
@@ -192,7 +192,7 @@ class SocialGNN(Recommender):
         users, pos, neg = batch["users"], batch["pos"], batch["neg"]
         noisy = self.ssl_weight > 0 and self.ssl_view == "noise"
         user_final, item_final, z_i, z_s, user_cl, item_cl = self._propagate(noise=noisy)
-        ranking = bpr_loss(user_final[users], item_final[pos], item_final[neg])
+        ranking = bpr_loss(user_final[users], *positive_and_negative_rows(item_final, pos, neg))
         u0, p0, n0 = self.user_emb(users), self.item_emb(pos), self.item_emb(neg)  # [B, d], [B, d], [B, n_neg, d]
         total = ranking + self.reg_weight * embedding_l2(u0, p0, n0)
         if noisy:
