@@ -57,7 +57,8 @@ def run_of(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
 
     def get(model: str) -> Path:
         if model not in done:
-            data = {"seasonal_naive": TINY_SALES, "ets": TINY_SALES,
+            data = {"seasonal_naive": TINY_SALES, "ets": TINY_SALES, "naive": TINY_SALES, "naive2": TINY_SALES,
+                    "arima": TINY_SALES, "auto_arima": TINY_SALES,
                     "gbt": [*TINY_SALES, "model.net.max_iter=30"],
                     "lstm": [*TINY_SALES, "trainer.max_epochs=1", "data.windows_per_epoch=64",
                              "model.net.hidden_size=16", "model.net.mlp_size=32"],
@@ -87,6 +88,7 @@ REC_EXPORTS = [
     ("lightgcn", "onnx"), ("social_gnn", "onnx"), ("social_gnn", "torchscript"),
     ("neumf", "onnx"), ("neumf", "torchscript"), ("neumf", "native"),
     ("text_two_tower", "onnx"), ("text_two_tower", "native"),
+    ("gmf", "onnx"), ("mlp", "torchscript"), ("social_gnn_xsimgcl", "native"),
 ]
 
 
@@ -246,6 +248,7 @@ def test_failed_export_leaves_nothing_and_existing_out_is_refused(run_of, tmp_pa
 
 
 FORECAST_EXPORTS = [("seasonal_naive", "onnx"), ("ets", "onnx"), ("gbt", "onnx"), ("lstm", "onnx"),
+                    ("naive", "native"), ("naive2", "native"), ("arima", "native"), ("auto_arima", "native"),
                     ("lstm", "torchscript"), ("lstm", "native"), ("lstm_deepar", "onnx"),
                     ("lstm_deepar", "torchscript")]
 
@@ -278,7 +281,8 @@ def test_exported_forecaster_matches_backtest_forecasts(run_of, tmp_path: Path, 
     columns = ["y_hat"] if model == "lstm_deepar" else list(got.columns)
     pd.testing.assert_frame_equal(one[columns], got.loc[got.unique_id == history[-1].unique_id.iloc[0], columns]
                                   .reset_index(drop=True), rtol=TOL)
-    if model != "seasonal_naive":
+    assert ("lo_80" in got.columns) == ("lo_80" in test.columns), "the bundle serves intervals iff the run had them"
+    if "lo_80" in test.columns:
         assert {"lo_80", "hi_80", "q0.1", "q0.9", "q0.975"} <= set(got.columns)
         np.testing.assert_allclose(got["q0.1"], got["lo_80"])
     with pytest.raises(ValueError, match="missing column"):
