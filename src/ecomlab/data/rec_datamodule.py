@@ -144,8 +144,10 @@ class NegativeSampler:
         return (r + below).clamp(max=self.n_items - 1)
 
 
-def dense_rows(indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor, n_cols: int) -> torch.Tensor:
-    """Rows ``rows`` of a CSR pattern as a dense ``[len(rows), n_cols]`` bool mask, built on ``rows.device``."""
+def dense_rows(indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor,
+               n_cols: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows ``rows`` of a CSR pattern as a dense ``[len(rows), n_cols]`` bool mask, built on ``rows.device``,
+    and each row's number of entries ``[len(rows)]``."""
     start = indptr[rows]
     counts = indptr[rows + 1] - start  # [B]
     batch_row = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), counts)  # [nnz_B]
@@ -153,7 +155,7 @@ def dense_rows(indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor, 
     cols = indices[first + torch.arange(len(batch_row), device=rows.device)]  # [nnz_B]
     mask = torch.zeros(len(rows), n_cols, dtype=torch.bool, device=rows.device)
     mask[batch_row, cols] = True
-    return mask
+    return mask, counts
 
 
 def _identity(batch: Any) -> Any:
@@ -243,11 +245,12 @@ class EvalDataset(Dataset):
         return self.__getitems__([index])
 
     def complete(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """Add ``exclude`` and ``target`` ``[B, N]`` bool masks, on the device of ``batch["users"]``."""
+        """Add ``exclude`` and ``target`` ``[B, N]`` bool masks and the target counts ``n_target`` ``[B]``, on the
+        device of ``batch["users"]``."""
         users = batch["users"]
         index = self._index.on(users.device)
-        exclude = dense_rows(index["exclude_ptr"], index["exclude_idx"], users, self.n_items)  # [B, N]
-        target = dense_rows(index["target_ptr"], index["target_idx"], users, self.n_items)  # [B, N]
+        exclude, _ = dense_rows(index["exclude_ptr"], index["exclude_idx"], users, self.n_items)  # [B, N]
+        target, n_target = dense_rows(index["target_ptr"], index["target_idx"], users, self.n_items)  # [B, N], [B]
         if len(index["blocked"]):
             exclude |= index["blocked"].unsqueeze(0)  # [B, N] | [1, N] -> [B, N]
         if "negatives" in batch:
@@ -255,7 +258,7 @@ class EvalDataset(Dataset):
             exclude.fill_(True)
             exclude.scatter_(1, batch["negatives"], False)  # [B, n] cells
             exclude &= ~target
-        return {**batch, "exclude": exclude, "target": target}
+        return {**batch, "exclude": exclude, "target": target, "n_target": n_target}
 
 
 class RecDataModule(pl.LightningDataModule):

@@ -85,27 +85,34 @@ def rank_topk(scores: Tensor, k: int, exclude: Tensor | None = None) -> tuple[Te
     Excluded items never appear unless fewer than ``k`` items remain, in which case they carry ``-inf``.
     NaN scores rank last.
 
-    ``torch.topk`` is not stable under ties, so it only finds the k-th largest value ``v``. Rows where exactly
-    ``k`` items score ``>= v`` (almost all with fp32 scores) keep topk's set; rows with a tie across ``v`` take
-    every item above ``v`` plus the lowest-indexed items at ``v``; a stable sort of the ``k`` members by score
-    then orders them. Every step is a linear pass over the row (no full sort).
+    ``torch.topk`` is not stable under ties, so its ``k + 1`` largest values only locate the k-th largest
+    value ``v``: where the next value is below ``v`` (almost every row with fp32 scores) topk's ``k`` items are
+    the set; rows with a tie across ``v`` take every item above ``v`` plus the lowest-indexed items at ``v``; a
+    stable sort of the ``k`` members by score then orders them. No full sort and, on the common path, no pass
+    over the row besides the masking and ``topk`` itself.
     """
     if not scores.is_floating_point():
         scores = scores.float()
-    scores = torch.nan_to_num(scores, nan=float("-inf"), posinf=float("inf"), neginf=float("-inf"))
     if exclude is not None:
         scores = scores.masked_fill(exclude, float("-inf"))
     k = min(k, scores.shape[1])
     if k == 0:
         return scores[:, :0].float(), torch.zeros(scores.shape[0], 0, dtype=torch.long, device=scores.device)
-    top = torch.topk(scores, k, dim=1, sorted=False)
-    kth = top.values.min(dim=1, keepdim=True).values  # [B, k] -> [B, 1]
-    exact = (scores >= kth).sum(dim=1) == k  # [B, N] -> [B]: no tie across the cut
-    if bool(exact.all()):
-        members = torch.sort(top.indices, dim=1).values  # [B, k]
+    top = torch.topk(scores, min(k + 1, scores.shape[1]), dim=1, sorted=True)  # topk ranks NaN above all
+    if bool(top.values.isnan().any()):  # rare: rank NaN last, then search again
+        scores = torch.nan_to_num(scores, nan=float("-inf"), posinf=float("inf"), neginf=float("-inf"))
+        top = torch.topk(scores, min(k + 1, scores.shape[1]), dim=1, sorted=True)
+    kth = top.values[:, k - 1 : k]  # [B, 1]
+    if k < scores.shape[1]:
+        exact = top.values[:, k] < kth[:, 0]  # [B]: the (k+1)-th value is below the k-th, no tie across the cut
     else:
-        members = torch.empty_like(top.indices)
-        members[exact] = torch.sort(top.indices[exact], dim=1).values
+        exact = torch.ones(scores.shape[0], dtype=torch.bool, device=scores.device)
+    indices = top.indices[:, :k]
+    if bool(exact.all()):
+        members = torch.sort(indices, dim=1).values  # [B, k]
+    else:
+        members = torch.empty_like(indices)
+        members[exact] = torch.sort(indices[exact], dim=1).values
         members[~exact] = _members_with_ties(scores[~exact], kth[~exact], k)
     order = torch.sort(scores.gather(1, members), dim=1, descending=True, stable=True).indices  # [B, k]
     top_items = members.gather(1, order)

@@ -100,7 +100,7 @@ class RankingTask(pl.LightningModule):
         self._n_items = scores.shape[1]
         _, top_items = rank_topk(scores, self.ks[-1], batch["exclude"])  # [B, K]
         hits = ranking_hits(top_items, batch["target"])  # [B, K]
-        n_rel = batch["target"].sum(dim=1)  # [B, N] -> [B]
+        n_rel = batch["n_target"] if "n_target" in batch else batch["target"].sum(dim=1)  # [B]
         store = self._store[stage]
         store["user"].update(batch["users"].float())
         store["top_items"].update(top_items.float().flatten())  # [B, K] -> [B*K]
