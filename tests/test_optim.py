@@ -49,3 +49,21 @@ def test_text_model_refuses_a_non_positive_encoder_factor() -> None:
 
     with pytest.raises(ValueError, match="encoder_lr_factor"):
         TextTwoTower(5, 5, encoder_lr_factor=0.0)
+
+
+@pytest.mark.slow  # torch.compile on CPU builds C++ kernels: ~1 minute
+def test_compiled_run_trains_and_its_checkpoint_loads_uncompiled(compose_cfg) -> None:
+    from ecomlab.eval import load_run
+    from ecomlab.train import train
+
+    cfg = compose_cfg(["model=bpr", "data=synthetic_shop", "data.source.n_users=60", "data.source.n_items=40",
+                       "trainer.max_epochs=2", "compile=true"])
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    record = train(cfg)
+    assert 0.0 <= record["metrics"]["test/ndcg@10"] <= 1.0
+    assert counters["stats"]["unique_graphs"] >= 1, "nothing was compiled"
+    run = load_run(cfg.paths.output_dir)  # rebuilt without compilation
+    state = torch.load(run.checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    run.task.load_state_dict(state, strict=True)  # the compiled run's checkpoint keeps the plain keys

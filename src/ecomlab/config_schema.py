@@ -259,6 +259,7 @@ class RootSchema:
     tags: list[Any] = field(default_factory=list)
     seed: int = _rule(integer(0, 2**32 - 1), 42)
     deterministic: bool = False
+    compile: bool = False
     eval: EvalSchema = field(default_factory=EvalSchema)
     optimized_metric: str | None = None
 

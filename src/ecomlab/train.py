@@ -98,6 +98,14 @@ def resume_checkpoint(folder: Path) -> str | None:
     return None
 
 
+def compile_network(net: torch.nn.Module) -> None:
+    """``torch.compile`` a network's ``forward`` and, when it has one, its ``loss``, in place: the module and its
+    ``state_dict`` keys stay as they are, so checkpoints load with or without compilation."""
+    net.compile()
+    if callable(getattr(net, "loss", None)):
+        net.loss = torch.compile(net.loss)  # type: ignore[method-assign]
+
+
 def build_task(model_cfg: DictConfig, datamodule: Any) -> Any:
     """The model config's task around its network, sized by the (set-up) data module's ``dims``."""
     net = instantiate_with_dims(model_cfg.net, datamodule.dims)
@@ -138,6 +146,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule.setup("fit")
     data_seconds = time.perf_counter() - t0
     task = build_task(cfg.model, datamodule)
+    if cfg.get("compile") and task.trainable:
+        compile_network(task.net)
 
     loggers = _loggers(cfg)
     trainer: pl.Trainer = hydra.utils.instantiate(
