@@ -140,15 +140,9 @@ def _graph_runner(path: Path, fmt: str) -> Any:
     import torch
 
     if fmt == "onnx":
-        import onnxruntime as ort
+        from ecomlab.export.runtime import ort_session
 
-        from ecomlab.export.runtime import _threads
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = _threads()
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = ort_session(path)
         names = [i.name for i in session.get_inputs()]  # unused (empty) inputs may have been pruned
 
         def run_onnx(tensors: dict[str, Any]) -> tuple[Any, ...]:

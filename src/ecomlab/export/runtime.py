@@ -53,18 +53,23 @@ def _threads() -> int:
     return int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
 
 
+def ort_session(path: str | Path) -> Any:
+    """An onnxruntime CPU session for an exported graph, with the serving thread settings."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = _threads()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # warnings about unused initialisers are noise at serving time
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxScorer(Scorer):
     """The exported ``users -> scores`` graph run by onnxruntime on the CPU."""
 
     def __init__(self, root: Path, path: str) -> None:
         super().__init__(root)
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = _threads()
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # warnings about unused initialisers are noise at serving time
-        self.session = ort.InferenceSession(str(self.root / path), options, providers=["CPUExecutionProvider"])
+        self.session = ort_session(self.root / path)
 
     def scores(self, users: np.ndarray) -> np.ndarray:
         return self.session.run(["scores"], {"users": users.astype(np.int64)})[0]
@@ -256,13 +261,7 @@ class ScratchTextEncoder(ScratchTokenizer):
 def _text_graph(path: str, runtime: str) -> Any:
     """``run(ids [n, L] int64, mask [n, L] float32) -> vectors [n, d]`` from an ONNX or TorchScript item tower."""
     if runtime == "onnx":
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = _threads()
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        session = ort_session(path)
         return lambda ids, mask: session.run(["vectors"], {"ids": ids, "mask": mask})[0]
     if runtime == "torchscript":
         import torch
