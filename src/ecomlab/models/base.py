@@ -61,8 +61,8 @@ class Recommender(nn.Module):
     def recommend(self, users: Tensor, k: int, exclude: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Top-``k`` ``(scores, items)`` per user, each ``[B, k]``; ``exclude`` is a ``[B, n_items]`` bool mask.
 
-        Ties are broken towards the lower item index (``torch.topk`` on CPU and CUDA is not stable, so scores
-        are made distinct by a tiny index-based offset only among equal values; see ``rank_topk``).
+        Ties are broken towards the lower item index (``torch.topk`` on CPU and CUDA is not stable; see
+        ``rank_topk`` for how the tie policy is enforced).
         """
         scores = self(users)  # [B, n_items]
         return rank_topk(scores, k, exclude)
