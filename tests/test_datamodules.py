@@ -302,3 +302,53 @@ def test_training_batches_cover_each_interaction_once_and_shard_evenly() -> None
     shares = [list(Rank(r)) for r in (0, 1)]
     assert len(shares[0]) == len(shares[1]) == len(Rank(0)), "every rank steps equally often"
     assert set(keys(shares[0]) + keys(shares[1])) == set(epoch0)
+
+
+def test_training_windows_limited_to_the_latest_cut_points() -> None:
+    dm = ForecastDataModule(RetailSeries(), RollingOrigin(horizon=12, n_windows=3, step=12), season_length=12,
+                            batch_size=64, windows_per_epoch=4096, train_window_limit=5)
+    dm.setup()
+    loader = dm.train_dataloader()
+    data = loader.dataset
+    latest = dm.train_lengths - 12  # the last admissible cut point of each series
+    assert np.bincount(data.series_index).tolist() == [5] * 4
+    assert (data.cutoff > latest[data.series_index] - 5).all() and (data.cutoff <= latest[data.series_index]).all()
+    batch = next(iter(loader))
+    # the targets of every drawn window are the series' real values just before its first evaluation cutoff
+    assert batch["outsample_y"].shape == (64, 12) and (batch["insample_mask"].sum(1) > 0).all()
+    assert dm.protocol()["train_window_limit"] == 5
+
+
+def test_series_sampling_weighs_every_series_equally() -> None:
+    from test_forecast_pipeline import PanelSource
+
+    rng = np.random.default_rng(0)
+    frames = [pd.DataFrame({"unique_id": uid, "ds": pd.date_range("2000-01-01", periods=n, freq="MS"),
+                            "y": rng.uniform(1, 2, n)}) for uid, n in (("long", 400), ("short", 40))]
+    counts = {}
+    for sampling in ("window", "series"):
+        pl.seed_everything(0)
+        dm = ForecastDataModule(PanelSource(pd.concat(frames)), RollingOrigin(horizon=6, n_windows=1, val_windows=0),
+                                season_length=12, batch_size=1000, windows_per_epoch=4000, train_sampling=sampling)
+        dm.setup()
+        drawn = np.concatenate([b["series_index"].numpy() for b in dm.train_dataloader()])
+        counts[sampling] = np.bincount(drawn, minlength=2) / len(drawn)  # series order: long, short
+    assert counts["window"][1] < 0.1  # 28 of 416 cut points belong to the short series
+    np.testing.assert_allclose(counts["series"], [0.5, 0.5], atol=0.03)
+
+
+def test_window_sampling_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="train_window_limit=0"):
+        ForecastDataModule(RetailSeries(), RollingOrigin(horizon=12), season_length=12, train_window_limit=0)
+    with pytest.raises(ValueError, match="train_sampling='uniform'"):
+        ForecastDataModule(RetailSeries(), RollingOrigin(horizon=12), season_length=12, train_sampling="uniform")
+
+
+def test_min_train_carves_a_validation_window_out_of_short_series() -> None:
+    backtest = RollingOrigin(horizon=18, n_windows=1, val_windows=1, min_train=12)
+    val, test = backtest.windows(48)  # M3's shortest monthly series: 48 months
+    assert val[0].cutoff == 12 and test[0].cutoff == 30 and backtest.describe()["min_train"] == 12
+    with pytest.raises(DataValidationError, match="at least 36 observations"):
+        RollingOrigin(horizon=18, n_windows=1, val_windows=1).windows(48)
+    with pytest.raises(ValueError, match="min_train"):
+        RollingOrigin(horizon=18, min_train=0)

@@ -63,7 +63,10 @@ def run_of(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
                     "lstm": [*TINY_SALES, "trainer.max_epochs=1", "data.windows_per_epoch=64",
                              "model.net.hidden_size=16", "model.net.mlp_size=32"],
                     "lstm_deepar": [*TINY_SALES, "trainer.max_epochs=1", "data.windows_per_epoch=64",
-                                    "model.net.hidden_size=16"]}.get(
+                                    "model.net.hidden_size=16"],
+                    "lstm_ensemble": [*TINY_SALES, "trainer.max_epochs=1", "data.windows_per_epoch=64",
+                                      "model.net.n_members=2", "model.net.input_sizes=[24,12]",
+                                      "model.net.member.hidden_size=16", "model.net.member.mlp_size=32"]}.get(
                 model, [*TINY_SHOP, "trainer.max_epochs=2"])
             done[model] = train_run(root / model, [f"model={model}", *data])
         return done[model]
@@ -250,7 +253,7 @@ def test_failed_export_leaves_nothing_and_existing_out_is_refused(run_of, tmp_pa
 FORECAST_EXPORTS = [("seasonal_naive", "onnx"), ("ets", "onnx"), ("gbt", "onnx"), ("lstm", "onnx"),
                     ("naive", "native"), ("naive2", "native"), ("arima", "native"), ("auto_arima", "native"),
                     ("lstm", "torchscript"), ("lstm", "native"), ("lstm_deepar", "onnx"),
-                    ("lstm_deepar", "torchscript")]
+                    ("lstm_deepar", "torchscript"), ("lstm_ensemble", "onnx"), ("lstm_ensemble", "native")]
 
 
 @pytest.mark.parametrize(("model", "fmt"), FORECAST_EXPORTS)

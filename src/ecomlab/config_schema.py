@@ -184,6 +184,9 @@ RULES: list[tuple[str, Rule]] = [
     ("backtest.n_windows", integer(1)),
     ("backtest.step", integer(1, nullable=True)),
     ("backtest.val_windows", integer(0)),
+    ("backtest.min_train", integer(1, nullable=True)),
+    ("train_window_limit", integer(1, nullable=True)),
+    ("train_sampling", one_of("window", "series")),
     ("seed", integer(0, 2**32 - 1)),
     # evaluation and monitoring
     ("ks", list_of(integer(1))),

@@ -20,9 +20,16 @@ given to ``fit_panel`` or to the training windows.
   steps of history, left-padded and masked where the history is shorter.
 
 **Training windows** (``train_dataloader``) are the :class:`WindowTensors` keys plus ``outsample_y``
-``[B, h]``; cut points are drawn uniformly (with replacement, ``windows_per_epoch`` per epoch) from every
-position of every series' training part whose ``horizon`` targets lie inside that part, and the batch is
-gathered with one fancy-indexing operation on a padded panel array (no Python loop per window).
+``[B, h]``; cut points are drawn (with replacement, ``windows_per_epoch`` per epoch) from the positions of
+each series' training part whose ``horizon`` targets lie inside that part, and the batch is gathered with one
+fancy-indexing operation on a padded panel array (no Python loop per window). Two knobs shape the draw
+(N-BEATS, Oreshkin et al. 2020, Sec. 3 "history limit"):
+
+* ``train_window_limit``: only the ``train_window_limit`` latest cut points of each series are eligible
+  (``None``: all), so training concentrates on the recent dynamics the forecast continues from;
+* ``train_sampling``: ``"window"`` draws every eligible cut point with equal probability (long series weigh
+  more), ``"series"`` first draws a series uniformly, then one of its cut points, so every series weighs the
+  same, as in the evaluation average.
 
 Covariates are declared in the data config (``futr_covariates``: known for the forecast horizon, e.g.
 promotions or prices; ``hist_covariates``: only known up to the cutoff) and checked at setup: a missing or
@@ -43,13 +50,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, WeightedRandomSampler
 
 from ecomlab.data.bundle import BundleSource, DatasetBundle, DataValidationError
 from ecomlab.data.cache import load_bundle
@@ -220,8 +227,14 @@ class ForecastDataModule(pl.LightningDataModule):
                  preprocess: Preprocess | None = None, cache_dir: str | None = None,
                  futr_covariates: Sequence[str] | None = None, hist_covariates: Sequence[str] | None = None,
                  calendar: bool = True, input_size: int | None = None, windows_per_epoch: int = 2048,
-                 static_covariates: Sequence[str] | None = None) -> None:
+                 static_covariates: Sequence[str] | None = None, train_window_limit: int | None = None,
+                 train_sampling: Literal["window", "series"] = "window") -> None:
         super().__init__()
+        if train_window_limit is not None and train_window_limit < 1:
+            raise ValueError(f"train_window_limit={train_window_limit}; expected an integer >= 1 or null")
+        if train_sampling not in ("window", "series"):
+            raise ValueError(f"train_sampling={train_sampling!r}; expected 'window' or 'series'")
+        self.train_window_limit, self.train_sampling = train_window_limit, train_sampling
         if season_length < 1 or batch_size < 1 or windows_per_epoch < 1:
             raise ValueError("season_length, batch_size and windows_per_epoch must be >= 1; got "
                              f"{season_length}, {batch_size}, {windows_per_epoch}")
@@ -393,14 +406,25 @@ class ForecastDataModule(pl.LightningDataModule):
         h = self.backtest.horizon
         # a window cut at t (first target step) needs t >= 1 observed step and t + h <= the training length
         counts = np.maximum(self.train_lengths - h, 0)  # [S]
+        if self.train_window_limit is not None:
+            counts = np.minimum(counts, self.train_window_limit)
         if counts.sum() == 0:
             raise DataValidationError(f"{self.bundle.name}: no series has more than horizon={h} training "
                                       "observations before its first evaluation window; nothing to train on")
         series_index = np.repeat(np.arange(len(self.series)), counts)  # [N]
         starts = np.cumsum(counts) - counts  # [S]
-        cutoff = np.arange(counts.sum()) - np.repeat(starts, counts) + 1  # [N]: 1 .. count per series
+        # [N]: the count latest cut points per series, count .. 1 steps before the last one
+        cutoff = (np.arange(counts.sum()) - np.repeat(starts, counts)
+                  + np.repeat(self.train_lengths - h - counts, counts) + 1)
         dataset = TrainWindowDataset(series_index, cutoff, self.tensors)
-        sampler = RandomSampler(dataset, replacement=True, num_samples=self.windows_per_epoch)
+        sampler: Sampler[int]
+        if self.train_sampling == "series":
+            # each series gets total weight 1, shared by its cut points
+            weights = np.repeat(1.0 / np.maximum(counts, 1), counts)  # [N]
+            sampler = WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.float64),
+                                            num_samples=self.windows_per_epoch, replacement=True)
+        else:
+            sampler = RandomSampler(dataset, replacement=True, num_samples=self.windows_per_epoch)
         return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
                           collate_fn=_identity)
 
@@ -430,6 +454,8 @@ class ForecastDataModule(pl.LightningDataModule):
             "static_covariates": {column: len(v) for column, v in self.static_levels.items()},
             "calendar": [name for name, _ in self.calendar_attributes],
             "input_size": self.input_size,
+            "train_window_limit": self.train_window_limit,
+            "train_sampling": self.train_sampling,
             "n_train_observations": int(self.train_lengths.sum()),
             "data_fingerprint": self.bundle.fingerprint(),
             "data": self.bundle.summary(),

@@ -54,8 +54,9 @@ Protocols
     same step: validation window ``i`` has ``cutoff = first_test_cutoff - (val_windows - i) * step``. When
     ``step >= horizon`` every validation future ends at or before the first test cutoff, so tuning never
     sees test data; with ``step < horizon`` validation futures overlap the start of the test period
-    (documented, allowed). The earliest window must keep at least ``min_train = max(2 * horizon, 4)``
-    observations of history.
+    (documented, allowed). The earliest window must keep at least ``min_train`` observations of history
+    (default ``max(2 * horizon, 4)``; lower it, e.g. to one season, to carve a validation window out of
+    short series such as M3's).
 
 Determinism: every random choice comes from ``numpy.random.default_rng(seed)`` drawn once per call over the
 rows in input order, so the same frame (same row order) and seed give the same split. :class:`ColdStartItemSplit`
@@ -471,16 +472,15 @@ class BacktestWindow:
 class RollingOrigin:
     """Rolling-origin backtest windows; see the module docstring."""
 
-    def __init__(self, horizon: int, n_windows: int = 3, step: int | None = None, val_windows: int = 1) -> None:
+    def __init__(self, horizon: int, n_windows: int = 3, step: int | None = None, val_windows: int = 1,
+                 min_train: int | None = None) -> None:
         self.horizon = _check_int("RollingOrigin", "horizon", horizon, 1)
         self.n_windows = _check_int("RollingOrigin", "n_windows", n_windows, 1)
         self.step = self.horizon if step is None else _check_int("RollingOrigin", "step", step, 1)
         self.val_windows = _check_int("RollingOrigin", "val_windows", val_windows, 0)
-
-    @property
-    def min_train(self) -> int:
-        """Observations of history the earliest window must keep."""
-        return max(2 * self.horizon, 4)
+        #: observations of history the earliest window must keep
+        self.min_train = (max(2 * self.horizon, 4) if min_train is None
+                          else _check_int("RollingOrigin", "min_train", min_train, 1))
 
     def min_length(self) -> int:
         """Shortest series these windows fit on."""
@@ -508,4 +508,4 @@ class RollingOrigin:
 
     def __repr__(self) -> str:
         return (f"RollingOrigin(horizon={self.horizon}, n_windows={self.n_windows}, step={self.step}, "
-                f"val_windows={self.val_windows})")
+                f"val_windows={self.val_windows}, min_train={self.min_train})")

@@ -46,6 +46,7 @@ from ecomlab.export.trees import NumpyHGB, hgb_arrays
 from ecomlab.metrics.probabilistic import quantiles_from_intervals
 from ecomlab.models.base import Forecaster, ForecastTrainData
 from ecomlab.models.forecast_heads import PointHead, QuantileHead, SymmetricHead
+from ecomlab.models.forecast_ensemble import ForecastEnsemble
 from ecomlab.models.gbt_lags import GBTLags
 from ecomlab.models.lstm_forecaster import LSTMForecaster
 from ecomlab.utils import instantiate_with_dims
@@ -81,8 +82,14 @@ def _export(net: Forecaster, task: Any, datamodule: Any, fmt: str, root: Path,
             "horizon": spec["horizon"], "levels": spec["levels"], "freq": freq, "notes": notes}
 
 
+def _scaled(net: Any) -> list[LSTMForecaster]:
+    """The LSTMs inside ``net`` (itself, or an ensemble's members): they hold the covariate scaling."""
+    return [m for m in net.modules() if isinstance(m, LSTMForecaster)]
+
+
 @_export.register(LSTMForecaster)
-def _export_lstm(net: LSTMForecaster, task: Any, datamodule: Any, fmt: str, root: Path,
+@_export.register(ForecastEnsemble)
+def _export_lstm(net: LSTMForecaster | ForecastEnsemble, task: Any, datamodule: Any, fmt: str, root: Path,
                  net_config: dict[str, Any]) -> dict[str, Any]:
     spec = {"config": net_config, "dims": dict(datamodule.dims), "levels": list(task.levels),
             "freq": _freq(datamodule), "horizon": net.horizon, "input_size": net.input_size,
@@ -105,8 +112,9 @@ def _export_lstm(net: LSTMForecaster, task: Any, datamodule: Any, fmt: str, root
     if written == "native":
         np.savez(root / "model" / "weights.npz",
                  **{k: v.detach().cpu().numpy() for k, v in net.state_dict().items()})
-        np.savez(root / "model" / "scaling.npz", cov_mean=net.cov_mean.cpu().numpy(),
-                 cov_std=net.cov_std.cpu().numpy())
+        lstm = _scaled(net)[0]  # every member has the same scaling (fit_panel on one training panel)
+        np.savez(root / "model" / "scaling.npz", cov_mean=lstm.cov_mean.cpu().numpy(),
+                 cov_std=lstm.cov_std.cpu().numpy())
         entry.update({"weights": "model/weights.npz", "scaling": "model/scaling.npz"})
     return {"format": written, "forecaster": entry, "horizon": net.horizon, "levels": spec["levels"],
             "freq": spec["freq"], "notes": notes}
@@ -284,7 +292,7 @@ class BundleLSTM:
         self.spec = json.loads((Path(root) / spec).read_text(encoding="utf-8"))
         if not str(self.spec["config"].get("_target_", "")).startswith("ecomlab.models."):
             raise ValueError(f"{Path(root) / spec}: the forecaster must be an ecomlab model")
-        self.net: LSTMForecaster = instantiate_with_dims(OmegaConf.create(self.spec["config"]), self.spec["dims"])
+        self.net: LSTMForecaster | ForecastEnsemble = instantiate_with_dims(OmegaConf.create(self.spec["config"]), self.spec["dims"])
         self.runner = None
         if graph is not None:
             if runtime not in GRAPH_FILES:
@@ -296,8 +304,9 @@ class BundleLSTM:
             with np.load(Path(root) / weights, allow_pickle=False) as arrays:
                 self.net.load_state_dict({k: torch.from_numpy(arrays[k]) for k in arrays.files})
             with np.load(Path(root) / scaling, allow_pickle=False) as arrays:
-                self.net.cov_mean.copy_(torch.from_numpy(arrays["cov_mean"]))
-                self.net.cov_std.copy_(torch.from_numpy(arrays["cov_std"]))
+                for lstm in _scaled(self.net):
+                    lstm.cov_mean.copy_(torch.from_numpy(arrays["cov_mean"]))
+                    lstm.cov_std.copy_(torch.from_numpy(arrays["cov_std"]))
         self.net.eval()
         self.index = {uid: i for i, uid in enumerate(self.spec["series"])}
         self.attributes = [(name, float(period)) for name, period in self.spec["calendar_attributes"]]
