@@ -45,8 +45,8 @@ from ecomlab.export.graphs import write_forecast_graph
 from ecomlab.export.trees import NumpyHGB, hgb_arrays
 from ecomlab.metrics.probabilistic import quantiles_from_intervals
 from ecomlab.models.base import Forecaster, ForecastTrainData
-from ecomlab.models.forecast_heads import PointHead, QuantileHead, SymmetricHead
 from ecomlab.models.forecast_ensemble import ForecastEnsemble
+from ecomlab.models.forecast_heads import PointHead, QuantileHead, SymmetricHead
 from ecomlab.models.gbt_lags import GBTLags
 from ecomlab.models.lstm_forecaster import LSTMForecaster
 from ecomlab.utils import instantiate_with_dims

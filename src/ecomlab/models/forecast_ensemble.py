@@ -5,14 +5,15 @@ its own loss,
 
     L(theta_1 .. theta_K) = sum_k L_k(theta_k),
 
-so every member gets the gradient it would get alone. Forecasts combine by averaging the members' quantiles
-in the original units (Vincentization, Genest 1992),
+so every member gets the gradient it would get alone. Forecasts combine quantile by quantile in the original
+units, by the mean (Vincentization, Genest 1992) or, by default, the median over members (N-BEATS's choice,
+robust to one member that went astray),
 
-    q_tau(x) = (1 / K) sum_k (loc_k + scale_k * q_{k, tau}(x)),
+    q_tau(x) = mean_k or median_k (loc_k + scale_k * q_{k, tau}(x)),
 
-which keeps the quantiles ordered; the point forecast is the averaged median. Averaging is exact for point
-and quantile heads, so those are the heads an ensemble accepts (a mixture of parametric laws is not a law of
-the same family). The combined quantiles are handed back in the raw parameterisation of the shared head,
+both of which keep the quantiles ordered; the point forecast is the combined median. The combination is exact
+for point and quantile heads, so those are the heads an ensemble accepts (a mixture of parametric laws is not a
+law of the same family). The combined quantiles are handed back in the raw parameterisation of the shared head,
 relative to the longest member window's ``loc`` and ``scale``, so evaluation, intervals and the exported
 ONNX/TorchScript graph treat an ensemble exactly like a single network.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ def _inverse_softplus(x: Tensor) -> Tensor:
 
 
 class ForecastEnsemble(Forecaster):
-    """``n_members`` copies of ``member`` (a partial forecaster config), combined by quantile averaging."""
+    """``n_members`` copies of ``member`` (a partial forecaster config), combined quantile by quantile."""
 
     trainable: ClassVar[bool] = True
     input_keys: ClassVar[tuple[str, ...]] = LSTMForecaster.input_keys
@@ -49,10 +50,14 @@ class ForecastEnsemble(Forecaster):
 
     def __init__(self, member: Callable[..., Forecaster], n_series: int, horizon: int, input_size: int | None = None,
                  n_members: int = 5, input_sizes: Sequence[int] | None = None, n_calendar: int = 0,
-                 n_futr: int = 0, n_hist: int = 0, n_static: int = 0, n_static_levels: int = 0) -> None:
+                 n_futr: int = 0, n_hist: int = 0, n_static: int = 0, n_static_levels: int = 0,
+                 combine: Literal["median", "mean"] = "median") -> None:
         super().__init__()
         if n_members < 1:
             raise ValueError(f"n_members={n_members}; expected an integer >= 1")
+        if combine not in ("median", "mean"):
+            raise ValueError(f"combine={combine!r}; expected 'median' or 'mean'")
+        self.combine = combine
         self.horizon = horizon
         self.input_size = input_size or 2 * horizon
         sizes = [int(s) for s in input_sizes] if input_sizes else [self.input_size]
@@ -92,7 +97,7 @@ class ForecastEnsemble(Forecaster):
         return self.head.ordered(raw) if isinstance(self.head, QuantileHead) else raw[..., :1]
 
     def raw_outputs(self, batch: dict[str, Any], teacher: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """``(raw [B, h, P], loc, scale)`` of the averaged quantiles, relative to the longest window's scaling."""
+        """``(raw [B, h, P], loc, scale)`` of the combined quantiles, relative to the longest window's scaling."""
         outputs = [m.raw_outputs(self._window(batch, size)) for m, size in zip(self.members, self.member_sizes,
                                                                                 strict=True)]
         longest = int(np.argmax(self.member_sizes))
@@ -100,7 +105,11 @@ class ForecastEnsemble(Forecaster):
         # each member's quantiles in original units, then back to the common scaling: [K, B, h, Q]
         stacked = torch.stack([(lk.unsqueeze(-1) + sk.unsqueeze(-1) * self._quantiles(r) - loc.unsqueeze(-1))
                                / scale.unsqueeze(-1) for r, lk, sk in outputs])
-        z = stacked.mean(0)  # [K, B, h, Q] -> [B, h, Q]
+        # the lower median for even K, so every combined quantile is some member's; sort (not median) because
+        # ONNX has no median operator
+        middle = (len(outputs) - 1) // 2
+        z = (stacked.mean(0) if self.combine == "mean"
+             else torch.sort(stacked, dim=0).values[middle])  # [K, B, h, Q] -> [B, h, Q]
         if isinstance(self.head, PointHead):
             return z, loc, scale
         # invert QuantileHead.ordered: first quantile, then softplus^{-1} of the (positive) gaps
