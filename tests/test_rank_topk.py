@@ -45,3 +45,28 @@ def test_bf16_ties_nan_and_fewer_candidates_than_k() -> None:
     assert rank_topk(nan_row, 4)[1].tolist() == [[3, 2, 0, 1]]  # NaN ranks last
     few = rank_topk(torch.tensor([[0.3, 0.1, 0.2]]), 3, torch.tensor([[False, True, True]]))
     assert few[1].tolist() == [[0, 1, 2]] and few[0][0, 1:].isinf().all()
+
+
+def test_inplace_masking_gives_the_same_ranking_and_masks_the_callers_tensor() -> None:
+    torch.manual_seed(0)
+    scores = torch.randn(8, 50)
+    exclude = torch.rand(8, 50) < 0.3
+    expected = rank_topk(scores.clone(), 5, exclude)
+    owned = scores.clone()
+    got = rank_topk(owned, 5, exclude, inplace=True)
+    torch.testing.assert_close(got[0], expected[0])
+    assert torch.equal(got[1], expected[1])
+    assert torch.isneginf(owned[exclude]).all() and torch.equal(owned[~exclude], scores[~exclude])
+    untouched = scores.clone()
+    rank_topk(untouched, 5, exclude)
+    assert torch.equal(untouched, scores)
+
+
+def test_excluded_cells_as_coordinates_rank_like_the_dense_mask() -> None:
+    torch.manual_seed(1)
+    scores = torch.randn(6, 40)
+    exclude = torch.rand(6, 40) < 0.4
+    dense = rank_topk(scores, 7, exclude)
+    coords = rank_topk(scores, 7, tuple(exclude.nonzero().T))
+    torch.testing.assert_close(coords[0], dense[0])
+    assert torch.equal(coords[1], dense[1])

@@ -144,15 +144,23 @@ class NegativeSampler:
         return (r + below).clamp(max=self.n_items - 1)
 
 
-def dense_rows(indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor,
-               n_cols: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows ``rows`` of a CSR pattern as a dense ``[len(rows), n_cols]`` bool mask, built on ``rows.device``,
-    and each row's number of entries ``[len(rows)]``."""
+def csr_entries(indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                         torch.Tensor]:
+    """The entries of rows ``rows`` of a CSR pattern as coordinates ``(batch_row [nnz_B], col [nnz_B])``, built on
+    ``rows.device``, and each row's number of entries ``[len(rows)]``."""
     start = indptr[rows]
     counts = indptr[rows + 1] - start  # [B]
     batch_row = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), counts)  # [nnz_B]
     first = torch.repeat_interleave(start - (torch.cumsum(counts, 0) - counts), counts)  # [nnz_B]
     cols = indices[first + torch.arange(len(batch_row), device=rows.device)]  # [nnz_B]
+    return batch_row, cols, counts
+
+
+def dense_rows(indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor,
+               n_cols: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows ``rows`` of a CSR pattern as a dense ``[len(rows), n_cols]`` bool mask, built on ``rows.device``,
+    and each row's number of entries ``[len(rows)]``."""
+    batch_row, cols, counts = csr_entries(indptr, indices, rows)
     mask = torch.zeros(len(rows), n_cols, dtype=torch.bool, device=rows.device)
     mask[batch_row, cols] = True
     return mask, counts
@@ -246,19 +254,26 @@ class EvalDataset(Dataset):
 
     def complete(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Add ``exclude`` and ``target`` ``[B, N]`` bool masks and the target counts ``n_target`` ``[B]``, on the
-        device of ``batch["users"]``."""
+        device of ``batch["users"]``. Full ranking without blocked items also gets ``exclude_at``, the excluded
+        cells as coordinates ``(rows [nnz], items [nnz])``: masking those few cells costs a fraction of a pass
+        over the dense mask."""
         users = batch["users"]
         index = self._index.on(users.device)
-        exclude, _ = dense_rows(index["exclude_ptr"], index["exclude_idx"], users, self.n_items)  # [B, N]
+        rows, cols, _ = csr_entries(index["exclude_ptr"], index["exclude_idx"], users)  # [nnz_B] each
+        exclude = torch.zeros(len(users), self.n_items, dtype=torch.bool, device=users.device)
+        exclude[rows, cols] = True  # [B, N]
         target, n_target = dense_rows(index["target_ptr"], index["target_idx"], users, self.n_items)  # [B, N], [B]
+        out = {**batch, "exclude": exclude, "target": target, "n_target": n_target}
         if len(index["blocked"]):
             exclude |= index["blocked"].unsqueeze(0)  # [B, N] | [1, N] -> [B, N]
+        elif "negatives" not in batch:
+            out["exclude_at"] = (rows, cols)
         if "negatives" in batch:
             # Sampled protocol: only the user's targets and sampled negatives are candidates.
             exclude.fill_(True)
             exclude.scatter_(1, batch["negatives"], False)  # [B, n] cells
             exclude &= ~target
-        return {**batch, "exclude": exclude, "target": target, "n_target": n_target}
+        return out
 
 
 class RecDataModule(pl.LightningDataModule):

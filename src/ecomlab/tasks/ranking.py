@@ -98,7 +98,10 @@ class RankingTask(pl.LightningModule):
         with torch.autocast(device_type=batch["users"].device.type, enabled=False):
             scores = self.net(batch["users"])  # [B, N]
         self._n_items = scores.shape[1]
-        _, top_items = rank_topk(scores, self.ks[-1], batch["exclude"])  # [B, K]
+        # the network's scores are a fresh matrix (Recommender.forward's contract): mask it in place, at the
+        # excluded cells' coordinates where the batch has them
+        exclude = batch.get("exclude_at", batch["exclude"])
+        _, top_items = rank_topk(scores, self.ks[-1], exclude, inplace=scores.is_floating_point())  # [B, K]
         hits = ranking_hits(top_items, batch["target"])  # [B, K]
         n_rel = batch["n_target"] if "n_target" in batch else batch["target"].sum(dim=1)  # [B]
         store = self._store[stage]
