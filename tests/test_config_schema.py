@@ -130,6 +130,9 @@ def test_valid_edge_values_pass(compose_cfg) -> None:
                        "trainer.limit_train_batches=0.5", "+trainer.precision=bf16-mixed",
                        "+model.optimizer.betas=[0.9,0.99]"])
     validate_config(cfg)
+    # a class-qualified rule: the LSTM's series embedding may be switched off, BPR's embedding may not
+    validate_config(compose_cfg([*SALES, "model.net.embedding_dim=0"]))
+    validate_config(compose_cfg(["data=retail_series", "model=lstm_ensemble", "model.net.member.embedding_dim=0"]))
 
 
 @pytest.mark.parametrize("search", sorted(p.stem for p in (Path(config_dir()) / "hparams_search").glob("*.yaml")))

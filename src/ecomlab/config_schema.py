@@ -138,8 +138,11 @@ PRECISIONS = ("transformer-engine", "transformer-engine-float16", "16-true", "16
 LIMIT_BATCHES = Rule(lambda v: v is None or (_is_int(v) and v >= 0) or (_is_number(v) and 0.0 <= v <= 1.0),
                      "null, an integer >= 0 (batches) or a float in [0, 1] (fraction)")
 
-#: range rules by key-path suffix (fnmatch pattern on the last dotted components); first match wins
+#: range rules by key-path suffix (fnmatch pattern on the last dotted components); first match wins. A pattern
+#: ``Class:key`` applies only to keys of a node whose ``_target_`` names that class.
 RULES: list[tuple[str, Rule]] = [
+    # the LSTM forecaster's series embedding is optional (0 switches it off)
+    ("LSTMForecaster:embedding_dim", integer(0)),
     # optimisation
     ("lr", number(gt=0)),
     ("learning_rate", number(gt=0)),
@@ -198,10 +201,14 @@ RULES: list[tuple[str, Rule]] = [
 ]
 
 
-def rule_for(path: str) -> Rule | None:
-    """The first rule whose pattern matches the end of the dotted ``path`` (list indices dropped)."""
+def rule_for(path: str, target: str | None = None) -> Rule | None:
+    """The first rule whose pattern matches the end of the dotted ``path`` (list indices dropped); ``target`` is
+    the ``_target_`` of the node holding the key, for class-qualified patterns."""
     parts = [p for p in path.replace("]", "").replace("[", ".").split(".") if not p.isdigit()]
-    for pattern, rule in RULES:
+    for qualified, rule in RULES:
+        owner, _, pattern = qualified.rpartition(":")
+        if owner and (target is None or target.rpartition(".")[2] != owner):
+            continue
         n = pattern.count(".") + 1
         if len(parts) >= n and fnmatch.fnmatchcase(".".join(parts[-n:]), pattern):
             return rule
@@ -298,6 +305,8 @@ class _Checker:
         #: paths whose value is an interpolation: checked where it comes from, not once more here
         self.interpolated = interpolated
         self.unknown: set[str] = set()
+        #: ``_target_`` of every node that has one, by path
+        self.targets: dict[str, str] = {}
 
     def add(self, path: str, message: str) -> None:
         self.problems.append(f"{path}: {message}")
@@ -337,7 +346,7 @@ class _Checker:
                 continue
             expected = _simple_type(hints.get(key))
             where = f"{path}.{key}"
-            if (expected is not None and not _is_unresolved(value) and rule_for(where) is None
+            if (expected is not None and not _is_unresolved(value) and rule_for(where, name) is None
                     and where not in _SCHEMA_PATHS):
                 allowed, ok = expected
                 if not ok(value):
@@ -348,6 +357,7 @@ class _Checker:
         if isinstance(value, Mapping):
             if "_target_" in value:
                 self.target(value, path)
+                self.targets[path] = str(value["_target_"])
             for key, child in value.items():
                 if key not in HYDRA_KEYS:
                     self.walk(child, f"{path}.{key}" if path else str(key))
@@ -358,7 +368,7 @@ class _Checker:
             return
         if _is_unresolved(value) or path in _SCHEMA_PATHS or path in self.interpolated or path in self.unknown:
             return
-        rule = rule_for(path)
+        rule = rule_for(path, self.targets.get(path.rpartition(".")[0]))
         if rule is not None and not rule.check(value):
             self.add(path, f"{_describe(value)} is not allowed; expected {rule.allowed}")
 
