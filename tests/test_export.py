@@ -361,3 +361,37 @@ def test_pretrained_text_two_tower_bundle_embeds_new_item_text(tmp_path: Path) -
     net = rebuild_run(run).task.net
     np.testing.assert_allclose(loaded.embed_items(NEW_ITEM_TEXTS), net.encode_texts(NEW_ITEM_TEXTS).numpy(),
                                atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "native"])
+def test_exported_lstm_with_covariates_matches_backtest_forecasts(tmp_path_factory: pytest.TempPathFactory,
+                                                                 fmt: str) -> None:
+    """synthetic_sales has known-future promo and price columns: the served forecast, given the history's
+    covariates and the planned ones over the horizon, equals the run's test forecasts."""
+    run_dir = train_run(tmp_path_factory.mktemp("cov") / "lstm", [
+        "model=lstm", "data=synthetic_sales", "data.source.n_users=150", "data.source.n_items=40",
+        "data.backtest.n_windows=1", "trainer.max_epochs=1", "data.windows_per_epoch=64",
+        "model.net.hidden_size=16", "model.net.mlp_size=32"])
+    loaded = ecomlab.load(export_run(run_dir, fmt, tmp_path_factory.mktemp("cov_bundle") / "b"))
+    test = pd.read_parquet(run_dir / "forecasts_test.parquet")
+    run = rebuild_run(run_dir)
+    futr = run.datamodule.futr_covariates
+    assert futr == ["promo", "price"]
+    history, planned = [], []
+    for s in run.datamodule.series:
+        ds = pd.DatetimeIndex(s.ds)
+        cutoff = np.flatnonzero(ds == test.loc[test.unique_id == s.unique_id, "ds"].min())[0]
+        h = int((test.unique_id == s.unique_id).sum())
+        cov = pd.DataFrame(s.covariates, columns=futr)
+        history.append(pd.DataFrame({"unique_id": s.unique_id, "ds": ds[:cutoff], "y": s.y[:cutoff],
+                                     **{c: cov[c].to_numpy()[:cutoff] for c in futr}}))
+        planned.append(pd.DataFrame({"unique_id": s.unique_id, "ds": ds[cutoff:cutoff + h],
+                                     **{c: cov[c].to_numpy()[cutoff:cutoff + h] for c in futr}}))
+    got = loaded.forecast(pd.concat(history), covariates=pd.concat(planned))
+    merged = test.merge(got, on=["unique_id", "ds"], suffixes=("", "_served"))
+    assert len(merged) == len(test) == len(got)
+    for column in ("y_hat", "lo_80", "hi_95"):
+        np.testing.assert_allclose(merged[f"{column}_served"], merged[column], rtol=TOL)
+    # the planned promotions matter: serving without them is refused, not silently zero-filled
+    with pytest.raises(ValueError, match="known-future covariates"):
+        loaded.forecast(pd.concat(history))

@@ -327,8 +327,7 @@ class BundleLSTM:
         missing = [c for c in self.futr + self.hist if c not in history_df.columns]
         if missing:
             raise ValueError(f"history: missing covariate column(s) {missing}")
-        frame = _check_history(history_df)
-        frame = frame.join(history_df[self.futr + self.hist]) if self.futr + self.hist else frame
+        frame = _check_history(history_df, self.futr + self.hist)
         unknown = sorted({str(u) for u in frame["unique_id"]} - set(self.index))
         if unknown:
             raise ValueError(f"series {unknown[:5]} are not in the trained panel; the LSTM embeds series by id")
@@ -389,11 +388,14 @@ class BundleForecaster:
         return _long_frame([uid for uid, _ in groups], dates, prediction)
 
 
-def _check_history(history_df: pd.DataFrame) -> pd.DataFrame:
+def _check_history(history_df: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """``unique_id, ds, y`` and the ``extra`` (covariate) columns, checked and sorted by series and date. The
+    columns travel together, so a frame with a repeated index (e.g. ``pd.concat`` of per-series frames) keeps
+    each row's covariates on that row."""
     missing = [c for c in ("unique_id", "ds", "y") if c not in history_df.columns]
     if missing:
         raise ValueError(f"history: missing column(s) {missing}; expected a long frame unique_id, ds, y")
-    frame = history_df[["unique_id", "ds", "y"]].copy()
+    frame = history_df[["unique_id", "ds", "y", *extra]].reset_index(drop=True)
     try:
         frame["ds"] = pd.to_datetime(frame["ds"])
     except (ValueError, TypeError) as err:
