@@ -74,7 +74,7 @@ class ForecastEnsemble(Forecaster):
             member(**{k: v for k, v in dims.items() if k in accepted}, input_size=size) for size in self.member_sizes)
         heads = {type(m.head) for m in self.members}
         if len(heads) != 1 or not issubclass(heads.pop(), QuantileHead | PointHead):
-            raise ValueError(f"ForecastEnsemble averages quantiles, which is exact for QuantileHead and PointHead "
+            raise ValueError(f"ForecastEnsemble combines quantiles, which is exact for QuantileHead and PointHead "
                              f"members only; got {sorted({type(m.head).__name__ for m in self.members})}")
         if any(getattr(m, "decoder", "direct") != "direct" for m in self.members):
             raise ValueError("ForecastEnsemble members must use decoder: direct (one pass from window to outputs)")
