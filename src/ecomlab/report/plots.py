@@ -52,7 +52,9 @@ def save_png(fig: Figure, path: Path) -> Path:
 
 
 def group_label(row: pd.Series | dict, config_keys: Sequence[str]) -> str:
-    extra = ", ".join(f"{k.rsplit('.', 1)[-1]}={row[k]}" for k in config_keys)
+    """``model (key=value, ...)``; keys a group's config does not have (missing or null) are left out."""
+    extra = ", ".join(f"{k.rsplit('.', 1)[-1]}={row[k]}" for k in config_keys
+                      if k in row and row[k] is not None and not (isinstance(row[k], float) and np.isnan(row[k])))
     return f"{row['model']} ({extra})" if extra else str(row["model"])
 
 
@@ -225,7 +227,7 @@ def plot_forecasts(runs: Sequence[Run], out: Path, series: Sequence[str] = (), c
 
 def _plot_series(dataset: str, uid: str, firsts: dict[str, tuple[Run, pd.DataFrame]], out: Path,
                  history: bool) -> Path:
-    fig, ax = plt.subplots(figsize=(10, 3.8), layout="constrained")
+    fig, ax = plt.subplots(figsize=(13, 4.2), layout="constrained")
     if history:
         hist = series_history(next(iter(firsts.values()))[0], uid)
         tested = [frame.loc[frame["unique_id"].astype(str) == uid, "ds"] for _, frame in firsts.values()]
@@ -244,13 +246,16 @@ def _plot_series(dataset: str, uid: str, firsts: dict[str, tuple[Run, pd.DataFra
             actual_drawn = True
         for _, window in part.groupby("window"):
             ax.plot(window["ds"], window["y_hat"], color=f"C{i}", label=label)
-            for level in sorted({int(c[3:]) for c in window.columns if c.startswith("lo_")}, reverse=True):
-                if f"hi_{level}" in window.columns:
-                    ax.fill_between(window["ds"], window[f"lo_{level}"], window[f"hi_{level}"], color=f"C{i}",
-                                    alpha=0.12 if level >= 90 else 0.22, label=f"{label} {level}%")
+            levels = sorted({int(c[3:]) for c in window.columns if c.startswith("lo_")}, reverse=True)
+            for level in [lv for lv in levels if f"hi_{lv}" in window.columns]:
+                # one legend entry for a model's nested intervals (lighter = wider)
+                ax.fill_between(window["ds"], window[f"lo_{level}"], window[f"hi_{level}"], color=f"C{i}",
+                                alpha=0.12 if level >= 90 else 0.22,
+                                label=f"{label} {'/'.join(map(str, sorted(levels)))}%" if level == levels[0] else None)
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))  # one legend entry per model, not per window
-    ax.legend(unique.values(), unique.keys(), fontsize="small")
+    # beside the axes: with many models an inside legend covers the forecasts
+    ax.legend(unique.values(), unique.keys(), fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(f"{dataset}: {uid} (test windows)")
     return save_png(fig, out / f"forecast_{slug(dataset)}_{slug(uid)}.png")
 
