@@ -27,7 +27,7 @@ from ecomlab.models.local import map_series
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("n", [1, 3, 9, 37])
+@pytest.mark.parametrize("n", [1, 3, 9, 37, 150])
 @pytest.mark.parametrize("fork", [True, False])  # forked workers (Linux default) and joblib's loky
 def test_map_series_keeps_item_order_across_the_pool(n: int, fork: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     if not fork:
@@ -37,6 +37,32 @@ def test_map_series_keeps_item_order_across_the_pool(n: int, fork: bool, monkeyp
     items = list(range(-n, 0))
     assert map_series(abs, items, 2) == [abs(v) for v in items]
     assert map_series(abs, items, 1) == [abs(v) for v in items]
+
+
+def test_large_calls_split_into_small_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers take tasks as they free up, so the last task bounds the idle time: no task over
+    SERIES_PER_CHUNK items once a call holds more than workers x CHUNKS_PER_WORKER of them."""
+    seen: list[int] = []
+
+    def record(fn, part, *args):  # the pool's task function, run in-process here
+        seen.append(len(part))
+        return [fn(x, *args) for x in part]
+
+    class InlinePool:  # the fork pool's interface, executing in order in this process
+        def __init__(self, *args, **kwargs) -> None: ...
+        def __enter__(self): return self
+        def __exit__(self, *exc) -> None: ...
+        def map(self, fn, *iterables): return [fn(*a) for a in zip(*iterables, strict=True)]
+
+    monkeypatch.setattr(local, "map_chunk", record)
+    monkeypatch.setattr(local, "ProcessPoolExecutor", InlinePool)
+    monkeypatch.setattr(local, "_fork_context", lambda: object())
+    items = list(range(1428))
+    assert local.map_series(abs, items, 2) == items
+    assert max(seen) <= local.SERIES_PER_CHUNK and sum(seen) == 1428
+    seen.clear()
+    local.map_series(abs, list(range(64)), 2)  # a batch of 64: 2 workers x 4 tasks of 8, as before
+    assert seen == [8] * 8
 
 
 def test_pool_worker_module_imports_no_torch() -> None:

@@ -352,3 +352,17 @@ def test_min_train_carves_a_validation_window_out_of_short_series() -> None:
         RollingOrigin(horizon=18, n_windows=1, val_windows=1).windows(48)
     with pytest.raises(ValueError, match="min_train"):
         RollingOrigin(horizon=18, min_train=0)
+
+
+def test_forecast_eval_batch_size_defaults_to_batch_size() -> None:
+    common = {"source": RetailSeries(), "backtest": RollingOrigin(horizon=12, n_windows=3, step=12),
+              "season_length": 12, "batch_size": 5}
+    default = ForecastDataModule(**common)
+    default.setup()
+    assert [len(b["unique_id"]) for b in default.test_dataloader()] == [5, 5, 2]
+    large = ForecastDataModule(**common, eval_batch_size=100)
+    large.setup()
+    assert [len(b["unique_id"]) for b in large.test_dataloader()] == [12]
+    assert next(iter(large.train_dataloader()))["outsample_y"].shape[0] == 5
+    with pytest.raises(ValueError, match="eval_batch_size=0"):
+        ForecastDataModule(**common, eval_batch_size=0)

@@ -215,7 +215,9 @@ class ForecastDataModule(pl.LightningDataModule):
     The bundle is loaded through :func:`ecomlab.data.cache.load_bundle`: ``preprocess`` is applied after the
     source and the result is cached under ``cache_dir`` (``None``: no cache) for sources with ``cache_key()``.
     ``input_size`` is the history window networks see (default ``max(2 * horizon, 2 * season_length)``);
-    ``windows_per_epoch`` training windows are drawn per epoch, in batches of ``batch_size``.
+    ``windows_per_epoch`` training windows are drawn per epoch, in batches of ``batch_size``; evaluation takes
+    ``eval_batch_size`` (series, window) pairs per batch (default ``batch_size``): local models fit a batch's
+    series in parallel and wait for its slowest, so fewer, larger batches keep the workers busy.
     """
 
     kind = "forecasting"
@@ -228,8 +230,11 @@ class ForecastDataModule(pl.LightningDataModule):
                  futr_covariates: Sequence[str] | None = None, hist_covariates: Sequence[str] | None = None,
                  calendar: bool = True, input_size: int | None = None, windows_per_epoch: int = 2048,
                  static_covariates: Sequence[str] | None = None, train_window_limit: int | None = None,
-                 train_sampling: Literal["window", "series"] = "window") -> None:
+                 train_sampling: Literal["window", "series"] = "window", eval_batch_size: int | None = None) -> None:
         super().__init__()
+        if eval_batch_size is not None and eval_batch_size < 1:
+            raise ValueError(f"eval_batch_size={eval_batch_size}; expected an integer >= 1 or null (batch_size)")
+        self.eval_batch_size = eval_batch_size or batch_size
         if train_window_limit is not None and train_window_limit < 1:
             raise ValueError(f"train_window_limit={train_window_limit}; expected an integer >= 1 or null")
         if train_sampling not in ("window", "series"):
@@ -429,7 +434,7 @@ class ForecastDataModule(pl.LightningDataModule):
                           collate_fn=_identity)
 
     def _loader(self, items: list[tuple[Series, BacktestWindow]]) -> DataLoader:
-        return DataLoader(WindowDataset(items, self.tensors), batch_size=self.batch_size, shuffle=False,
+        return DataLoader(WindowDataset(items, self.tensors), batch_size=self.eval_batch_size, shuffle=False,
                           num_workers=self.num_workers, collate_fn=_identity)
 
     def val_dataloader(self) -> DataLoader:

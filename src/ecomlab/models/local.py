@@ -41,6 +41,8 @@ R = TypeVar("R")
 
 #: pool tasks per worker and call: few enough to amortise a task's round trip, enough to balance the load
 CHUNKS_PER_WORKER = 4
+#: at most this many series per task when a call holds many series, so the last tasks leave no worker idle long
+SERIES_PER_CHUNK = 8
 
 
 def check_histories(histories: Sequence[np.ndarray], horizon: int) -> list[np.ndarray]:
@@ -74,15 +76,17 @@ def _fork_context() -> Any:
 def map_series(fn: Callable[..., R], items: Sequence[T], n_jobs: int, *args: Any) -> list[R]:
     """``[fn(item, *args) for item in items]``, across a process pool when ``n_jobs != 1``.
 
-    The pool gets ``CHUNKS_PER_WORKER`` tasks per worker, each a strided slice of the items (so slow and fast
-    series mix within a chunk), not one task per item: a task's round trip costs about as much CPU as a small
-    ETS fit, which made a pool of two slower than one process. Workers are forked where that is the platform's
+    The pool gets ``CHUNKS_PER_WORKER`` tasks per worker, or more so that no task holds more than
+    ``SERIES_PER_CHUNK`` items, each a strided slice of the items (so slow and fast series mix within a chunk),
+    not one task per item: a task's round trip costs about as much CPU as a small ETS fit, which made a pool of
+    two slower than one process. Small tasks matter for large calls: workers take tasks as they free up, so
+    the last task bounds how long one worker waits for the other. Workers are forked where that is the platform's
     default (see :func:`_fork_context`), else started by joblib's loky.
     """
     if n_jobs == 1 or len(items) <= 1:
         return [fn(item, *args) for item in items]
     workers = effective_n_jobs(n_jobs)
-    n_chunks = min(len(items), workers * CHUNKS_PER_WORKER)
+    n_chunks = min(len(items), max(workers * CHUNKS_PER_WORKER, -(-len(items) // SERIES_PER_CHUNK)))
     parts = [items[k::n_chunks] for k in range(n_chunks)]
     context = _fork_context()
     if context is None:
