@@ -6,7 +6,7 @@ Both sides forecast the same histories (the M3 monthly panel loaded through ecom
 
 * **ecomlab**: the model config (``model=ets`` / ``model=auto_arima``, ``model.net.n_jobs=N``) built into its
   ForecastTask and evaluated by a Lightning ``Trainer.test`` -- the loop a user's run goes through (batches
-  of ``data.batch_size`` series, the short-series fallback chain, the metric bookkeeping).
+  of ``data.eval_batch_size`` series, the short-series fallback chain, the metric bookkeeping).
 * **statsforecast**: ``StatsForecast(models=[AutoETS(season_length=12)] | [AutoARIMA(season_length=12)],
   freq="MS", n_jobs=N).forecast(df=histories, h=18, level=[80, 95])``.
 
