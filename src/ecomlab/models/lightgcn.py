@@ -97,5 +97,6 @@ class LightGCN(Recommender):
         self._cache = None
         user_final, item_final = self._propagate()
         ranking = bpr_loss(user_final[users], *positive_and_negative_rows(item_final, pos, neg))
-        u0, p0, n0 = self.user_emb(users), self.item_emb(pos), self.item_emb(neg)  # [B, d], [B, d], [B, n, d]
+        u0 = self.user_emb(users)  # [B, d]
+        p0, n0 = positive_and_negative_rows(self.item_emb, pos, neg)  # [B, d], [B, n, d]
         return ranking + self.reg_weight * embedding_l2(u0, p0, n0)

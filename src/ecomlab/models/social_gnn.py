@@ -193,7 +193,8 @@ class SocialGNN(Recommender):
         noisy = self.ssl_weight > 0 and self.ssl_view == "noise"
         user_final, item_final, z_i, z_s, user_cl, item_cl = self._propagate(noise=noisy)
         ranking = bpr_loss(user_final[users], *positive_and_negative_rows(item_final, pos, neg))
-        u0, p0, n0 = self.user_emb(users), self.item_emb(pos), self.item_emb(neg)  # [B, d], [B, d], [B, n_neg, d]
+        u0 = self.user_emb(users)  # [B, d]
+        p0, n0 = positive_and_negative_rows(self.item_emb, pos, neg)  # [B, d], [B, n_neg, d]
         total = ranking + self.reg_weight * embedding_l2(u0, p0, n0)
         if noisy:
             u, i = torch.unique(users), torch.unique(pos)  # positives only, as XSimGCL; a repeat = own negative
