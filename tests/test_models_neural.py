@@ -13,6 +13,7 @@ from omegaconf import open_dict
 from ecomlab.models.base import RecTrainData
 from ecomlab.models.itemknn import ItemKNN
 from ecomlab.models.lightgcn import LightGCN
+from ecomlab.models.losses import rows
 from ecomlab.models.neumf import NeuMF
 from ecomlab.train import train
 from ecomlab.utils import instantiate_with_dims
@@ -237,3 +238,22 @@ def test_itemknn_rejects_bad_arguments() -> None:
         ItemKNN(5, shrink=-1)
     with pytest.raises(RuntimeError, match="before fit"):
         ItemKNN(5)(torch.tensor([0]))
+
+
+def test_rows_matches_embedding_lookup_values_and_gradients() -> None:
+    """``rows`` (index_select) is an exact stand-in for ``nn.Embedding``'s lookup: values and gradients,
+    including repeated indices and more lookups than the embedding backward's 3,000-index fast path."""
+    torch.manual_seed(0)
+    table = torch.nn.Embedding(50, 8)
+    idx = torch.randint(0, 50, (1600, 2))  # 3,200 lookups, with repeats
+    weight_out = torch.randn(1600, 2, 8)
+
+    expected = table(idx)  # [1600, 2, 8]
+    (grad_expected,) = torch.autograd.grad((expected * weight_out).sum(), table.weight)
+    got = rows(table, idx)
+    assert got.shape == (1600, 2, 8)
+    (grad_got,) = torch.autograd.grad((got * weight_out).sum(), table.weight)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    torch.testing.assert_close(grad_got, grad_expected)
+    # a plain [N, d] tensor (e.g. propagated LightGCN embeddings) works the same way
+    torch.testing.assert_close(rows(table.weight, idx[:, 0]), table.weight[idx[:, 0]], rtol=0, atol=0)

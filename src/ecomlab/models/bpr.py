@@ -12,7 +12,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ecomlab.models.base import Recommender
-from ecomlab.models.losses import bpr_loss, embedding_l2, positive_and_negative_rows
+from ecomlab.models.losses import bpr_loss, embedding_l2, positive_and_negative_rows, rows
 
 
 class BPRMF(Recommender):
@@ -35,10 +35,10 @@ class BPRMF(Recommender):
         return self.user_emb.weight, self.item_emb.weight
 
     def forward(self, users: Tensor) -> Tensor:
-        return self.user_emb(users) @ self.item_emb.weight.T  # [B, d] @ [d, N] -> [B, N]
+        return rows(self.user_emb, users) @ self.item_emb.weight.T  # [B, d] @ [d, N] -> [B, N]
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
         users, pos, neg = batch["users"], batch["pos"], batch["neg"]
-        u = self.user_emb(users)  # [B, d]
+        u = rows(self.user_emb, users)  # [B, d]
         q_pos, q_neg = positive_and_negative_rows(self.item_emb, pos, neg)  # [B, d], [B, n, d]
         return bpr_loss(u, q_pos, q_neg) + self.reg_weight * embedding_l2(u, q_pos, q_neg)

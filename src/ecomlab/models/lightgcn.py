@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from ecomlab.models.base import Recommender, RecTrainData
 from ecomlab.models.graph_ops import sym_norm_csr, sym_spmm
-from ecomlab.models.losses import bpr_loss, embedding_l2, positive_and_negative_rows
+from ecomlab.models.losses import bpr_loss, embedding_l2, positive_and_negative_rows, rows
 
 
 class LightGCN(Recommender):
@@ -96,7 +96,7 @@ class LightGCN(Recommender):
         users, pos, neg = batch["users"], batch["pos"], batch["neg"]
         self._cache = None
         user_final, item_final = self._propagate()
-        ranking = bpr_loss(user_final[users], *positive_and_negative_rows(item_final, pos, neg))
-        u0 = self.user_emb(users)  # [B, d]
+        ranking = bpr_loss(rows(user_final, users), *positive_and_negative_rows(item_final, pos, neg))
+        u0 = rows(self.user_emb, users)  # [B, d]
         p0, n0 = positive_and_negative_rows(self.item_emb, pos, neg)  # [B, d], [B, n, d]
         return ranking + self.reg_weight * embedding_l2(u0, p0, n0)

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ecomlab.models.base import Recommender
+from ecomlab.models.losses import rows
 
 _VARIANTS = ("neumf", "gmf", "mlp")
 _GMF_KEYS = ("gmf_user.weight", "gmf_item.weight")
@@ -132,11 +133,11 @@ class NeuMF(Recommender):
         """Logits for ``users`` ``[B]`` and ``items`` ``[B, M]`` -> ``[B, M]``."""
         parts: list[Tensor] = []
         if self.use_gmf:
-            parts.append(self.gmf_user(users).unsqueeze(1) * self.gmf_item(items))  # [B, 1, d] * [B, M, d]
+            parts.append(rows(self.gmf_user, users).unsqueeze(1) * rows(self.gmf_item, items))  # [B, 1, d] * [B, M, d]
         if self.use_mlp:
             w_u, w_i, bias = self._split_first_layer()
-            user_part = (self.mlp_user(users) @ w_u.T + bias).unsqueeze(1)  # [B, h] @ [h, H1] -> [B, 1, H1]
-            item_part = self.mlp_item(items) @ w_i.T  # [B, M, h] @ [h, H1] -> [B, M, H1]
+            user_part = (rows(self.mlp_user, users) @ w_u.T + bias).unsqueeze(1)  # [B, h] @ [h, H1] -> [B, 1, H1]
+            item_part = rows(self.mlp_item, items) @ w_i.T  # [B, M, h] @ [h, H1] -> [B, M, H1]
             parts.append(self._mlp_out(user_part, item_part))  # [B, M, L]
         return self.predict(torch.cat(parts, dim=-1)).squeeze(-1)  # [B, M, d + L] -> [B, M, 1] -> [B, M]
 
@@ -146,12 +147,12 @@ class NeuMF(Recommender):
         if self.use_gmf:
             d = self.gmf_user.embedding_dim
             # hᵀ(p ⊙ q) = (p ⊙ h) · q: one matmul for all items.
-            gmf_user = self.gmf_user(users) * h[:d]  # [B, d] * [d] -> [B, d]
+            gmf_user = rows(self.gmf_user, users) * h[:d]  # [B, d] * [d] -> [B, d]
             scores = scores + gmf_user @ self.gmf_item.weight.T  # [B, d] @ [d, N] -> [B, N]
             h = h[d:]
         if self.use_mlp:
             w_u, w_i, bias = self._split_first_layer()
-            user_part = (self.mlp_user(users) @ w_u.T + bias).unsqueeze(1)  # [B, h] @ [h, H1] -> [B, 1, H1]
+            user_part = (rows(self.mlp_user, users) @ w_u.T + bias).unsqueeze(1)  # [B, h] @ [h, H1] -> [B, 1, H1]
             item_part = self.mlp_item.weight @ w_i.T  # [N, h] @ [h, H1] -> [N, H1]
             chunks = [
                 # [B, 1, H1] + [1, c, H1] -> [B, c, L] @ [L] -> [B, c]

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from ecomlab.models.base import Recommender, RecTrainData
 from ecomlab.models.graph_ops import sym_norm_csr, sym_spmm
-from ecomlab.models.losses import bpr_loss, embedding_l2, positive_and_negative_rows
+from ecomlab.models.losses import bpr_loss, embedding_l2, positive_and_negative_rows, rows
 
 FUSIONS = ("normalize", "sum", "mean")
 SSL_VIEWS = ("social", "noise")
@@ -192,8 +192,8 @@ class SocialGNN(Recommender):
         users, pos, neg = batch["users"], batch["pos"], batch["neg"]
         noisy = self.ssl_weight > 0 and self.ssl_view == "noise"
         user_final, item_final, z_i, z_s, user_cl, item_cl = self._propagate(noise=noisy)
-        ranking = bpr_loss(user_final[users], *positive_and_negative_rows(item_final, pos, neg))
-        u0 = self.user_emb(users)  # [B, d]
+        ranking = bpr_loss(rows(user_final, users), *positive_and_negative_rows(item_final, pos, neg))
+        u0 = rows(self.user_emb, users)  # [B, d]
         p0, n0 = positive_and_negative_rows(self.item_emb, pos, neg)  # [B, d], [B, n_neg, d]
         total = ranking + self.reg_weight * embedding_l2(u0, p0, n0)
         if noisy:
