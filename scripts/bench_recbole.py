@@ -704,7 +704,8 @@ def render_profile(prof: dict[str, Any], meta: dict[str, Any]) -> str:
         *[f"| {p['part'].replace('  ', '&nbsp;&nbsp;')} | {p['seconds']:.3f} | {p['seconds'] / epoch:.0%} |"
           for p in prof["parts"]],
         "",
-        *_render_bare(prof.get("bare", []), meta.get("recbole_epoch", {})),
+        *_render_bare(prof.get("bare", []), meta.get("recbole_epoch", {}), prof.get("bare_eval", []),
+                      meta.get("recbole_eval", {})),
         "## cProfile: top functions by own time (both epochs)",
         "",
         "```",
@@ -721,15 +722,55 @@ def render_profile(prof: dict[str, Any], meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _render_bare(bare: list[dict[str, Any]], recbole_epoch: dict[str, float]) -> list[str]:
-    if not bare:
+def bare_eval_pass(data: str, model: str, data_dir: str, cache_dir: str, workdir: Path, seed: int = 0,
+                   passes: int = 10) -> dict[str, Any]:
+    """Seconds of the bare full-ranking pass over the validation users: the network's score matrix, the
+    training items masked, ``torch.topk`` (what RecBole's full-sort evaluation computes before its metrics),
+    batches of ``EVAL_USERS`` users built beforehand; no metrics, no Lightning. Median over ``passes``."""
+    import hydra
+
+    from ecomlab.train import build_task
+
+    spec = MODELS[model]
+    cfg = compose_train_cfg(data, model, [*ecomlab_overrides(spec, 1, 2, seed), "logger=csv"],
+                            workdir / f"bare_eval_{model}", data_dir, cache_dir)
+    pl.seed_everything(seed, workers=True)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.setup("fit")
+    task = build_task(cfg.model, datamodule)
+    task.prepare(datamodule.train_data())
+    task.net.eval()
+    batches = [datamodule.complete(b) for b in datamodule.val_dataloader()]
+    seconds = []
+    with torch.inference_mode():
+        for _ in range(passes + 1):  # the first pass warms up; not counted
+            t0 = time.perf_counter()
+            for batch in batches:
+                scores = task.net(batch["users"])  # [B, N]
+                scores.masked_fill_(batch["exclude"], float("-inf"))
+                torch.topk(scores, K, dim=1)
+            seconds.append(time.perf_counter() - t0)
+    return {"model": model, "data": data, "seconds_per_pass": statistics.median(seconds[1:]),
+            "pass_seconds": seconds[1:], "users": sum(len(b["users"]) for b in batches)}
+
+
+def _recbole_seconds(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """RecBole's median epoch and evaluation-pass seconds by ``"<data config>/<model>"``."""
+    key = [f"{DATASETS[r['data']][0]}/{r['model']}" for r in rows]
+    return {"recbole_epoch": {k: r["recbole"]["seconds_per_epoch"] for k, r in zip(key, rows, strict=True)},
+            "recbole_eval": {k: r["recbole"]["seconds_per_eval_pass"] for k, r in zip(key, rows, strict=True)}}
+
+
+def _render_bare(bare: list[dict[str, Any]], recbole_epoch: dict[str, float],
+                 bare_eval: list[dict[str, Any]] | None = None, recbole_eval: dict[str, float] | None = None) -> list[str]:
+    if not bare and not bare_eval:
         return []
     lines = [
         "## The same steps without the framework",
         "",
         "The bare PyTorch step loop (`net.loss`, `zero_grad`, `backward`, optimizer step; the model config's "
         "optimizer) over one epoch's batches sampled beforehand: no Lightning, no data loader, no negative "
-        "sampling. Median over 10 epochs after one warm-up epoch. RecBole's epoch is this run's median from the "
+        "sampling. Median over 10 epochs after one warm-up epoch. RecBole's epoch is the median in the "
         "comparison table; a ratio above 0.5 here means that halving RecBole's epoch needs a cheaper step than "
         "plain PyTorch's, whatever the framework around it costs.",
         "",
@@ -742,6 +783,23 @@ def _render_bare(bare: list[dict[str, Any]], recbole_epoch: dict[str, float]) ->
         theirs_text = f"{theirs:.3f}" if theirs else "- (not in this run)"
         lines.append(f"| {b['data']} | {b['model']} | {b['optimizer']} | {b['seconds_per_epoch']:.3f} | "
                      f"{theirs_text} | {ratio} |")
+    if bare_eval:
+        lines += [
+            "",
+            f"The bare full-ranking pass over the validation users ({EVAL_USERS} users per batch, batches built "
+            "beforehand): the network's score matrix, the training items masked, `torch.topk` at K = 10, which "
+            "RecBole's full-sort evaluation computes too; no metrics, no Lightning. Median over 10 passes after "
+            "one warm-up pass.",
+            "",
+            "| data | model | users | bare s/pass | RecBole s/pass | bare / RecBole |",
+            "|---|---|---|---|---|---|",
+        ]
+        for b in bare_eval:
+            theirs = (recbole_eval or {}).get(f"{b['data']}/{b['model']}")
+            ratio = f"{b['seconds_per_pass'] / theirs:.2f}" if theirs else "-"
+            theirs_text = f"{theirs:.3f}" if theirs else "- (not in this run)"
+            lines.append(f"| {b['data']} | {b['model']} | {b['users']:,} | {b['seconds_per_pass']:.3f} | "
+                         f"{theirs_text} | {ratio} |")
     return [*lines, ""]
 
 
@@ -815,13 +873,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             atomic_write_json(out.with_suffix(".json"), {"meta": meta, "rows": rows})
             atomic_write_text(out, render(rows, meta))
             print(render(rows, meta))
-            meta["recbole_epoch"] = {f"{DATASETS[r['data']][0]}/{r['model']}": r["recbole"]["seconds_per_epoch"]
-                                     for r in rows}
+            meta.update(_recbole_seconds(rows))
+        elif Path(args.out).with_suffix(".json").is_file():  # RecBole's seconds for the floors' ratios
+            meta.update(_recbole_seconds(json.loads(Path(args.out).with_suffix(".json").read_text())["rows"]))
         if not args.no_profile:
             prof = profile_bpr_epoch(DATASETS["lastfm"][0], args.data_dir, args.cache_dir, workdir,
                                      seed=args.seed)
             prof["bare"] = [bare_loop_epochs(DATASETS["lastfm"][0], m, args.data_dir, args.cache_dir, workdir,
                                              seed=args.seed) for m in ("bpr", "neumf")]
+            prof["bare_eval"] = [bare_eval_pass(DATASETS[d][0], m, args.data_dir, args.cache_dir, workdir,
+                                                seed=args.seed) for d in ("lastfm", "movielens_small")
+                                 for m in ("bpr", "lightgcn")]
             meta.update(load_end=_load())
             atomic_write_text(Path(args.profile_out), render_profile(prof, meta))
             print(render_profile(prof, meta))

@@ -63,6 +63,20 @@ def test_recbole_bench_ecomlab_side_one_epoch(bench: ModuleType, tmp_path: Path)
         bench.check_split_matches_export(inter, "ml")
 
 
+def test_recbole_bench_bare_floors_and_their_table(bench: ModuleType, tmp_path: Path) -> None:
+    """The framework-free floors run the real network and optimizer on real batches and render their ratios."""
+    data, cache = str(tmp_path / "data"), str(tmp_path / "cache")
+    train = bench.bare_loop_epochs("movielens_small", "bpr", data, cache, tmp_path, epochs=2)
+    assert train["optimizer"] == "Adam" and train["batches_per_epoch"] > 0
+    assert len(train["epoch_seconds"]) == 2 and train["seconds_per_epoch"] > 0
+    evaluation = bench.bare_eval_pass("movielens_small", "bpr", data, cache, tmp_path, passes=2)
+    assert evaluation["users"] > 0 and evaluation["seconds_per_pass"] > 0
+    lines = bench._render_bare([train], {"movielens_small/bpr": 2 * train["seconds_per_epoch"]}, [evaluation], {})
+    text = "\n".join(lines)
+    assert "| movielens_small | bpr | Adam |" in text and "| 0.50 |" in text
+    assert "- (not in this run)" in text  # no RecBole pass time given: no ratio invented
+
+
 def test_recbole_bench_table_row_and_target(bench: ModuleType) -> None:
     def side(epoch: float, evaluation: float, ndcg: float) -> dict:
         return {"seconds_per_epoch": epoch, "seconds_per_eval_pass": evaluation,
