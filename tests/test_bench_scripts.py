@@ -102,3 +102,13 @@ def test_recbole_bench_quick_run(bench: ModuleType, tmp_path: Path) -> None:
     assert row["same_counts"] and row["recbole"]["counts"]["users"] == row["ecomlab"]["counts"]["users"]
     assert len(row["recbole"]["epoch_seconds"]) == 1 and len(row["recbole"]["eval_seconds"]) == 2
     assert "| movielens_small | bpr |" in out.read_text()
+
+
+def test_gather_bench_times_every_method_and_writes_its_table(tmp_path: Path) -> None:
+    out = tmp_path / "gather.md"
+    load_script("bench_gather").main(["--rows", "300", "--lookups", "50", "--repeats", "1", "--calls", "2",
+                                      "--out", str(out)])
+    row = [line for line in out.read_text().splitlines() if line.startswith("| 300 |")]
+    assert len(row) == 1
+    cells = [c.strip() for c in row[0].strip("|").split("|")]
+    assert cells[:2] == ["300", "50"] and all(float(c) > 0 for c in cells[2:])

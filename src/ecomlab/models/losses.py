@@ -29,9 +29,8 @@ def rows(table: Tensor | torch.nn.Embedding, idx: Tensor) -> Tensor:
 
     Gathered with ``index_select``, whose backward is one zero-filled ``[N, d]`` gradient and an ``index_add_``.
     ``nn.Embedding``'s dense backward sorts the indices once a batch has more than 3,000 of them, and advanced
-    indexing (``table[idx]``) accumulates through ``index_put_``: on CPU, for 4,096 lookups into 17,632 x 64,
-    forward + backward take 294 us with ``index_select`` against 536 us and 613 us
-    (``OMP_NUM_THREADS=1``, one core, torch 2.13).
+    indexing (``table[idx]``) accumulates through ``index_put_``. On one CPU core, forward + backward take
+    0.6-0.8 of ``nn.Embedding``'s time (``scripts/bench_gather.py``, ``experiments/perf/gather.md``).
     """
     weight = table.weight if isinstance(table, torch.nn.Embedding) else table
     flat = weight.index_select(0, idx.reshape(-1))  # [prod(S), d]
