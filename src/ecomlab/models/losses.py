@@ -30,7 +30,7 @@ def rows(table: Tensor | torch.nn.Embedding, idx: Tensor) -> Tensor:
     Gathered with ``index_select``, whose backward is one zero-filled ``[N, d]`` gradient and an ``index_add_``.
     ``nn.Embedding``'s dense backward sorts the indices once a batch has more than 3,000 of them, and advanced
     indexing (``table[idx]``) accumulates through ``index_put_``. On one CPU core, forward + backward take
-    0.6-0.8 of ``nn.Embedding``'s time (``scripts/bench_gather.py``, ``experiments/perf/gather.md``).
+    0.57-0.83 of ``nn.Embedding``'s time (``scripts/bench_gather.py``, ``experiments/perf/gather.md``).
     """
     weight = table.weight if isinstance(table, torch.nn.Embedding) else table
     flat = weight.index_select(0, idx.reshape(-1))  # [prod(S), d]
