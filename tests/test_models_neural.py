@@ -257,3 +257,6 @@ def test_rows_matches_embedding_lookup_values_and_gradients() -> None:
     torch.testing.assert_close(grad_got, grad_expected)
     # a plain [N, d] tensor (e.g. propagated LightGCN embeddings) works the same way
     torch.testing.assert_close(rows(table.weight, idx[:, 0]), table.weight[idx[:, 0]], rtol=0, atol=0)
+    # options that only F.embedding applies are refused, not dropped
+    with pytest.raises(ValueError, match="padding_idx"):
+        rows(torch.nn.Embedding(50, 8, padding_idx=0), idx)

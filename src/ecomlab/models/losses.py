@@ -32,9 +32,14 @@ def rows(table: Tensor | torch.nn.Embedding, idx: Tensor) -> Tensor:
     indexing (``table[idx]``) accumulates through ``index_put_``. On one CPU core, forward + backward take
     0.57-0.83 of ``nn.Embedding``'s time (``scripts/bench_gather.py``, ``experiments/perf/gather.md``).
     """
-    weight = table.weight if isinstance(table, torch.nn.Embedding) else table
-    flat = weight.index_select(0, idx.reshape(-1))  # [prod(S), d]
-    return flat.view(*idx.shape, weight.shape[1])  # [prod(S), d] -> [*S, d]
+    if isinstance(table, torch.nn.Embedding):
+        if table.max_norm is not None or table.padding_idx is not None or table.scale_grad_by_freq:
+            # those options live in F.embedding; a plain row gather would silently drop them
+            raise ValueError("rows() gathers plain embedding rows; call the nn.Embedding itself when it sets "
+                             "max_norm, padding_idx or scale_grad_by_freq")
+        table = table.weight
+    flat = table.index_select(0, idx.reshape(-1))  # [prod(S), d]
+    return flat.view(*idx.shape, table.shape[1])  # [prod(S), d] -> [*S, d]
 
 
 def positive_and_negative_rows(items: Tensor | torch.nn.Embedding, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor]:
