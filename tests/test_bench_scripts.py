@@ -112,3 +112,10 @@ def test_gather_bench_times_every_method_and_writes_its_table(tmp_path: Path) ->
     assert len(row) == 1
     cells = [c.strip() for c in row[0].strip("|").split("|")]
     assert cells[:2] == ["300", "50"] and all(float(c) > 0 for c in cells[2:])
+
+
+def test_topk_bench_checks_agreement_and_writes_its_table(tmp_path: Path) -> None:
+    out = tmp_path / "topk.md"
+    load_script("bench_topk").main(["--items", "100", "5000", "--k", "11", "--repeats", "1", "--out", str(out)])
+    rows = [line for line in out.read_text().splitlines() if line.startswith(("| 100 |", "| 5,000 |"))]
+    assert [r.split("|")[4].strip() for r in rows] == ["topk", "two-pass"]  # 1 block vs 78 >= 6 x 11

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ecomlab.models.base import rank_topk
+from ecomlab.models.base import TOPK_BLOCK, largest, rank_topk
 
 
 def reference(scores: torch.Tensor, k: int, exclude: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,3 +70,40 @@ def test_excluded_cells_as_coordinates_rank_like_the_dense_mask() -> None:
     coords = rank_topk(scores, 7, tuple(exclude.nonzero().T))
     torch.testing.assert_close(coords[0], dense[0])
     assert torch.equal(coords[1], dense[1])
+
+
+@pytest.mark.parametrize("kind", ["distinct", "tied", "masked", "nan"])
+def test_blockwise_largest_equals_topk_on_wide_rows(kind: str) -> None:
+    """Rows wide enough for the two-pass path (and widths that leave a partial last block): the same values as
+    torch.topk, and the same items wherever the cut is not tied; rank_topk then equals a stable full sort."""
+    g = torch.Generator().manual_seed(1)
+    for n in (6 * 11 * TOPK_BLOCK, 6 * 11 * TOPK_BLOCK + 37, 20_011):
+        scores = torch.rand(16, n, generator=g)
+        if kind == "tied":
+            scores = torch.randint(0, 50, (16, n), generator=g).float()
+        elif kind == "masked":  # whole blocks at -inf, as excluded items leave them
+            scores[:, : n // 2] = float("-inf")
+        elif kind == "nan":
+            scores[3, 5 * TOPK_BLOCK + 2] = float("nan")
+        k = 11
+        values, items = largest(scores, k)
+        want = torch.topk(scores, k, dim=1, sorted=True)
+        torch.testing.assert_close(values, want.values, rtol=0, atol=0, equal_nan=True)
+        assert torch.equal(scores.gather(1, items).nan_to_num(-1.0), values.nan_to_num(-1.0))  # real items
+        untied = values[:, k - 1] > torch.topk(scores, k + 1, dim=1).values[:, k]
+        assert torch.equal(items[untied].sort(1).values, want.indices[untied].sort(1).values)
+        exclude = torch.rand(16, n, generator=g) < 0.1
+        # rank_topk ranks NaN last: the reference sorts with NaN as -inf
+        got, ref = rank_topk(scores, 10, exclude), reference(scores.nan_to_num(nan=float("-inf")), 10, exclude)
+        assert torch.equal(got[1], ref[1]) and torch.equal(got[0], ref[0])
+
+
+def test_blockwise_largest_is_only_used_where_it_applies() -> None:
+    narrow = torch.rand(4, 6 * 11 * TOPK_BLOCK - 1)  # fewer blocks than 6 k: plain topk
+    values, items = largest(narrow, 11)
+    want = torch.topk(narrow, 11, dim=1)
+    assert torch.equal(values, want.values) and torch.equal(items, want.indices)
+    strided = torch.rand(20_000, 4).T  # not contiguous: plain topk, same answer
+    values, items = largest(strided, 11)
+    want = torch.topk(strided, 11, dim=1)
+    assert torch.equal(values, want.values) and torch.equal(items, want.indices)

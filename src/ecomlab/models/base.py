@@ -80,6 +80,39 @@ def _members_with_ties(scores: Tensor, kth: Tensor, k: int) -> Tensor:
     return taken.nonzero()[:, 1].view(scores.shape[0], k)  # row-major: ascending item indices per row
 
 
+#: columns per block of :func:`largest`'s first pass (a power of two: the block maxima vectorise best)
+TOPK_BLOCK = 64
+
+
+def largest(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """``torch.topk(scores, k, dim=1, sorted=True)`` for ``[B, N]`` scores: the same values, and the same items
+    wherever the ``k``-th and ``(k+1)``-th values differ (with equal values at the cut either may be returned).
+
+    On CPU, where ``topk`` costs about 25 ns per element of a long row, wide rows go in two passes: the maximum
+    of each block of :data:`TOPK_BLOCK` columns (a vectorised reduction), then ``topk`` over the ``k`` blocks with
+    the largest maxima (plus the columns after the last whole block). Exact: if the ``k`` chosen blocks have
+    maxima ``>= m``, they hold ``k`` values ``>= m``, so no value in a block whose maximum is ``<= m`` can be
+    among the ``k`` largest unless it equals the ``k``-th. NaN maxima rank first, as ``topk`` ranks NaN, so NaNs
+    are found too. Rows of at least ``6 k`` blocks take this path; ``experiments/perf/topk.md``
+    (``scripts/bench_topk.py``) has the timings. GPUs (not measured this way) and narrower rows use ``topk``.
+    """
+    n_rows, n_cols = scores.shape
+    n_blocks = n_cols // TOPK_BLOCK
+    if scores.device.type != "cpu" or n_blocks < 6 * k or not scores.is_contiguous():
+        return torch.topk(scores, k, dim=1, sorted=True)
+    head = scores[:, : n_blocks * TOPK_BLOCK].view(n_rows, n_blocks, TOPK_BLOCK)  # [B, C, b], a view
+    blocks = torch.topk(head.amax(dim=2), k, dim=1, sorted=False).indices  # [B, C] -> [B, k]
+    offsets = torch.arange(TOPK_BLOCK, device=scores.device)
+    cand = head.gather(1, blocks.unsqueeze(2).expand(n_rows, k, TOPK_BLOCK)).view(n_rows, k * TOPK_BLOCK)
+    cand_items = (blocks.unsqueeze(2) * TOPK_BLOCK + offsets).view(n_rows, k * TOPK_BLOCK)  # [B, k, b] -> [B, k*b]
+    if n_blocks * TOPK_BLOCK < n_cols:  # the columns after the last whole block are always candidates
+        tail = torch.arange(n_blocks * TOPK_BLOCK, n_cols, device=scores.device)
+        cand = torch.cat([cand, scores[:, n_blocks * TOPK_BLOCK:]], dim=1)  # [B, k*b] ++ [B, t] -> [B, k*b + t]
+        cand_items = torch.cat([cand_items, tail.expand(n_rows, -1)], dim=1)
+    top = torch.topk(cand, k, dim=1, sorted=True)
+    return top.values, cand_items.gather(1, top.indices)
+
+
 def rank_topk(scores: Tensor, k: int, exclude: Tensor | tuple[Tensor, Tensor] | None = None,
               inplace: bool = False) -> tuple[Tensor, Tensor]:
     """Top-``k`` of ``scores`` ``[B, N]`` after masking ``exclude`` to ``-inf``: a ``[B, N]`` bool mask, or the
@@ -108,16 +141,16 @@ def rank_topk(scores: Tensor, k: int, exclude: Tensor | tuple[Tensor, Tensor] | 
     k = min(k, scores.shape[1])
     if k == 0:
         return scores[:, :0].float(), torch.zeros(scores.shape[0], 0, dtype=torch.long, device=scores.device)
-    top = torch.topk(scores, min(k + 1, scores.shape[1]), dim=1, sorted=True)  # topk ranks NaN above all
-    if bool(top.values.isnan().any()):  # rare: rank NaN last, then search again
+    top_values, top_indices = largest(scores, min(k + 1, scores.shape[1]))  # topk ranks NaN above all
+    if bool(top_values.isnan().any()):  # rare: rank NaN last, then search again
         scores = torch.nan_to_num(scores, nan=float("-inf"), posinf=float("inf"), neginf=float("-inf"))
-        top = torch.topk(scores, min(k + 1, scores.shape[1]), dim=1, sorted=True)
-    kth = top.values[:, k - 1 : k]  # [B, 1]
+        top_values, top_indices = largest(scores, min(k + 1, scores.shape[1]))
+    kth = top_values[:, k - 1 : k]  # [B, 1]
     if k < scores.shape[1]:
-        exact = top.values[:, k] < kth[:, 0]  # [B]: the (k+1)-th value is below the k-th, no tie across the cut
+        exact = top_values[:, k] < kth[:, 0]  # [B]: the (k+1)-th value is below the k-th, no tie across the cut
     else:
         exact = torch.ones(scores.shape[0], dtype=torch.bool, device=scores.device)
-    indices = top.indices[:, :k]
+    indices = top_indices[:, :k]
     if bool(exact.all()):
         members = torch.sort(indices, dim=1).values  # [B, k]
     else:
