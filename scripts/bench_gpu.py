@@ -140,15 +140,17 @@ def time_validation(name: str, task: RankingTask, dm: RecDataModule, args: argpa
             "peak_gib": _peak_gib(), "val/ndcg@10": metrics.get("val/ndcg@10")}
 
 
-def time_kernel(args: argparse.Namespace, dtype: torch.dtype) -> dict[str, Any]:
-    """Bare score matrix + ecomlab's deterministic top-20 (``rank_topk``) over ``--eval-items`` items, all users."""
+def time_kernel(args: argparse.Namespace, dtype: torch.dtype, blockwise: bool | None = None) -> dict[str, Any]:
+    """Bare score matrix + ecomlab's deterministic top-20 (``rank_topk``) over ``--eval-items`` items, all users;
+    ``blockwise`` forces or forbids the block-maximum top-k (``ecomlab.models.base.largest``)."""
     device = torch.device(args.device)
     users = torch.randn(args.users, 64, device=device, dtype=dtype)
     items = torch.randn(args.eval_items, 64, device=device, dtype=dtype)
 
     def run() -> None:
         for start in range(0, args.users, args.eval_batch):
-            rank_topk(users[start:start + args.eval_batch] @ items.T, 20)  # [B, d] @ [d, N] -> [B, N]
+            rank_topk(users[start:start + args.eval_batch] @ items.T, 20,  # [B, d] @ [d, N] -> [B, N]
+                      blockwise=blockwise)
 
     run()
     _reset_peak()
@@ -158,7 +160,8 @@ def time_kernel(args: argparse.Namespace, dtype: torch.dtype) -> dict[str, Any]:
     _sync()
     seconds = time.perf_counter() - t0
     name = {torch.bfloat16: "bf16", torch.float32: "fp32 (TF32 matmul)"}[dtype]
-    return {"row": f"kernel: {name} scores + top-20, {args.eval_items:,} items", "users": args.users,
+    how = {None: "", True: ", block-maximum top-k", False: ", torch.topk"}[blockwise]
+    return {"row": f"kernel: {name} scores + top-20{how}, {args.eval_items:,} items", "users": args.users,
             "seconds": seconds, "users_per_second": args.users / seconds, "peak_gib": _peak_gib()}
 
 
@@ -205,7 +208,8 @@ def main() -> None:
     print(row, flush=True)
     evals = [time_validation(f"Trainer.validate, {name}, {n_i:,} items", tasks[name], dm, args)
              for name in ("LightGCN", "NeuMF")]
-    evals += [time_kernel(args, torch.float32), time_kernel(args, torch.bfloat16)]
+    evals += [time_kernel(args, torch.float32, blockwise=False), time_kernel(args, torch.float32, blockwise=True),
+              time_kernel(args, torch.bfloat16)]
     for row in evals:
         print(row, flush=True)
 

@@ -107,3 +107,17 @@ def test_blockwise_largest_is_only_used_where_it_applies() -> None:
     values, items = largest(strided, 11)
     want = torch.topk(strided, 11, dim=1)
     assert torch.equal(values, want.values) and torch.equal(items, want.indices)
+
+
+def test_blockwise_choice_can_be_forced_either_way() -> None:
+    """What bench_gpu times on a GPU: the block path forced on rows the rule leaves to topk, and topk forced on
+    rows the rule would split, both exact."""
+    g = torch.Generator().manual_seed(2)
+    scores = torch.randint(0, 30, (12, 20 * TOPK_BLOCK + 5), generator=g).float()  # 20 blocks < 6 x 11, ties
+    exclude = torch.rand(scores.shape, generator=g) < 0.2
+    want = reference(scores, 10, exclude)
+    for blockwise in (True, False, None):
+        got = rank_topk(scores, 10, exclude, blockwise=blockwise)
+        assert torch.equal(got[1], want[1]) and torch.equal(got[0], want[0])
+    values, _ = largest(torch.rand(3, 5 * TOPK_BLOCK), 11, blockwise=True)  # fewer blocks than k: topk
+    assert values.shape == (3, 11)

@@ -84,7 +84,7 @@ def _members_with_ties(scores: Tensor, kth: Tensor, k: int) -> Tensor:
 TOPK_BLOCK = 64
 
 
-def largest(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
+def largest(scores: Tensor, k: int, blockwise: bool | None = None) -> tuple[Tensor, Tensor]:
     """``torch.topk(scores, k, dim=1, sorted=True)`` for ``[B, N]`` scores: the same values, and the same items
     wherever the ``k``-th and ``(k+1)``-th values differ (with equal values at the cut either may be returned).
 
@@ -95,10 +95,14 @@ def largest(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
     among the ``k`` largest unless it equals the ``k``-th. NaN maxima rank first, as ``topk`` ranks NaN, so NaNs
     are found too. Rows of at least ``6 k`` blocks take this path; ``experiments/perf/topk.md``
     (``scripts/bench_topk.py``) has the timings. GPUs (not measured this way) and narrower rows use ``topk``.
+    ``blockwise`` forces the choice (``None``: the rule above), e.g. to time both on a GPU
+    (``scripts/bench_gpu.py``).
     """
     n_rows, n_cols = scores.shape
     n_blocks = n_cols // TOPK_BLOCK
-    if scores.device.type != "cpu" or n_blocks < 6 * k or not scores.is_contiguous():
+    if blockwise is None:
+        blockwise = scores.device.type == "cpu" and n_blocks >= 6 * k
+    if not blockwise or n_blocks < k or not scores.is_contiguous():
         return torch.topk(scores, k, dim=1, sorted=True)
     head = scores[:, : n_blocks * TOPK_BLOCK].view(n_rows, n_blocks, TOPK_BLOCK)  # [B, C, b], a view
     blocks = torch.topk(head.amax(dim=2), k, dim=1, sorted=False).indices  # [B, C] -> [B, k]
@@ -114,9 +118,11 @@ def largest(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
 
 
 def rank_topk(scores: Tensor, k: int, exclude: Tensor | tuple[Tensor, Tensor] | None = None,
-              inplace: bool = False) -> tuple[Tensor, Tensor]:
+              inplace: bool = False, blockwise: bool | None = None) -> tuple[Tensor, Tensor]:
     """Top-``k`` of ``scores`` ``[B, N]`` after masking ``exclude`` to ``-inf``: a ``[B, N]`` bool mask, or the
     excluded cells as coordinates ``(rows [nnz], items [nnz])``.
+
+    ``blockwise`` picks how the ``k + 1`` largest are found (:func:`largest`; ``None``: its own rule).
 
     ``inplace=True`` masks ``scores`` itself (it must be a float tensor the caller owns, such as a network's
     fresh score matrix): it saves a copy of the ``[B, N]`` matrix, a quarter of a CPU full-ranking pass.
@@ -141,10 +147,10 @@ def rank_topk(scores: Tensor, k: int, exclude: Tensor | tuple[Tensor, Tensor] | 
     k = min(k, scores.shape[1])
     if k == 0:
         return scores[:, :0].float(), torch.zeros(scores.shape[0], 0, dtype=torch.long, device=scores.device)
-    top_values, top_indices = largest(scores, min(k + 1, scores.shape[1]))  # topk ranks NaN above all
+    top_values, top_indices = largest(scores, min(k + 1, scores.shape[1]), blockwise)  # topk ranks NaN first
     if bool(top_values.isnan().any()):  # rare: rank NaN last, then search again
         scores = torch.nan_to_num(scores, nan=float("-inf"), posinf=float("inf"), neginf=float("-inf"))
-        top_values, top_indices = largest(scores, min(k + 1, scores.shape[1]))
+        top_values, top_indices = largest(scores, min(k + 1, scores.shape[1]), blockwise)
     kth = top_values[:, k - 1 : k]  # [B, 1]
     if k < scores.shape[1]:
         exact = top_values[:, k] < kth[:, 0]  # [B]: the (k+1)-th value is below the k-th, no tie across the cut
