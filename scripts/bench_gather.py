@@ -16,6 +16,7 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -69,8 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         "# Embedding-row gather: forward + backward microseconds",
         "",
-        f"Command: `OMP_NUM_THREADS={torch.get_num_threads()} python scripts/bench_gather.py"
-        + (f" --out {args.out}`" if args.out else "`"),
+        f"Command: `OMP_NUM_THREADS={torch.get_num_threads()} "
+        + " ".join(["python", "scripts/bench_gather.py", *(sys.argv[1:] if argv is None else argv)]) + "`",
         "",
         f"Machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} torch thread(s), 1-minute load average {os.getloadavg()[0]:.2f} at the "

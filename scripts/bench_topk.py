@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -44,8 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         "# Top-k of a score matrix: torch.topk vs the blockwise two-pass top-k (CPU)",
         "",
-        f"Command: `OMP_NUM_THREADS={torch.get_num_threads()} python scripts/bench_topk.py"
-        + (f" --out {args.out}`" if args.out else "`"),
+        f"Command: `OMP_NUM_THREADS={torch.get_num_threads()} "
+        + " ".join(["python", "scripts/bench_topk.py", *(sys.argv[1:] if argv is None else argv)]) + "`",
         "",
         f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), 1-minute "
         f"load average {os.getloadavg()[0]:.2f} at the start; {args.users} rows of uniform random fp32 scores; "
