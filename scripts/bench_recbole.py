@@ -596,22 +596,31 @@ PROFILE_PARTS: list[tuple[str, Callable[[tuple[str, int, str]], bool]]] = [
 ]
 
 
+def _built_run(data: str, model: str, epochs: int, seed: int, out_dir: Path, data_dir: str,
+               cache_dir: str) -> tuple[DictConfig, Any, Any]:
+    """``(cfg, data module, task)`` as ``ecomlab-train`` builds them for the timed runs (``epochs`` epochs, no
+    validation inside), the data set up and the task prepared on its training data."""
+    import hydra
+
+    from ecomlab.train import build_task
+
+    cfg = compose_train_cfg(data, model, [*ecomlab_overrides(MODELS[model], epochs, epochs + 1, seed), "logger=csv"],
+                            out_dir, data_dir, cache_dir)
+    pl.seed_everything(seed, workers=True)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.setup("fit")
+    task = build_task(cfg.model, datamodule)
+    task.prepare(datamodule.train_data())
+    return cfg, datamodule, task
+
+
 def profile_bpr_epoch(data: str, data_dir: str, cache_dir: str, workdir: Path, seed: int = 0,
                       epochs: int = 2) -> dict[str, Any]:
     """cProfile and torch.profiler of ``epochs`` BPR training epochs through ecomlab's Trainer (no validation);
     returns seconds by part and the top torch ops."""
     import hydra
 
-    from ecomlab.train import build_task
-
-    spec = MODELS["bpr"]
-    cfg = compose_train_cfg(data, "bpr", [*ecomlab_overrides(spec, epochs, epochs + 1, seed), "logger=csv"],
-                            workdir / "profile", data_dir, cache_dir)
-    pl.seed_everything(seed, workers=True)
-    datamodule = hydra.utils.instantiate(cfg.data)
-    datamodule.setup("fit")
-    task = build_task(cfg.model, datamodule)
-    task.prepare(datamodule.train_data())
+    cfg, datamodule, task = _built_run(data, "bpr", epochs, seed, workdir / "profile", data_dir, cache_dir)
     timer = EpochTimer()
     trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=epochs, check_val_every_n_epoch=epochs + 1,
                          num_sanity_val_steps=0, limit_val_batches=0, enable_progress_bar=False,
@@ -652,18 +661,7 @@ def bare_loop_epochs(data: str, model: str, data_dir: str, cache_dir: str, workd
     """Seconds per epoch of the bare PyTorch step (``net.loss`` -> ``zero_grad`` -> ``backward`` -> optimizer
     step, the model config's optimizer) over one epoch's batches sampled beforehand: no Lightning, no loader, no
     negative sampling. What is left once the framework costs nothing; the median over ``epochs`` epochs."""
-    import hydra
-
-    from ecomlab.train import build_task
-
-    spec = MODELS[model]
-    cfg = compose_train_cfg(data, model, [*ecomlab_overrides(spec, 1, 2, seed), "logger=csv"],
-                            workdir / f"bare_{model}", data_dir, cache_dir)
-    pl.seed_everything(seed, workers=True)
-    datamodule = hydra.utils.instantiate(cfg.data)
-    datamodule.setup("fit")
-    task = build_task(cfg.model, datamodule)
-    task.prepare(datamodule.train_data())
+    _, datamodule, task = _built_run(data, model, 1, seed, workdir / f"bare_{model}", data_dir, cache_dir)
     optimizer = task.configure_optimizers()
     optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
     batches = [datamodule.complete(b) for b in datamodule.train_dataloader()]
@@ -727,18 +725,7 @@ def bare_eval_pass(data: str, model: str, data_dir: str, cache_dir: str, workdir
     """Seconds of the bare full-ranking pass over the validation users: the network's score matrix, the
     training items masked, ``torch.topk`` (what RecBole's full-sort evaluation computes before its metrics),
     batches of ``EVAL_USERS`` users built beforehand; no metrics, no Lightning. Median over ``passes``."""
-    import hydra
-
-    from ecomlab.train import build_task
-
-    spec = MODELS[model]
-    cfg = compose_train_cfg(data, model, [*ecomlab_overrides(spec, 1, 2, seed), "logger=csv"],
-                            workdir / f"bare_eval_{model}", data_dir, cache_dir)
-    pl.seed_everything(seed, workers=True)
-    datamodule = hydra.utils.instantiate(cfg.data)
-    datamodule.setup("fit")
-    task = build_task(cfg.model, datamodule)
-    task.prepare(datamodule.train_data())
+    _, datamodule, task = _built_run(data, model, 1, seed, workdir / f"bare_eval_{model}", data_dir, cache_dir)
     task.net.eval()
     batches = [datamodule.complete(b) for b in datamodule.val_dataloader()]
     seconds = []
