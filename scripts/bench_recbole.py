@@ -734,7 +734,7 @@ def bare_eval_pass(data: str, model: str, data_dir: str, cache_dir: str, workdir
             t0 = time.perf_counter()
             for batch in batches:
                 scores = task.net(batch["users"])  # [B, N]
-                scores.masked_fill_(batch["exclude"], float("-inf"))
+                scores[batch["exclude_at"]] = float("-inf")  # RecBole's `scores[history_index] = -inf`
                 torch.topk(scores, K, dim=1)
             seconds.append(time.perf_counter() - t0)
     return {"model": model, "data": data, "seconds_per_pass": statistics.median(seconds[1:]),

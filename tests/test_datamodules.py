@@ -19,7 +19,7 @@ import torch
 from ecomlab.data.builtin import FileSource, MovieLensSmall, RetailSeries
 from ecomlab.data.bundle import DataValidationError
 from ecomlab.data.forecast_datamodule import ForecastDataModule
-from ecomlab.data.rec_datamodule import RecDataModule
+from ecomlab.data.rec_datamodule import RecDataModule, cells_mask
 from ecomlab.data.splits import RatioSplit, RollingOrigin
 from ecomlab.data.synthetic import SyntheticShop
 from ecomlab.models.popularity import Popularity
@@ -90,8 +90,9 @@ def test_eval_batches_mask_seen_items_and_hold_only_candidate_targets(small_dm: 
     users_seen = []
     for batch in map(small_dm.complete, loader):
         users = batch["users"].numpy()
-        exclude, target = batch["exclude"].numpy(), batch["target"].numpy()
-        assert exclude.shape == target.shape == (len(users), 100)
+        assert "exclude" not in batch and "target" not in batch, "full ranking carries cells, not [B, N] masks"
+        exclude, target = (cells_mask(batch[key], len(users), 100).numpy() for key in ("exclude_at", "target_at"))
+        assert (batch["n_target"].numpy() == target.sum(axis=1)).all()
         assert (exclude == seen[users]).all()
         assert not (target & exclude).any()
         assert (target == (held_out[users] & ~seen[users])).all()
@@ -218,6 +219,28 @@ def test_random_ranker_scores_chance_and_popularity_beats_it(shop_dm: RecDataMod
     values = per_user["recall@10"].to_numpy()
     se = values.std(ddof=1) / np.sqrt(len(values))
     assert pop_logged["test/recall@10"] > logged["test/recall@10"] + 4 * se
+
+
+def test_full_ranking_metrics_equal_a_dense_numpy_evaluation(shop_dm: RecDataModule) -> None:
+    """The cells-based evaluation (excluded and target cells as coordinates) against a from-scratch one:
+    dense masks, a stable sort with ties to the lower item index, recall and NDCG by their formulas."""
+    n_items = shop_dm.dims["n_items"]
+    logged, task = _run_test(Popularity(n_items), shop_dm)
+    per_user = task.per_user["test"].set_index("user")
+    seen = ((shop_dm.train_csr + shop_dm.val_csr) > 0).toarray()
+    target = (shop_dm.test_csr > 0).toarray() & ~seen
+    users = np.flatnonzero(target.any(axis=1))
+    assert sorted(per_user.index) == users.tolist()
+    scores = task.net(torch.as_tensor(users)).numpy().astype(np.float64)  # [U, N]
+    scores[seen[users]] = -np.inf
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :10]  # [U, 10]: ties to the lower item index
+    hits = np.take_along_axis(target[users], top, axis=1)  # [U, 10]
+    n_rel = target[users].sum(axis=1)
+    disc = 1 / np.log2(np.arange(2, 12))
+    idcg = np.array([disc[: min(n, 10)].sum() for n in n_rel])
+    np.testing.assert_allclose(per_user.loc[users, "recall@10"], hits.sum(axis=1) / n_rel, rtol=1e-6)
+    np.testing.assert_allclose(per_user.loc[users, "ndcg@10"], (hits @ disc) / idcg, rtol=1e-6)
+    assert logged["test/ndcg@10"] == pytest.approx(float(np.mean((hits @ disc) / idcg)), rel=1e-6)
 
 
 # --------------------------------------------------------------------------- sampled evaluation

@@ -40,9 +40,10 @@ def test_device_side_negatives_and_masks_equal_the_cpu_ones() -> None:
         for batch in loader:
             on_cpu = dm.complete(batch)
             on_gpu = dm.complete({k: v.cuda() if torch.is_tensor(v) else v for k, v in batch.items()})
-            assert on_gpu["exclude"].is_cuda
-            assert torch.equal(on_cpu["exclude"], on_gpu["exclude"].cpu())
-            assert torch.equal(on_cpu["target"], on_gpu["target"].cpu())
+            for key in ("exclude_at", "target_at"):  # cells (rows, items), built on the batch's device
+                assert all(part.is_cuda for part in on_gpu[key])
+                assert all(torch.equal(a, b.cpu()) for a, b in zip(on_cpu[key], on_gpu[key], strict=True))
+            assert torch.equal(on_cpu["n_target"], on_gpu["n_target"].cpu())
     train = torch.as_tensor(dm.train_csr.toarray() > 0)
     batch = next(iter(dm.train_dataloader()))
     done = dm.complete({k: v.cuda() for k, v in batch.items()})

@@ -217,6 +217,23 @@ def test_ranking_hits() -> None:
     _close(map_at_k(hits, target.sum(1), 3), [0.5 * (1 + 2 / 3), 0.5])
 
 
+def test_ranking_hits_from_target_cells_equal_the_mask() -> None:
+    g = torch.Generator().manual_seed(7)
+    target = torch.rand(50, 40, generator=g) < 0.1  # [B, N], some rows empty
+    target[3] = False
+    top = torch.rand(50, 40, generator=g).argsort(dim=1)[:, :10]  # [B, K]
+    rows, items = target.nonzero().unbind(1)
+    shuffled = torch.randperm(len(rows), generator=g)  # the cells need no order
+    cells = ranking_hits(top, (rows[shuffled], items[shuffled]))
+    assert cells.dtype == torch.bool
+    assert torch.equal(cells, ranking_hits(top, target))
+    assert not cells[3].any()
+    nothing = ranking_hits(top, (torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)))
+    assert nothing.shape == (50, 10) and not nothing.any()
+    with pytest.raises(ValueError, match="coordinates"):
+        ranking_hits(top, (rows, items[:-1]))
+
+
 def _devices() -> list[object]:
     devs: list[object] = ["cpu"]
     devs.append(

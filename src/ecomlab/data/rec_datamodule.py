@@ -1,13 +1,15 @@
 """Lightning data module for recommendation: bundle -> split -> CSR matrices -> loaders.
 
 Training batches are ``{"users": [B], "pos": [B], "neg": [B, n_neg]}`` with negatives sampled uniformly
-from the items the user has not interacted with in training. Evaluation batches are
-``{"users": [B], "exclude": [B, N] bool, "target": [B, N] bool}``: full ranking over all ``N`` items, with
-the user's training items (and, at test time, validation items) excluded from the candidates. A held-out
+from the items the user has not interacted with in training. Evaluation batches rank
+all ``N`` items for ``{"users": [B]}``, with the user's training items (and, at test time, validation items)
+excluded from the candidates: ``exclude_at`` and ``target_at`` hold the excluded and the target cells as
+coordinates ``(rows [nnz], items [nnz])`` (dense ``exclude`` / ``target`` ``[B, N]`` bool masks where the
+candidates are restricted), ``n_target`` ``[B]`` each user's number of targets. A held-out
 item that is also excluded (a repeat interaction with an item already seen) cannot be ranked, so it is not a
 target; users left without targets are not evaluated.
 
-The loaders carry only indices; negatives and the dense masks are made on the training device after the
+The loaders carry only indices; negatives and the cells or masks are made on the training device after the
 batch is moved there (:meth:`RecDataModule.complete`, called by Lightning's ``on_after_batch_transfer``), so a
 GPU run does no per-example host work and copies no ``[B, N]`` masks.
 
@@ -156,14 +158,12 @@ def csr_entries(indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor)
     return batch_row, cols, counts
 
 
-def dense_rows(indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor,
-               n_cols: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows ``rows`` of a CSR pattern as a dense ``[len(rows), n_cols]`` bool mask, built on ``rows.device``,
-    and each row's number of entries ``[len(rows)]``."""
-    batch_row, cols, counts = csr_entries(indptr, indices, rows)
-    mask = torch.zeros(len(rows), n_cols, dtype=torch.bool, device=rows.device)
-    mask[batch_row, cols] = True
-    return mask, counts
+def cells_mask(cells: tuple[torch.Tensor, torch.Tensor], n_rows: int, n_cols: int) -> torch.Tensor:
+    """Cells ``(rows [nnz], cols [nnz])`` as a dense ``[n_rows, n_cols]`` bool mask on the cells' device."""
+    rows, cols = cells
+    mask = torch.zeros(n_rows, n_cols, dtype=torch.bool, device=rows.device)
+    mask[rows, cols] = True  # [B, N]
+    return mask
 
 
 def _identity(batch: Any) -> Any:
@@ -253,27 +253,32 @@ class EvalDataset(Dataset):
         return self.__getitems__([index])
 
     def complete(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """Add ``exclude`` and ``target`` ``[B, N]`` bool masks and the target counts ``n_target`` ``[B]``, on the
-        device of ``batch["users"]``. Full ranking without blocked items also gets ``exclude_at``, the excluded
-        cells as coordinates ``(rows [nnz], items [nnz])``: masking those few cells costs a fraction of a pass
-        over the dense mask."""
+        """Add what ranking the batch needs, on the device of ``batch["users"]``, and the target counts
+        ``n_target`` ``[B]``.
+
+        Full ranking over the whole catalogue gets the excluded and the target cells as coordinates,
+        ``exclude_at`` and ``target_at`` (``(rows [nnz], items [nnz])``, rows in batch order): a few thousand
+        cells instead of two ``[B, N]`` masks, whose zero-fill and scatter cost a quarter of a LastFM pass on
+        CPU and two ``B x N``-byte buffers per batch on a GPU. Restricted candidates (``candidates`` or sampled
+        negatives) get dense ``exclude`` and ``target`` ``[B, N]`` bool masks. :func:`cells_mask` turns
+        coordinates into the mask.
+        """
         users = batch["users"]
         index = self._index.on(users.device)
         rows, cols, _ = csr_entries(index["exclude_ptr"], index["exclude_idx"], users)  # [nnz_B] each
-        exclude = torch.zeros(len(users), self.n_items, dtype=torch.bool, device=users.device)
-        exclude[rows, cols] = True  # [B, N]
-        target, n_target = dense_rows(index["target_ptr"], index["target_idx"], users, self.n_items)  # [B, N], [B]
-        out = {**batch, "exclude": exclude, "target": target, "n_target": n_target}
+        t_rows, t_cols, n_target = csr_entries(index["target_ptr"], index["target_idx"], users)
+        if not len(index["blocked"]) and "negatives" not in batch:
+            return {**batch, "exclude_at": (rows, cols), "target_at": (t_rows, t_cols), "n_target": n_target}
+        exclude = cells_mask((rows, cols), len(users), self.n_items)  # [B, N]
+        target = cells_mask((t_rows, t_cols), len(users), self.n_items)  # [B, N]
         if len(index["blocked"]):
             exclude |= index["blocked"].unsqueeze(0)  # [B, N] | [1, N] -> [B, N]
-        elif "negatives" not in batch:
-            out["exclude_at"] = (rows, cols)
         if "negatives" in batch:
             # Sampled protocol: only the user's targets and sampled negatives are candidates.
             exclude.fill_(True)
             exclude.scatter_(1, batch["negatives"], False)  # [B, n] cells
             exclude &= ~target
-        return out
+        return {**batch, "exclude": exclude, "target": target, "n_target": n_target}
 
 
 class RecDataModule(pl.LightningDataModule):
@@ -361,7 +366,7 @@ class RecDataModule(pl.LightningDataModule):
         """Finish a loader batch on its device: training batches get ``neg`` ``[B, n_neg]`` (sampled there),
         evaluation batches their ``exclude`` / ``target`` masks. Lightning calls it after moving the batch;
         code that iterates the loaders itself calls it on each batch."""
-        if "stage" in batch and "exclude" not in batch:
+        if "stage" in batch and "n_target" not in batch:
             return self.eval_dataset(batch["stage"]).complete(batch)
         if "pos" in batch and "neg" not in batch:
             if self.sampler is None:

@@ -179,12 +179,29 @@ def item_coverage(top_items: Tensor, n_items: int, k: int) -> float:
     return distinct.numel() / n_items
 
 
-def ranking_hits(top_items: Tensor, target: Tensor) -> Tensor:
-    """Relevance of the ranked items: ``hits[u, j] = target[u, top_items[u, j]]``.
+def ranking_hits(top_items: Tensor, target: Tensor | tuple[Tensor, Tensor]) -> Tensor:
+    """Relevance of the ranked items: ``hits[u, j] = 1[(u, top_items[u, j]) is a target cell]``.
 
-    ``top_items: Tensor[B, K]`` (long item ids), ``target: Tensor[B, N]`` (bool, ``True`` = relevant).
-    Returns ``Tensor[B, K]`` bool. The matching ``n_rel`` is ``target.sum(1)``.
+    ``top_items: Tensor[B, K]`` (long item ids). ``target`` is either a ``Tensor[B, N]`` bool mask (``True`` =
+    relevant) or the relevant cells as coordinates ``(rows [nnz], items [nnz])``, as
+    :func:`~ecomlab.models.base.rank_topk` takes ``exclude``: the coordinates cost ``O(nnz + B K log nnz)``
+    instead of a ``[B, N]`` mask. Returns ``Tensor[B, K]`` bool. The matching ``n_rel`` is ``target.sum(1)``
+    (for coordinates, the count of each row's cells).
     """
+    if isinstance(target, tuple):
+        rows, items = target
+        if top_items.dim() != 2 or rows.shape != items.shape or rows.dim() != 1:
+            raise ValueError(f"expected top_items [B, K] and target coordinates (rows [nnz], items [nnz]), got "
+                             f"{tuple(top_items.shape)}, {tuple(rows.shape)} and {tuple(items.shape)}")
+        if not len(rows):
+            return torch.zeros(top_items.shape, dtype=torch.bool, device=top_items.device)
+        # One sorted key per cell, row-major (row * 2^32 + item; no item id reaches 2^32): a membership test is a
+        # binary search, and no width has to be read back from the device.
+        keys = torch.sort((rows.long() << 32) + items.long()).values  # [nnz]
+        batch_rows = torch.arange(top_items.shape[0], device=top_items.device).unsqueeze(1)  # [B, 1]
+        query = (batch_rows << 32) + top_items.long()  # [B, 1] + [B, K] -> [B, K]
+        found = torch.searchsorted(keys, query).clamp(max=len(keys) - 1)  # [B, K]
+        return keys[found] == query
     if top_items.dim() != 2 or target.dim() != 2 or top_items.shape[0] != target.shape[0]:
         raise ValueError(
             f"expected top_items [B, K] and target [B, N], got {tuple(top_items.shape)} and {tuple(target.shape)}"

@@ -5,7 +5,7 @@ owns everything else, so a new model is one network file plus one config.
 
 Evaluation: for each batch of users the network scores all items; excluded items (training, and at test
 time validation, interactions) are masked; the top ``max(ks)`` are ranked with a deterministic tie policy
-(lower item index first); per-user metrics are kept (torchmetrics ``CatMetric``, so they gather across
+(lower item index first); per-user metrics are kept (a torchmetrics ``Metric``, so they gather across
 devices) and logged as means, e.g. ``val/ndcg@10``. Users without target items are not evaluated.
 """
 
@@ -18,11 +18,37 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torchmetrics import CatMetric
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
 
 from ecomlab.metrics.ranking import RANKING_METRICS, item_coverage, ranking_hits
 from ecomlab.models.base import Recommender, RecTrainData, rank_topk
 from ecomlab.tasks.optim import OptimizerFactory, SchedulerFactory, configure_optimizers
+
+
+class PerUserRows(Metric):
+    """An evaluation's per-user rows: user ids ``[B]``, metric values ``[B, M]``, ranked items ``[B, K]``.
+
+    One update per batch and one gather per state across processes (concatenated in rank order), however many
+    metrics. Ids stay int64, so they are exact at any catalogue size (a float32 ``CatMetric`` holds integers
+    exactly only up to 2^24), and nothing is checked for NaN: every metric is finite by construction (``n_rel
+    >= 1``), and a NaN check would synchronise the device on every batch.
+    """
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        for name in ("users", "values", "items"):
+            self.add_state(name, default=[], dist_reduce_fx="cat")
+
+    def update(self, users: Tensor, values: Tensor, items: Tensor) -> None:
+        self.users.append(users)
+        self.values.append(values)
+        self.items.append(items)
+
+    def compute(self) -> tuple[Tensor, Tensor, Tensor]:
+        return dim_zero_cat(self.users), dim_zero_cat(self.values), dim_zero_cat(self.items)
 
 
 class RankingTask(pl.LightningModule):
@@ -49,11 +75,9 @@ class RankingTask(pl.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.monitor, self.mode = monitor, mode
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
-        keys = ["user"] + [f"{m}@{k}" for m in self.metric_names for k in ks]
-        self._store = torch.nn.ModuleDict({
-            stage: torch.nn.ModuleDict({k.replace("@", "_at_"): CatMetric() for k in keys + ["top_items"]})
-            for stage in ("val", "test")
-        })
+        #: the columns of the per-user table, in the order of the rows the evaluation stores
+        self._columns = ["user"] + [f"{m}@{k}" for m in self.metric_names for k in ks]
+        self._store = torch.nn.ModuleDict({stage: PerUserRows() for stage in ("val", "test")})
         #: per-user metric values of the last evaluation, by stage ("val" / "test")
         self.per_user: dict[str, pd.DataFrame] = {}
         self.namespace = ""
@@ -99,18 +123,14 @@ class RankingTask(pl.LightningModule):
             scores = self.net(batch["users"])  # [B, N]
         self._n_items = scores.shape[1]
         # the network's scores are a fresh matrix (Recommender.forward's contract): mask it in place, at the
-        # excluded cells' coordinates where the batch has them
-        exclude = batch.get("exclude_at", batch["exclude"])
+        # excluded cells' coordinates where the batch has them (full ranking) and by a mask otherwise
+        exclude = batch["exclude_at"] if "exclude_at" in batch else batch["exclude"]
+        target = batch["target_at"] if "target_at" in batch else batch["target"]
         _, top_items = rank_topk(scores, self.ks[-1], exclude, inplace=scores.is_floating_point())  # [B, K]
-        hits = ranking_hits(top_items, batch["target"])  # [B, K]
+        hits = ranking_hits(top_items, target)  # [B, K]
         n_rel = batch["n_target"] if "n_target" in batch else batch["target"].sum(dim=1)  # [B]
-        store = self._store[stage]
-        store["user"].update(batch["users"].float())
-        store["top_items"].update(top_items.float().flatten())  # [B, K] -> [B*K]
-        for name in self.metric_names:
-            fn = RANKING_METRICS[name]
-            for k in self.ks:
-                store[f"{name}_at_{k}"].update(fn(hits, n_rel, k))
+        values = [RANKING_METRICS[name](hits, n_rel, k) for name in self.metric_names for k in self.ks]
+        self._store[stage].update(batch["users"], torch.stack(values, dim=1), top_items)  # M x [B] -> [B, M]
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")
@@ -120,29 +140,24 @@ class RankingTask(pl.LightningModule):
 
     def _finish(self, stage: str) -> None:
         store = self._store[stage]
-        if store["user"].update_count == 0:  # e.g. no users with targets in a tiny fast_dev_run
+        if store.update_count == 0:  # e.g. no users with targets in a tiny fast_dev_run
             return
-        # compute() gathers every rank's values (DDP) in rank order, the same order for every metric
-        values = {key.replace("_at_", "@"): metric.compute().flatten() for key, metric in store.items()}
-        top_items = values.pop("top_items").long()
+        users, values, ranked = store.compute()  # [U], [U, M], [U, K]: every rank's rows (DDP), in rank order
         n_items = self._n_items
-        k_max = self.ks[-1]
-        table = pd.DataFrame({key: v.cpu().numpy() for key, v in values.items()})
-        table["user"] = table["user"].astype("int64")
+        table = pd.DataFrame(values.cpu().numpy(), columns=self._columns[1:])
+        table.insert(0, "user", users.cpu().numpy())
         # A distributed sampler pads the ranks' shares with repeated users; each user counts once, so the
         # metrics equal the single-process ones.
         first = ~table["user"].duplicated().to_numpy()
         table = table[first].reset_index(drop=True)
         self.per_user[stage] = table
         prefix = f"{stage}/{self.namespace}/" if self.namespace else f"{stage}/"
-        logged = {f"{prefix}{key}": float(table[key].mean()) for key in values if key != "user"}
-        ranked = top_items.reshape(-1, min(k_max, n_items))  # [B*K] -> [B, K]
+        logged = {f"{prefix}{key}": float(table[key].mean()) for key in self._columns[1:]}
         ranked = ranked[torch.as_tensor(first, device=ranked.device)]
         for k in self.ks:
             logged[f"{prefix}coverage@{k}"] = item_coverage(ranked, n_items, min(k, ranked.shape[1]))
         self.log_dict(logged, sync_dist=False)
-        for metric in store.values():
-            metric.reset()
+        store.reset()
 
     def on_validation_epoch_end(self) -> None:
         self._finish("val")
