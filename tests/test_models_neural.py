@@ -67,6 +67,22 @@ def test_neumf_rejects_bad_arguments() -> None:
         NeuMF(U, N, pretrained_gmf="x.ckpt")
     with pytest.raises(FileNotFoundError, match="missing.ckpt"):
         NeuMF(U, N, pretrained_gmf="missing.ckpt", pretrained_mlp="missing.ckpt")
+    with pytest.raises(ValueError, match="linear_init"):
+        NeuMF(U, N, linear_init="kaiming")
+
+
+def test_neumf_linear_init_options() -> None:
+    torch.manual_seed(0)
+    default = NeuMF(U, N, mlp_layers=[128, 64, 32])
+    glorot = NeuMF(U, N, mlp_layers=[128, 64, 32], linear_init="xavier")
+    first, first_g = default.mlp[0], glorot.mlp[0]
+    # PyTorch's default: weights and biases U(±1/√fan_in); fan_in = 128
+    assert first.weight.abs().max() <= 128 ** -0.5 and first.bias.abs().max() > 0
+    assert first.weight.abs().max() > 0.9 * 128 ** -0.5
+    # Glorot: U(±√(6 / (fan_in + fan_out))), zero biases
+    assert first_g.weight.abs().max() > 128 ** -0.5 and not first_g.bias.any()
+    assert first_g.weight.abs().max() <= (6 / (128 + 64)) ** 0.5
+    assert default.gmf_user.weight.std().item() == pytest.approx(0.01, rel=0.2)  # embeddings N(0, 0.01) in both
 
 
 def _run(compose_cfg, tmp_path: Path, name: str, overrides: list[str]) -> tuple[dict, object]:
