@@ -421,7 +421,8 @@ def run_plan(plan: Plan, workdir: Path) -> list[dict[str, Any]]:
             log.info("%s / %s: RecBole", data_key, model_key)
             theirs = run_recbole(spec, export, name, n_items, plan.epochs, val_every, plan.seed,
                                  workdir / "recbole" / data_key / model_key)
-            rows.append({"data": data_key, "model": model_key, "epochs": plan.epochs, "val_every": val_every,
+            rows.append({"data": data_key, "model": model_key, "seed": plan.seed, "epochs": plan.epochs,
+                         "val_every": val_every,
                          "split_files": split_sizes, "ecomlab": ours.summary(), "recbole": theirs.summary(),
                          "same_counts": same_counts(ours.counts, theirs.counts)})
             log.info("%s", format_row(rows[-1]))
@@ -489,7 +490,63 @@ def machine_line() -> str:
             f"numpy {np.__version__}")
 
 
+def _seed_of(row: dict[str, Any], meta: dict[str, Any]) -> int:
+    return int(row.get("seed", meta.get("seed", 0)))  # records written before --seeds had one seed in meta
+
+
+def seeds_table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
+    """Per (data set, model) over the seeds: the paired NDCG@10 difference with a t interval, and the spread of
+    both time ratios. Empty for a single seed."""
+    seeds = sorted({_seed_of(r, meta) for r in rows})
+    if len(seeds) < 2:
+        return []
+    from scipy import stats
+
+    lines = [
+        "## Across seeds",
+        "",
+        f"The same comparison repeated with seeds {', '.join(map(str, seeds))} (split, initialisation and "
+        "sampling all change with the seed; each seed's pair ran back to back). NDCG@10 difference = ecomlab - "
+        "RecBole on the same split, mean and 95% paired t interval over the seeds; verdict: *equal* when the "
+        "interval spans 0, *better* / *worse* when it lies above / below. Ratios: median [min, max] over the "
+        "seeds.",
+        "",
+        "| data | model | seeds | NDCG@10 ecomlab | NDCG@10 RecBole | difference [95% CI] | ecomlab >= RecBole "
+        "| NDCG verdict | epoch ratio | eval ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    pairs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        pairs.setdefault((r["data"], r["model"]), []).append(r)
+    for (data, model), group in pairs.items():
+        ours = np.array([r["ecomlab"]["test"]["ndcg@10"] for r in group])
+        theirs = np.array([r["recbole"]["test"]["ndcg@10"] for r in group])
+        diff = ours - theirs
+        n = len(diff)
+        if n > 1:
+            half = float(stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / np.sqrt(n))
+        else:
+            half = float("nan")
+        low, high = diff.mean() - half, diff.mean() + half
+        verdict = "better" if low > 0 else "worse" if high < 0 else "equal" if n > 1 else "-"
+        e = [ratio(r["ecomlab"]["seconds_per_epoch"], r["recbole"]["seconds_per_epoch"]) for r in group]
+        v = [ratio(r["ecomlab"]["seconds_per_eval_pass"], r["recbole"]["seconds_per_eval_pass"]) for r in group]
+
+        def spread(xs: list[float | None]) -> str:
+            xs = [x for x in xs if x is not None]
+            return f"{statistics.median(xs):.2f} [{min(xs):.2f}, {max(xs):.2f}]" if xs else "n/a"
+
+        lines.append(
+            f"| {data} | {model} | {n} | {ours.mean():.4f} ± {ours.std(ddof=1) if n > 1 else 0:.4f} | "
+            f"{theirs.mean():.4f} ± {theirs.std(ddof=1) if n > 1 else 0:.4f} | {diff.mean():+.4f} "
+            f"[{low:+.4f}, {high:+.4f}] | {int((diff >= 0).sum())} of {n} | {verdict} | {spread(e)} | {spread(v)} |")
+    return [*lines, ""]
+
+
 def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    every = rows
+    first = _seed_of(rows[0], meta) if rows else 0
+    rows = [r for r in rows if _seed_of(r, meta) == first]
     lines = [
         "# ecomlab vs RecBole 1.2.1: seconds per epoch, per evaluation pass, and test metrics",
         "",
@@ -505,7 +562,7 @@ def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         + f"each pair ran back to back). Finished {meta['finished']}, {meta['wall_minutes']:.1f} min.",
         "",
         "Protocol (both): ecomlab's per-user random 80/10/10 split (seed "
-        f"{meta['seed']}), exported as RecBole `benchmark_filename` files, so both see the identical "
+        f"{first}), exported as RecBole `benchmark_filename` files, so both see the identical "
         f"partition; full ranking over all items excluding the user's train (test: train + valid) items; K = {K}; "
         f"embedding 64; batch {TRAIN_BATCH} positives with 1 uniform negative each; the same epochs, "
         "validation NDCG@10 every `val_every` epochs picks the checkpoint that is tested. Seconds are medians "
@@ -517,6 +574,7 @@ def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *[format_row(r) for r in rows],
         "",
+        *seeds_table(every, meta),
         "## Fastest epoch and pass",
         "",
         "On a shared machine single epochs are slowed at random by other jobs; the fastest epoch and evaluation "
@@ -742,7 +800,8 @@ def bare_eval_pass(data: str, model: str, data_dir: str, cache_dir: str, workdir
 
 
 def _recbole_seconds(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """RecBole's median epoch and evaluation-pass seconds by ``"<data config>/<model>"``."""
+    """RecBole's median epoch and evaluation-pass seconds by ``"<data config>/<model>"`` (the first seed's)."""
+    rows = [r for r in rows if r.get("seed", 0) == rows[0].get("seed", 0)] if rows else rows
     key = [f"{DATASETS[r['data']][0]}/{r['model']}" for r in rows]
     return {"recbole_epoch": {k: r["recbole"]["seconds_per_epoch"] for k, r in zip(key, rows, strict=True)},
             "recbole_eval": {k: r["recbole"]["seconds_per_eval_pass"] for k, r in zip(key, rows, strict=True)}}
@@ -814,7 +873,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--neumf-val-every", type=int, default=None,
                         help="NeuMF's validation interval (default: once, after the last epoch; RecBole's NeuMF "
                         "evaluation scores every user-item pair through the MLP and takes minutes on LastFM)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="run the whole comparison once per seed; the first seed's run fills the main "
+                        "tables (and the profile), all of them the across-seeds table")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads for both frameworks")
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--cache-dir", default=str(ROOT / ".cache" / "ecomlab"))
@@ -843,17 +904,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     env = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "PYTHONPATH") if k in os.environ)
     meta = {"command": f"{env} {command}".strip(),
             "machine": machine_line(), "ecomlab_source": ecomlab_source(), "threads": args.threads,
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset"), "seed": args.seed,
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset"), "seed": args.seeds[0],
+            "seeds": args.seeds,
             "load_start": load_start}
     with _workdir(args.workdir) as workdir:
         if not args.profile_only:
             if not recbole_available():
                 raise SystemExit("RecBole is not installed: see experiments/perf/README.md (pip install "
                                  "--no-deps recbole==1.2.1 + its import-time dependencies)")
-            plan = Plan(args.datasets, args.models, args.epochs, args.val_every,
-                        args.neumf_val_every or args.epochs, args.seed,
-                        args.threads, args.data_dir, args.cache_dir)
-            rows = run_plan(plan, workdir)
+            rows = []
+            for seed in args.seeds:
+                plan = Plan(args.datasets, args.models, args.epochs, args.val_every,
+                            args.neumf_val_every or args.epochs, seed,
+                            args.threads, args.data_dir, args.cache_dir)
+                rows += run_plan(plan, workdir / f"seed{seed}")
             out = Path(args.out)
             meta.update(load_end=_load(), finished=time.strftime("%Y-%m-%d %H:%M"),
                         wall_minutes=(time.perf_counter() - t0) / 60, json_name=out.with_suffix(".json").name)
@@ -865,11 +929,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             meta.update(_recbole_seconds(json.loads(Path(args.out).with_suffix(".json").read_text())["rows"]))
         if not args.no_profile:
             prof = profile_bpr_epoch(DATASETS["lastfm"][0], args.data_dir, args.cache_dir, workdir,
-                                     seed=args.seed)
+                                     seed=args.seeds[0])
             prof["bare"] = [bare_loop_epochs(DATASETS["lastfm"][0], m, args.data_dir, args.cache_dir, workdir,
-                                             seed=args.seed) for m in ("bpr", "neumf")]
+                                             seed=args.seeds[0]) for m in ("bpr", "neumf")]
             prof["bare_eval"] = [bare_eval_pass(DATASETS[d][0], m, args.data_dir, args.cache_dir, workdir,
-                                                seed=args.seed) for d in ("lastfm", "movielens_small")
+                                                seed=args.seeds[0]) for d in ("lastfm", "movielens_small")
                                  for m in ("bpr", "lightgcn")]
             meta.update(load_end=_load())
             atomic_write_text(Path(args.profile_out), render_profile(prof, meta))

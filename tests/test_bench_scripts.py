@@ -88,6 +88,30 @@ def test_recbole_bench_table_row_and_target(bench: ModuleType) -> None:
     assert bench.format_row(row).endswith("| no |")
 
 
+def test_recbole_bench_across_seeds_table(bench: ModuleType) -> None:
+    def side(epoch: float, ndcg: float) -> dict:
+        return {"seconds_per_epoch": epoch, "seconds_per_eval_pass": 1.0, "epoch_seconds": [epoch],
+                "eval_seconds": [1.0], "test": {"recall@10": 0.1, "ndcg@10": ndcg},
+                "counts": dict.fromkeys(("users", "items", "train", "valid", "test"), 1)}
+
+    def row(seed: int, ours: float, theirs: float, model: str = "m") -> dict:
+        return {"data": "d", "model": model, "seed": seed, "epochs": 1, "val_every": 1, "same_counts": True,
+                "ecomlab": side(1.0, ours), "recbole": side(2.0 + seed, theirs)}
+
+    rows = [row(0, 0.20, 0.19), row(1, 0.211, 0.20), row(2, 0.222, 0.21),  # steadily ahead: better
+            row(0, 0.20, 0.21, "n"), row(1, 0.21, 0.20, "n"), row(2, 0.20, 0.20, "n")]  # mixed: equal
+    table = "\n".join(bench.seeds_table(rows, {}))
+    assert "| d | m | 3 | 0.2110 ± 0.0110 | 0.2000 ± 0.0100 | +0.0110 [+0.0085, +0.0135] |" in table
+    assert "| 3 of 3 | better | 0.33 [0.25, 0.50] |" in table
+    assert "| 2 of 3 | equal |" in table
+    assert bench.seeds_table(rows[:1], {}) == []  # one seed: no table
+    text = bench.render(rows, {"command": "c", "ecomlab_source": "s", "machine": "m", "threads": 1,
+                               "omp_num_threads": "1", "load_start": 0.5, "load_end": 0.5, "finished": "f",
+                               "wall_minutes": 1.0, "json_name": "x.json"})
+    main = text.split("## Across seeds")[0]
+    assert main.count("| d | m |") == 1 and "(seed 0)" in main  # the main table holds the first seed's rows
+
+
 @pytest.mark.slow
 def test_recbole_bench_quick_run(bench: ModuleType, tmp_path: Path) -> None:
     """``--quick`` end to end (both frameworks, BPR only): the table says both saw the same data."""
