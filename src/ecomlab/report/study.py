@@ -1,7 +1,7 @@
 """Published studies: ``experiments/<study>/`` with ``README.md``, ``results.csv`` and ``summary.md``.
 
-``results.csv`` has one row per run: ``study, model, dataset, seed``, one column per test metric named as
-logged (``test/ndcg@10``), then ``fit_seconds`` and ``eval_seconds``. ``summary.md`` gives mean and standard
+``results.csv`` has one row per run: ``study, model, dataset, seed``, one column per validation and per test
+metric named as logged (``val/ndcg@10``, ``test/ndcg@10``), then ``fit_seconds`` and ``eval_seconds``. ``summary.md`` gives mean and standard
 deviation per model and dataset. Both are built only from the ``metrics.json`` records of finished runs.
 ``ecomlab-compare`` (``ecomlab.compare``) builds on the same records and adds protocol checks, significance
 tests, plots and a Markdown report.
@@ -64,13 +64,14 @@ def collect_runs(paths: Iterable[str | Path], study: str, config_keys: Sequence[
             continue
         row = {"study": study, "model": record["model"], "dataset": record["dataset"], "seed": record["seed"]}
         row.update({key: config_value(record.get("config", {}), key) for key in config_keys})
-        row.update({k: v for k, v in record["metrics"].items() if k.startswith("test/")})
+        # validation metrics too: they are what picked a variant, so a reader must be able to check the choice
+        row.update({k: v for k, v in record["metrics"].items() if k.startswith(("val/", "test/"))})
         row.update({k: record.get(k) for k in TIME_COLUMNS})
         rows.append(row)
     if not rows:
         raise FileNotFoundError("no finished runs (metrics.json) found under the given directories")
     frame = pd.DataFrame(rows)
-    metric_cols = sorted(c for c in frame.columns if c.startswith("test/"))
+    metric_cols = [c for prefix in ("val/", "test/") for c in sorted(frame.columns) if c.startswith(prefix)]
     order = ID_COLUMNS[1:3] + list(config_keys) + ["seed"]
     return frame[ID_COLUMNS + list(config_keys) + metric_cols + TIME_COLUMNS].sort_values(order).reset_index(
         drop=True)
