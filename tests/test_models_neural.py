@@ -73,8 +73,8 @@ def test_neumf_rejects_bad_arguments() -> None:
 
 def test_neumf_linear_init_options() -> None:
     torch.manual_seed(0)
-    default = NeuMF(U, N, mlp_layers=[128, 64, 32])
-    glorot = NeuMF(U, N, mlp_layers=[128, 64, 32], linear_init="xavier")
+    default = NeuMF(U, N, mlp_layers=[128, 64, 32], linear_init="torch")
+    glorot = NeuMF(U, N, mlp_layers=[128, 64, 32])  # the default
     first, first_g = default.mlp[0], glorot.mlp[0]
     # PyTorch's default: weights and biases U(±1/√fan_in); fan_in = 128
     assert first.weight.abs().max() <= 128 ** -0.5 and first.bias.abs().max() > 0
