@@ -108,7 +108,9 @@ def publish_study(study: str, run_dirs: Iterable[str | Path], out_dir: str | Pat
     out = Path(out_dir)
     results = collect_runs(run_dirs, study, config_keys)
     atomic_write_text(out / "results.csv", results.to_csv(index=False))
-    text = (f"# {study}: summary\n\nMean ± standard deviation over seeds, test split.\n\n"
+    shown = list(metrics or [c for c in results.columns if c.startswith("test/")])
+    split = ("validation and test splits" if any(m.startswith("val/") for m in shown) else "test split")
+    text = (f"# {study}: summary\n\nMean ± standard deviation over seeds, {split}.\n\n"
             + summarize(results, metrics, config_keys))
     atomic_write_text(out / "summary.md", text)
     return results
