@@ -140,17 +140,22 @@ def time_validation(name: str, task: RankingTask, dm: RecDataModule, args: argpa
             "peak_gib": _peak_gib(), "val/ndcg@10": metrics.get("val/ndcg@10")}
 
 
-def time_kernel(args: argparse.Namespace, dtype: torch.dtype, blockwise: bool | None = None) -> dict[str, Any]:
+def time_kernel(args: argparse.Namespace, dtype: torch.dtype, blockwise: bool | None = None,
+                plain: bool = False) -> dict[str, Any]:
     """Bare score matrix + ecomlab's deterministic top-20 (``rank_topk``) over ``--eval-items`` items, all users;
-    ``blockwise`` forces or forbids the block-maximum top-k (``ecomlab.models.base.largest``)."""
+    ``blockwise`` forces or forbids the block-maximum top-k (``ecomlab.models.base.largest``). ``plain``: the
+    issue's reference instead, ``torch.topk(scores, 20)`` with no tie policy, on the same machine."""
     device = torch.device(args.device)
     users = torch.randn(args.users, 64, device=device, dtype=dtype)
     items = torch.randn(args.eval_items, 64, device=device, dtype=dtype)
 
     def run() -> None:
         for start in range(0, args.users, args.eval_batch):
-            rank_topk(users[start:start + args.eval_batch] @ items.T, 20,  # [B, d] @ [d, N] -> [B, N]
-                      blockwise=blockwise)
+            scores = users[start:start + args.eval_batch] @ items.T  # [B, d] @ [d, N] -> [B, N]
+            if plain:
+                torch.topk(scores, 20, dim=1)
+            else:
+                rank_topk(scores, 20, blockwise=blockwise)
 
     run()
     _reset_peak()
@@ -161,7 +166,8 @@ def time_kernel(args: argparse.Namespace, dtype: torch.dtype, blockwise: bool | 
     seconds = time.perf_counter() - t0
     name = {torch.bfloat16: "bf16", torch.float32: "fp32 (TF32 matmul)"}[dtype]
     how = {None: "", True: ", block-maximum top-k", False: ", torch.topk"}[blockwise]
-    return {"row": f"kernel: {name} scores + top-20{how}, {args.eval_items:,} items", "users": args.users,
+    what = "plain `torch.topk` (the issue's reference, no tie policy)" if plain else f"rank_topk{how}"
+    return {"row": f"kernel: {name} scores + top-20, {what}, {args.eval_items:,} items", "users": args.users,
             "seconds": seconds, "users_per_second": args.users / seconds, "peak_gib": _peak_gib()}
 
 
@@ -208,7 +214,8 @@ def main() -> None:
     print(row, flush=True)
     evals = [time_validation(f"Trainer.validate, {name}, {n_i:,} items", tasks[name], dm, args)
              for name in ("LightGCN", "NeuMF")]
-    evals += [time_kernel(args, torch.float32, blockwise=False), time_kernel(args, torch.float32, blockwise=True),
+    evals += [time_kernel(args, torch.bfloat16, plain=True), time_kernel(args, torch.float32, plain=True),
+              time_kernel(args, torch.float32, blockwise=False), time_kernel(args, torch.float32, blockwise=True),
               time_kernel(args, torch.bfloat16)]
     for row in evals:
         print(row, flush=True)
