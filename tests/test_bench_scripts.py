@@ -114,6 +114,14 @@ def test_recbole_bench_across_seeds_table(bench: ModuleType) -> None:
                                "wall_minutes": 1.0, "json_name": "x.json"})
     main = text.split("## Across seeds")[0]
     assert main.count("| d | m |") == 1 and "(seed 0)" in main  # the main table holds the first seed's rows
+    assert "extra overrides" not in text
+    meta = {"command": "c", "ecomlab_source": "s", "machine": "m", "threads": 1, "omp_num_threads": "1",
+            "load_start": 0.5, "load_end": 0.5, "finished": "f", "wall_minutes": 1.0, "json_name": "x.json",
+            "ecomlab_extra_overrides": ["compile=true"]}
+    rows[0]["ecomlab"]["epoch_seconds"] = [9.0, 1.0, 1.0]  # a compiling first epoch
+    text = bench.render(rows, meta)
+    assert "extra overrides `compile=true`" in text
+    assert "| d | m | 0 | 9.00 | 2.00 | 11.00 | 2.00 | 5.50 |" in text  # first epochs, sums and their ratio
 
 
 @pytest.mark.slow
