@@ -743,28 +743,31 @@ def profile_bpr_epoch(data: str, data_dir: str, cache_dir: str, workdir: Path, s
 
 
 def bare_loop_epochs(data: str, model: str, data_dir: str, cache_dir: str, workdir: Path, seed: int = 0,
-                     epochs: int = 10, compiled: bool = False) -> dict[str, Any]:
+                     epochs: int = 10, compiled: bool = False, fresh: bool = False) -> dict[str, Any]:
     """Seconds per epoch of the bare PyTorch step (``net.loss`` -> ``zero_grad`` -> ``backward`` -> optimizer
     step, the model config's optimizer) over one epoch's batches sampled beforehand: no Lightning, no loader, no
     negative sampling. What is left once the framework costs nothing; the median over ``epochs`` epochs.
     ``compiled``: the loss through ``torch.compile`` (what ``compile=true`` does), its compilation in the first,
-    uncounted epoch (reported as ``first_epoch_seconds``)."""
+    uncounted epoch (reported as ``first_epoch_seconds``). ``fresh``: every epoch draws its batches anew through
+    the data module's loader and negative sampler (new order, new negatives, as training needs), still without
+    Lightning."""
     _, datamodule, task = _built_run(data, model, 1, seed, workdir / f"bare_{model}", data_dir, cache_dir)
     optimizer = task.configure_optimizers()
     optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
-    batches = [datamodule.complete(b) for b in datamodule.train_dataloader()]
+    loader = datamodule.train_dataloader()  # iterated again per epoch: a new order each time
+    batches = [datamodule.complete(b) for b in loader]
     task.net.train()
     loss_fn = torch.compile(task.net.loss) if compiled else task.net.loss
     seconds = []
     for _ in range(epochs + 1):  # the first epoch warms up allocator and caches (and compiles); not counted
         t0 = time.perf_counter()
-        for batch in batches:
+        for batch in (map(datamodule.complete, loader) if fresh else batches):
             loss = loss_fn(batch)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         seconds.append(time.perf_counter() - t0)
-    return {"model": model, "data": data, "optimizer": type(optimizer).__name__, "compiled": compiled,
+    return {"model": model, "data": data, "optimizer": type(optimizer).__name__, "compiled": compiled, "fresh": fresh,
             "seconds_per_epoch": statistics.median(seconds[1:]), "epoch_seconds": seconds[1:],
             "first_epoch_seconds": seconds[0], "batches_per_epoch": len(batches)}
 
@@ -850,10 +853,14 @@ def _render_bare(bare: list[dict[str, Any]], recbole_epoch: dict[str, float],
         "sampling. Median over 10 epochs after one warm-up epoch. RecBole's epoch is the median in the "
         "comparison table; a ratio above 0.5 here means that halving RecBole's epoch needs a cheaper step than "
         "plain PyTorch's, whatever the framework around it costs. The `torch.compile` rows put the loss through "
-        "`torch.compile` (ecomlab's `compile=true`); their first epoch, not counted, includes the compilation.",
+        "`torch.compile` (ecomlab's `compile=true`); their first epoch, not counted, includes the compilation. "
+        "Batches *fixed*: one epoch's batches sampled once and replayed (the step alone); *fresh*: every epoch "
+        "draws new ones through the loader and the negative sampler, as training must (RecBole's epoch samples "
+        "too).",
         "",
-        "| data | model | optimizer | loss | bare s/epoch | first epoch s | RecBole s/epoch | bare / RecBole |",
-        "|---|---|---|---|---|---|---|---|",
+        "| data | model | optimizer | loss | batches | bare s/epoch | first epoch s | RecBole s/epoch "
+        "| bare / RecBole |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for b in bare:
         theirs = recbole_epoch.get(f"{b['data']}/{b['model']}")
@@ -861,7 +868,8 @@ def _render_bare(bare: list[dict[str, Any]], recbole_epoch: dict[str, float],
         theirs_text = f"{theirs:.3f}" if theirs else "- (not in this run)"
         first = b.get("first_epoch_seconds")
         lines.append(f"| {b['data']} | {b['model']} | {b['optimizer']} | "
-                     f"{'torch.compile' if b.get('compiled') else 'eager'} | {b['seconds_per_epoch']:.3f} | "
+                     f"{'torch.compile' if b.get('compiled') else 'eager'} | "
+                     f"{'fresh' if b.get('fresh') else 'fixed'} | {b['seconds_per_epoch']:.3f} | "
                      f"{'-' if first is None else f'{first:.2f}'} | {theirs_text} | {ratio} |")
     if bare_eval:
         lines += [
@@ -967,8 +975,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             prof = profile_bpr_epoch(DATASETS["lastfm"][0], args.data_dir, args.cache_dir, workdir,
                                      seed=args.seeds[0])
             prof["bare"] = [bare_loop_epochs(DATASETS["lastfm"][0], m, args.data_dir, args.cache_dir, workdir,
-                                             seed=args.seeds[0], compiled=c)
-                            for m in ("bpr", "neumf") for c in (False, True)]
+                                             seed=args.seeds[0], compiled=c, fresh=f)
+                            for m in ("bpr", "neumf") for c in (False, True) for f in (False, True)]
             prof["bare_eval"] = [bare_eval_pass(DATASETS[d][0], m, args.data_dir, args.cache_dir, workdir,
                                                 seed=args.seeds[0]) for d in ("lastfm", "movielens_small")
                                  for m in ("bpr", "lightgcn")]

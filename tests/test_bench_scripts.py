@@ -69,16 +69,19 @@ def test_recbole_bench_bare_floors_and_their_table(bench: ModuleType, tmp_path: 
     train = bench.bare_loop_epochs("movielens_small", "bpr", data, cache, tmp_path, epochs=2)
     assert train["optimizer"] == "Adam" and train["batches_per_epoch"] > 0
     assert len(train["epoch_seconds"]) == 2 and train["seconds_per_epoch"] > 0
+    fresh = bench.bare_loop_epochs("movielens_small", "bpr", data, cache, tmp_path, epochs=1, fresh=True)
+    assert fresh["fresh"] and fresh["batches_per_epoch"] == train["batches_per_epoch"]
+    assert "| fresh |" in "\n".join(bench._render_bare([fresh], {}, [], {}))
     evaluation = bench.bare_eval_pass("movielens_small", "bpr", data, cache, tmp_path, passes=2)
     assert evaluation["users"] > 0 and evaluation["seconds_per_pass"] > 0
     lines = bench._render_bare([train], {"movielens_small/bpr": 2 * train["seconds_per_epoch"]}, [evaluation], {})
     text = "\n".join(lines)
-    assert "| movielens_small | bpr | Adam | eager |" in text and "| 0.50 |" in text
+    assert "| movielens_small | bpr | Adam | eager | fixed |" in text and "| 0.50 |" in text
     assert "- (not in this run)" in text  # no RecBole pass time given: no ratio invented
     assert train["compiled"] is False and train["first_epoch_seconds"] > 0
     compiled = {**train, "compiled": True, "first_epoch_seconds": 8.25}  # as bare_loop_epochs(compiled=True) gives
     text = "\n".join(bench._render_bare([compiled], {}, [], {}))
-    assert "| movielens_small | bpr | Adam | torch.compile |" in text and "| 8.25 |" in text
+    assert "| movielens_small | bpr | Adam | torch.compile | fixed |" in text and "| 8.25 |" in text
 
 
 def test_recbole_bench_table_row_and_target(bench: ModuleType) -> None:
