@@ -499,6 +499,12 @@ def _seed_of(row: dict[str, Any], meta: dict[str, Any]) -> int:
     return int(row.get("seed", meta.get("seed", 0)))  # records written before --seeds had one seed in meta
 
 
+def _spread(values: list[float | None]) -> str:
+    """``median [min, max]`` of the values that exist."""
+    xs = [x for x in values if x is not None]
+    return f"{statistics.median(xs):.2f} [{min(xs):.2f}, {max(xs):.2f}]" if xs else "n/a"
+
+
 def seeds_table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
     """Per (data set, model) over the seeds: the paired NDCG@10 difference with a t interval, and the spread of
     both time ratios. Empty for a single seed."""
@@ -536,15 +542,10 @@ def seeds_table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
         verdict = "better" if low > 0 else "worse" if high < 0 else "equal" if n > 1 else "-"
         e = [ratio(r["ecomlab"]["seconds_per_epoch"], r["recbole"]["seconds_per_epoch"]) for r in group]
         v = [ratio(r["ecomlab"]["seconds_per_eval_pass"], r["recbole"]["seconds_per_eval_pass"]) for r in group]
-
-        def spread(xs: list[float | None]) -> str:
-            xs = [x for x in xs if x is not None]
-            return f"{statistics.median(xs):.2f} [{min(xs):.2f}, {max(xs):.2f}]" if xs else "n/a"
-
         lines.append(
             f"| {data} | {model} | {n} | {ours.mean():.4f} ± {ours.std(ddof=1) if n > 1 else 0:.4f} | "
             f"{theirs.mean():.4f} ± {theirs.std(ddof=1) if n > 1 else 0:.4f} | {diff.mean():+.4f} "
-            f"[{low:+.4f}, {high:+.4f}] | {int((diff >= 0).sum())} of {n} | {verdict} | {spread(e)} | {spread(v)} |")
+            f"[{low:+.4f}, {high:+.4f}] | {int((diff >= 0).sum())} of {n} | {verdict} | {_spread(e)} | {_spread(v)} |")
     return [*lines, ""]
 
 

@@ -77,11 +77,16 @@ def collect_runs(paths: Iterable[str | Path], study: str, config_keys: Sequence[
         drop=True)
 
 
+def summary_metrics(results: pd.DataFrame, metrics: Sequence[str] | None = None) -> list[str]:
+    """The columns a summary shows: ``metrics``, or by default every test metric and the time columns."""
+    return list(metrics or [c for c in results.columns if c.startswith("test/")] + TIME_COLUMNS)
+
+
 def summarize(results: pd.DataFrame, metrics: Sequence[str] | None = None,
               config_keys: Sequence[str] = ()) -> str:
     """Markdown table: mean ± standard deviation over seeds per (dataset, model, *config_keys), with the run
     count."""
-    metrics = list(metrics or [c for c in results.columns if c.startswith("test/")] + TIME_COLUMNS)
+    metrics = summary_metrics(results, metrics)
     keys = ["dataset", "model", *config_keys]
     grouped = results.groupby(keys, sort=True, dropna=False)
     mean, std, count = grouped[metrics].mean(), grouped[metrics].std(ddof=1), grouped.size()
@@ -108,8 +113,8 @@ def publish_study(study: str, run_dirs: Iterable[str | Path], out_dir: str | Pat
     out = Path(out_dir)
     results = collect_runs(run_dirs, study, config_keys)
     atomic_write_text(out / "results.csv", results.to_csv(index=False))
-    shown = list(metrics or [c for c in results.columns if c.startswith("test/")])
-    split = ("validation and test splits" if any(m.startswith("val/") for m in shown) else "test split")
+    shown = summary_metrics(results, metrics)
+    split = "validation and test splits" if any(m.startswith("val/") for m in shown) else "test split"
     text = (f"# {study}: summary\n\nMean ± standard deviation over seeds, {split}.\n\n"
             + summarize(results, metrics, config_keys))
     atomic_write_text(out / "summary.md", text)
