@@ -2,6 +2,7 @@
 
     python scripts/bench_gpu.py --out experiments/perf/gpu.md            # one GPU, under 8 minutes on an H100
     python scripts/bench_gpu.py --quick --device cpu --out /tmp/gpu.md   # a tiny smoke run anywhere
+    python scripts/bench_gpu.py --profile --out experiments/perf/gpu.md  # + where the time goes: gpu_profile.md
 
 Workload: a random user-item graph of ``--users`` x ``--items`` with ``--interactions`` pairs (item popularity
 Zipf-like, users uniform) plus ``--social`` random friend edges, split per user 80/10/10 by ecomlab's
@@ -16,6 +17,11 @@ Zipf-like, users uniform) plus ``--social`` random friend edges, split per user 
   ``--eval-items`` items with fp32 and with bf16 scores (bf16 ties take the slower exact tie path).
 
 Peak GPU memory is ``torch.cuda.max_memory_allocated`` per row. The table is written atomically.
+
+``--profile`` then runs ``torch.profiler`` over ``--profile-steps`` training steps of LightGCN and of the social
+GNN (at the first ``--gnn-batch``) and over one ``Trainer.validate`` of LightGCN, and writes the top operators by
+device time (by CPU time without a GPU) next to the table, as ``<out>_profile.md``: a session with a GPU gets
+the timings and the breakdown that decides the next change from one run.
 """
 
 from __future__ import annotations
@@ -107,7 +113,9 @@ def _trainer(args: argparse.Namespace, epochs: int, callbacks: list[pl.Callback]
 def _task(net: torch.nn.Module, lr: float) -> RankingTask:
     from functools import partial
 
-    return RankingTask(net, ks=(10, 20), metrics=("recall", "ndcg"), optimizer=partial(torch.optim.Adam, lr=lr))
+    # fused Adam, as every model config of ecomlab sets it
+    return RankingTask(net, ks=(10, 20), metrics=("recall", "ndcg"),
+                       optimizer=partial(torch.optim.Adam, lr=lr, fused=True))
 
 
 def time_training(name: str, net: torch.nn.Module, dm: RecDataModule, args: argparse.Namespace,
@@ -171,6 +179,54 @@ def time_kernel(args: argparse.Namespace, dtype: torch.dtype, blockwise: bool | 
             "seconds": seconds, "users_per_second": args.users / seconds, "peak_gib": _peak_gib()}
 
 
+def _op_table(prof: torch.profiler.profile, on_gpu: bool, rows: int) -> str:
+    averages = prof.key_averages()
+    return averages.table(sort_by="self_device_time_total" if on_gpu else "self_cpu_time_total", row_limit=rows)
+
+
+def profile_runs(tasks: dict[str, RankingTask], dm: RecDataModule, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """``torch.profiler`` over ``--profile-steps`` training steps of LightGCN and the social GNN through
+    ``Trainer.fit`` (kernels warm from the timed rows), and over one ``Trainer.validate`` of LightGCN."""
+    on_gpu = args.device == "cuda"
+    activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if on_gpu else [])
+    batch = args.gnn_batch[0]
+    dm.batch_size, dm.num_negatives, dm.sampler = batch, 1, None
+    out = []
+    for name in ("LightGCN", "social GNN"):
+        trainer = _trainer(args, 1, [])
+        trainer.limit_train_batches = args.profile_steps
+        with torch.profiler.profile(activities=activities) as prof:
+            t0 = time.perf_counter()
+            trainer.fit(tasks[name], datamodule=dm)
+            _sync()
+            seconds = time.perf_counter() - t0
+        out.append({"run": f"{name}: Trainer.fit, {args.profile_steps} steps at batch {batch:,}",
+                    "seconds": seconds, "table": _op_table(prof, on_gpu, args.profile_rows)})
+    dm.eval_batch_size = args.eval_batch
+    trainer = _trainer(args, 1, [])
+    trainer.limit_val_batches = 1.0
+    with torch.profiler.profile(activities=activities) as prof:
+        t0 = time.perf_counter()
+        trainer.validate(tasks["LightGCN"], datamodule=dm, verbose=False)
+        _sync()
+        seconds = time.perf_counter() - t0
+    out.append({"run": f"LightGCN: Trainer.validate, {len(dm.eval_dataset('val')):,} users in batches of "
+                       f"{args.eval_batch:,}", "seconds": seconds, "table": _op_table(prof, on_gpu, args.profile_rows)})
+    return out
+
+
+def render_profile(runs: list[dict[str, Any]], header: list[str], on_gpu: bool) -> str:
+    """The profile tables under ``header`` (the benchmark table's command and device lines)."""
+    order = "self device (GPU) time" if on_gpu else "self CPU time (no GPU: device columns are empty)"
+    lines = ["# Where the GPU benchmark's time goes (issue 8)", "", *header,
+             f"Each run under `torch.profiler` (which adds host overhead, so its seconds exceed the table's); "
+             f"operators by {order}.", ""]
+    for run in runs:
+        lines += [f"## {run['run']}", "", f"{run['seconds']:.3f} s under the profiler.", "", "```",
+                  run["table"].strip(), "```", ""]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=100_000)
@@ -184,11 +240,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of every row")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile training steps and a validation pass into <out>_profile.md")
+    parser.add_argument("--profile-steps", type=int, default=20, help="training steps per profiled run")
+    parser.add_argument("--profile-rows", type=int, default=25, help="operators per profile table")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     if args.quick:
         args.users, args.items, args.interactions, args.social, args.eval_items = 2000, 1000, 40_000, 5000, 2000
-        args.gnn_batch, args.mlp_batch, args.eval_batch = [4096], 8192, 512
+        args.gnn_batch, args.mlp_batch, args.eval_batch, args.profile_steps = [4096], 8192, 512, 3
     torch.set_float32_matmul_precision("high")
     pl.seed_everything(0)
 
@@ -221,11 +281,11 @@ def main() -> None:
         print(row, flush=True)
 
     device = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
+    header = [f"Command: `{' '.join(['python', *sys.argv])}`", "",
+              f"Device: {device}; torch {torch.__version__}, Lightning {pl.__version__}; precision "
+              f"{'bf16-mixed' if args.device == 'cuda' else '32'}; {os.cpu_count()} host cores.", ""]
     lines = [
-        "# GPU benchmark (issue 8)", "",
-        f"Command: `{' '.join(['python', *sys.argv])}`", "",
-        f"Device: {device}; torch {torch.__version__}, Lightning {pl.__version__}; precision "
-        f"{'bf16-mixed' if args.device == 'cuda' else '32'}; {os.cpu_count()} host cores.", "",
+        "# GPU benchmark (issue 8)", "", *header,
         f"Workload: {n_u:,} users, {n_i:,} items, {dm.train_csr.nnz:,} training pairs (80% of "
         f"{args.interactions:,}), {args.social:,} random friend pairs; 64-dim embeddings, 3 layers. Data set-up "
         f"(generate, validate, split) {data_seconds:.1f} s, not in the rows. Epoch rows: the fastest of "
@@ -245,6 +305,10 @@ def main() -> None:
     atomic_write_json(out.with_suffix(".json"), {"device": device, "args": vars(args), "data_seconds": data_seconds,
                                                  "training": rows, "evaluation": evals})
     print("\n".join(lines))
+    if args.profile:  # after the table is safely written
+        profile_out = out.with_name(f"{out.stem}_profile.md")
+        atomic_write_text(profile_out, render_profile(profile_runs(tasks, dm, args), header, args.device == "cuda"))
+        print(f"profile: {profile_out}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -158,3 +159,24 @@ def test_topk_bench_checks_agreement_and_writes_its_table(tmp_path: Path) -> Non
     load_script("bench_topk").main(["--items", "100", "5000", "--k", "11", "--repeats", "1", "--out", str(out)])
     rows = [line for line in out.read_text().splitlines() if line.startswith(("| 100 |", "| 5,000 |"))]
     assert [r.split("|")[4].strip() for r in rows] == ["topk", "two-pass"]  # 1 block vs 78 >= 6 x 11
+
+
+def test_gpu_bench_quick_run_writes_its_tables_and_profile(tmp_path: Path) -> None:
+    """The GPU benchmark end to end on tiny data on CPU, in its own process (it sets global matmul precision):
+    GPU sessions are rare and short, so the script must not fail for the first time there."""
+    out = tmp_path / "gpu.md"
+    done = subprocess.run([sys.executable, str(SCRIPTS / "bench_gpu.py"), "--quick", "--device", "cpu", "--profile",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert [r["row"] for r in record["training"]] == ["LightGCN epoch, batch 4,096", "social GNN epoch, batch 4,096",
+                                                      "NeuMF epoch, batch 8,192, 4 negatives"]
+    assert all(r["seconds_per_epoch"] > 0 for r in record["training"])
+    assert len(record["evaluation"]) == 7 and all(r["users_per_second"] > 0 for r in record["evaluation"])
+    assert all(f"| {r['row']} |" in out.read_text() for r in record["training"] + record["evaluation"])
+    profile = (tmp_path / "gpu_profile.md").read_text()
+    sections = [line for line in profile.splitlines() if line.startswith("## ")]
+    assert sections == ["## LightGCN: Trainer.fit, 3 steps at batch 4,096",
+                        "## social GNN: Trainer.fit, 3 steps at batch 4,096",
+                        f"## LightGCN: Trainer.validate, {record['evaluation'][0]['users']:,} users in batches of 512"]
+    assert profile.count("aten::") >= 3 and "_SymmetricSpMM" in profile
