@@ -169,6 +169,7 @@ class WindowDataset(Dataset):
         index = np.array([s.index for s, _ in chosen], dtype=np.int64)
         cutoff = np.array([w.cutoff for _, w in chosen], dtype=np.int64)
         return {
+            "position": np.asarray(indices, dtype=np.int64),  # [B] in the data set: order and identity across ranks
             "unique_id": [s.unique_id for s, _ in chosen],
             "window": [w.index for _, w in chosen],
             "series_index": index,

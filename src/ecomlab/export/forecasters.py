@@ -102,8 +102,9 @@ def _export_lstm(net: LSTMForecaster | ForecastEnsemble, task: Any, datamodule: 
     written = "native"
     if fmt != "native" and net.decoder == "recursive" and not isinstance(net.head, SymmetricHead | PointHead
                                                                           | QuantileHead):
-        notes.append(f"format={fmt} was asked for; the recursive decoder feeds back a sampled median with "
-                     f"{type(net.head).__name__}, which no graph reproduces: written natively (state dict .npz)")
+        notes.append(f"format={fmt} was asked for; the recursive decoder feeds back the median of "
+                     f"{type(net.head).__name__}, a SciPy quantile function no graph holds: written natively "
+                     "(state dict .npz)")
     elif fmt != "native":
         graph = GRAPH_FILES[fmt]
         _write_checked_graph(net, datamodule, fmt, root / graph)

@@ -11,7 +11,7 @@ reproduces ``net(users)`` of the trained model:
 The global LSTM forecaster is served through ``window tensors -> (raw outputs, loc, scale)``
 (:class:`LSTMRawOutputs`): encoder, decoder (the recursive one unrolled over the horizon, feeding back its
 median) and scaling; the output head's median and quantiles are computed after the graph by the model's own
-head (:meth:`~ecomlab.models.lstm_forecaster.LSTMForecaster.forecasts`), with the same seeded draws.
+head (:meth:`~ecomlab.models.lstm_forecaster.LSTMForecaster.forecasts`), with the same quantile functions.
 
 Written with the TorchScript-based ONNX exporter (``dynamo=False``): one self-contained file and well under a
 second per model, where the dynamo exporter takes seconds and splits large weights into a side file. The

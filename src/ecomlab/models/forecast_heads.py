@@ -15,9 +15,13 @@ to ``mean|y|`` and then to 1, so a flat history still gives finite inputs.
   ``torch.distributions`` law (Salinas et al. 2020, DeepAR). Normal/Student-t act on the scaled target
   (an affine map, so ``NLL(y) = NLL(z) + log scale``); the negative binomial (counts) has
   ``mean = scale * softplus(r_1 + loc / scale)`` and ``var = mean + alpha * mean^2``.
-  Quantiles are analytic where the law has ``icdf`` (normal), otherwise from ``n_samples`` draws. The median
-  of the symmetric laws (normal, Student-t) is their location ``loc + scale * r_1``, exactly: no draws, so the
-  recursive decoder's fed-back median is deterministic and the whole decoder exports as one graph.
+  Quantiles are exact: the law's ``icdf`` (normal), or SciPy's quantile functions where torch has none
+  (Student-t: ``scipy.special.stdtrit``; negative binomial: ``scipy.stats.nbinom.ppf``). A window's quantiles
+  therefore depend on its own outputs only, not on the other windows of its batch, which keeps evaluation
+  identical across batch sizes, exported graphs and the ranks of a distributed run. Only a law with neither
+  falls back to ``n_samples`` draws. The median of the symmetric laws (normal, Student-t) is their location
+  ``loc + scale * r_1``, exactly, so the recursive decoder's fed-back median needs no quantile function and the
+  whole decoder exports as one graph.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
+import scipy.special
+import scipy.stats
 import torch
 import torch.nn.functional as F
 from torch import Tensor, distributions, nn
@@ -117,7 +123,10 @@ class QuantileHead(OutputHead):
 
 
 class DistributionHead(OutputHead):
-    """Negative log-likelihood of a parametric law; quantiles analytic (``icdf``) or sampled."""
+    """Negative log-likelihood of a parametric law; exact quantiles (``icdf`` or :meth:`quantile_function`).
+
+    ``n_samples``: draws per quantile for a law with neither (no built-in head; kept for custom laws).
+    """
 
     def __init__(self, n_samples: int = 200) -> None:
         super().__init__()
@@ -129,14 +138,28 @@ class DistributionHead(OutputHead):
     def loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
         return -self.distribution(raw, loc, scale).log_prob(y).mean()
 
+    def quantile_function(self, dist: distributions.Distribution, p: np.ndarray) -> np.ndarray | None:
+        """Quantiles ``[R, B, h]`` of ``dist`` (batch ``[B, h]``) at levels ``p`` ``[R]``, in float64; ``None``
+        where only draws can give them."""
+        return None
+
     def quantiles(self, raw: Tensor, loc: Tensor, scale: Tensor, levels: Sequence[float]) -> Tensor:
         dist = self.distribution(raw, loc, scale)
         p = torch.as_tensor(list(levels), dtype=raw.dtype, device=raw.device)  # [R]
         try:
             return dist.icdf(p.view(-1, 1, 1)).permute(1, 2, 0)  # [R, B, h] -> [B, h, R]
         except NotImplementedError:
-            draws = dist.sample((self.n_samples,))  # [S, B, h]
-            return torch.quantile(draws.to(raw.dtype), p, dim=0).permute(1, 2, 0)  # [R, B, h] -> [B, h, R]
+            pass
+        exact = self.quantile_function(dist, np.asarray(list(levels), dtype=np.float64))
+        if exact is not None:
+            q = torch.as_tensor(exact, dtype=raw.dtype, device=raw.device)  # [R, B, h]
+            return q.permute(1, 2, 0)  # [R, B, h] -> [B, h, R]
+        draws = dist.sample((self.n_samples,))  # [S, B, h]
+        return torch.quantile(draws.to(raw.dtype), p, dim=0).permute(1, 2, 0)  # [R, B, h] -> [B, h, R]
+
+
+def _numpy(t: Tensor) -> np.ndarray:
+    return t.detach().double().cpu().numpy()
 
 
 class SymmetricHead(DistributionHead):
@@ -160,6 +183,11 @@ class StudentTHead(SymmetricHead):
         df = 2.0 + F.softplus(raw[..., 2])  # > 2 so the variance exists
         return distributions.StudentT(df, loc + scale * raw[..., 0], scale * (F.softplus(raw[..., 1]) + 1e-4))
 
+    def quantile_function(self, dist: distributions.Distribution, p: np.ndarray) -> np.ndarray:
+        assert isinstance(dist, distributions.StudentT)
+        t = scipy.special.stdtrit(_numpy(dist.df)[None], p[:, None, None])  # standard t quantiles, [R, B, h]
+        return _numpy(dist.loc)[None] + _numpy(dist.scale)[None] * t
+
 
 class NegativeBinomialHead(DistributionHead):
     n_outputs = 2
@@ -170,3 +198,10 @@ class NegativeBinomialHead(DistributionHead):
         # mean = r * p / (1 - p)  <=>  logits = log(mean) - log(r); validate_args off: y may be non-integer
         return distributions.NegativeBinomial(total_count, logits=mean.log() - total_count.log(),
                                               validate_args=False)
+
+    def quantile_function(self, dist: distributions.Distribution, p: np.ndarray) -> np.ndarray:
+        assert isinstance(dist, distributions.NegativeBinomial)
+        # torch counts successes (probability sigmoid(logits)) before total_count failures; SciPy's nbinom
+        # counts failures before n successes: the same law with SciPy's p = 1 - sigmoid(logits) = sigmoid(-logits)
+        p_scipy = _numpy(torch.sigmoid(-dist.logits))[None]  # [1, B, h]
+        return scipy.stats.nbinom.ppf(p[:, None, None], _numpy(dist.total_count)[None], p_scipy)  # [R, B, h]

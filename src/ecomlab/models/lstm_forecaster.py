@@ -167,7 +167,7 @@ class LSTMForecaster(Forecaster):
             raise ValueError(f"{type(self).__name__} was built for horizon {self.horizon}, asked for {horizon}")
         device = self.embedding.weight.device
         tensors = {k: torch.as_tensor(batch[k]).to(device) for k in self.input_keys}
-        # sampled heads draw from a fixed stream so evaluation is repeatable
+        # a head without a quantile function draws from a fixed stream, so evaluation is repeatable
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(0)
             raw, loc, scale = self.raw_outputs(tensors)
@@ -176,7 +176,8 @@ class LSTMForecaster(Forecaster):
     @torch.no_grad()
     def forecasts(self, raw: Tensor, loc: Tensor, scale: Tensor, levels: Sequence[int] = ()) -> dict[str, np.ndarray]:
         """``y_hat`` and ``lo_<level>`` / ``hi_<level>`` ``[B, h]`` from raw outputs; split from ``predict`` so an
-        exported graph (which ends at ``raw_outputs``) is finished by the same code and the same seeded draws."""
+        exported graph (which ends at ``raw_outputs``) is finished by the same code (exact quantile functions; seeded
+        draws only for a law without one)."""
         out = {"y_hat": self.head.median(raw, loc, scale)}  # [B, h]
         if levels and self.head.probabilistic:
             probs = [p for lv in levels for p in ((1 - lv / 100) / 2, (1 + lv / 100) / 2)]

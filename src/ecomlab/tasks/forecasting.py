@@ -27,6 +27,7 @@ import torch
 from ecomlab.metrics.forecasting import FORECAST_METRICS, aggregate, mase, mase_scale, per_series
 from ecomlab.metrics.probabilistic import coverage, msql, quantiles_from_intervals
 from ecomlab.models.base import Forecaster
+from ecomlab.tasks.distributed import gather_objects, keep_derived_buffers_local, world_size
 from ecomlab.tasks.optim import OptimizerFactory, SchedulerFactory, configure_optimizers
 
 
@@ -56,6 +57,7 @@ class ForecastTask(pl.LightningModule):
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self._rows: dict[str, list[dict[str, Any]]] = {"val": [], "test": []}
         self._forecasts: dict[str, list[pd.DataFrame]] = {"val": [], "test": []}
+        self._positions: dict[str, list[int | None]] = {"val": [], "test": []}
         #: per-series metric values of the last evaluation, by stage
         self.per_series: dict[str, pd.DataFrame] = {}
         #: long-format forecasts of the last evaluation, by stage (unique_id, window, ds, y, y_hat[, lo_80, ...])
@@ -74,6 +76,9 @@ class ForecastTask(pl.LightningModule):
         """Give global models the training part of the panel (local models refit per window instead)."""
         if data is not None:
             self.net.fit_panel(data)
+
+    def setup(self, stage: str) -> None:
+        keep_derived_buffers_local(self)  # statistics fit_panel() derives on every rank stay out of DDP broadcasts
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self.net.loss(batch)
@@ -99,7 +104,9 @@ class ForecastTask(pl.LightningModule):
                 if f"lo_{level}" in prediction and f"hi_{level}" in prediction:
                     columns[f"coverage_{level}"] = np.asarray(
                         coverage(future, prediction[f"lo_{level}"], prediction[f"hi_{level}"]))  # [B]
+        positions = batch.get("position")
         for b, uid in enumerate(batch["unique_id"]):
+            self._positions[stage].append(None if positions is None else int(positions[b]))
             row: dict[str, Any] = {"unique_id": uid, "window": batch["window"][b]}
             row.update({name: float(values[b]) for name, values in columns.items()})
             self._rows[stage].append(row)
@@ -114,13 +121,35 @@ class ForecastTask(pl.LightningModule):
         self._evaluate(batch, "test")
 
     def _finish(self, stage: str) -> None:
-        if not self._rows[stage]:
+        rows, frames, positions = self._rows[stage], self._forecasts[stage], self._positions[stage]
+        self._rows[stage], self._forecasts[stage], self._positions[stage] = [], [], []
+        if world_size() > 1:  # every rank joins the gather, with or without rows of its own
+            rows, frames = self._gathered(rows, frames, positions)
+        if not rows:
             return
-        per_window = pd.DataFrame(self._rows[stage])
+        per_window = pd.DataFrame(rows)
         self.per_series[stage] = per_series(per_window)
-        self.forecasts[stage] = pd.concat(self._forecasts[stage], ignore_index=True)
+        self.forecasts[stage] = pd.concat(frames, ignore_index=True)
         self.log_dict({f"{stage}/{name}": float(value) for name, value in aggregate(per_window).items()})
-        self._rows[stage], self._forecasts[stage] = [], []
+
+    @staticmethod
+    def _gathered(rows: list[dict[str, Any]], frames: list[pd.DataFrame],
+                  positions: list[int | None]) -> tuple[list[dict[str, Any]], list[pd.DataFrame]]:
+        """Every rank's evaluation rows and forecasts, each window once and in the data set's order.
+
+        A distributed sampler deals the windows out strided and pads the ranks' shares with repeated windows;
+        keyed by their position in the data set, every rank then holds exactly what one process evaluates, and
+        logs the same metrics (so checkpointing and early stopping agree across ranks).
+        """
+        parts = gather_objects((positions, rows, frames))
+        if any(p is None for part in parts for p in part[0]):  # batches built without positions: keep all
+            return [r for part in parts for r in part[1]], [f for part in parts for f in part[2]]
+        by_position: dict[int, tuple[dict[str, Any], pd.DataFrame]] = {}
+        for part_positions, part_rows, part_frames in parts:
+            for position, row, frame in zip(part_positions, part_rows, part_frames, strict=True):
+                by_position.setdefault(position, (row, frame))
+        order = sorted(by_position)
+        return [by_position[p][0] for p in order], [by_position[p][1] for p in order]
 
     def on_validation_epoch_end(self) -> None:
         self._finish("val")

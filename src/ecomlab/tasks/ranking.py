@@ -23,6 +23,7 @@ from torchmetrics.utilities import dim_zero_cat
 
 from ecomlab.metrics.ranking import RANKING_METRICS, item_coverage, ranking_hits
 from ecomlab.models.base import Recommender, RecTrainData, rank_topk
+from ecomlab.tasks.distributed import keep_derived_buffers_local
 from ecomlab.tasks.optim import OptimizerFactory, SchedulerFactory, configure_optimizers
 
 
@@ -101,6 +102,9 @@ class RankingTask(pl.LightningModule):
         normalised interaction graph, social edges, item text) and otherwise keep ``fit`` a no-op.
         """
         self.net.fit(data)
+
+    def setup(self, stage: str) -> None:
+        keep_derived_buffers_local(self)  # graphs built by prepare() on every rank; DDP cannot broadcast them
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss = self.net.loss(batch)
