@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +117,24 @@ def test_forecast_evaluation_rows_gather_once_each_in_data_set_order(tmp_path: P
         rows = pd.read_json(tmp_path / f"rows.{rank}.json")
         assert rows["mae"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
         assert rows["unique_id"].tolist() == ["s0", "s0", "s1", "s1", "s2", "s2", "s3"]
+
+
+@pytest.mark.slow  # two training processes: ~30 s on 2 cores
+def test_ddp_over_two_nodes_on_one_machine_writes_on_node_zero_only(tmp_path: Path) -> None:
+    """``trainer.num_nodes=2``: two launches of ``ecomlab-train`` form one process group the way two cluster
+    nodes do (``NODE_RANK``, ``MASTER_ADDR``/``MASTER_PORT``, as SLURM or a launcher sets them)."""
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = [str(BIN / "ecomlab-train"), *CASES["bpr"], *COMMON, "trainer=ddp", "trainer.accelerator=cpu",
+            "trainer.devices=1", "trainer.num_nodes=2", f"paths.cache_dir={tmp_path}/cache"]
+    env = {**_env(tmp_path), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    nodes = [subprocess.Popen([*args, f"hydra.run.dir={tmp_path}/node{rank}"], cwd=tmp_path,
+                              env={**env, "NODE_RANK": str(rank)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) for rank in (1, 0)]
+    logs = [node.communicate(timeout=900)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(log[-3000:] for log in logs)
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in logs[0] and "GLOBAL_RANK: 0, MEMBER: 1/2" in logs[1]
+    record = json.loads((tmp_path / "node0" / "metrics.json").read_text())
+    assert record["config"]["trainer"]["num_nodes"] == 2 and record["metrics"]["test/ndcg@10"] > 0
+    assert not (tmp_path / "node1" / "metrics.json").exists() and not (tmp_path / "node1" / "checkpoints").exists()
