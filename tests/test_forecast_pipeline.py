@@ -111,6 +111,21 @@ def test_evaluation_batches_carry_series_index_dates_and_covariates() -> None:
         assert batch["hist_exog"].shape[1:] == (14, 1)
 
 
+def test_loader_workers_persist_and_give_the_same_evaluation_batches() -> None:
+    frame = panel()
+    plain, workers = module(frame, num_workers=0), module(frame, num_workers=2)
+    loader = workers.test_dataloader()
+    assert loader.persistent_workers and loader.num_workers == 2 and not loader.pin_memory  # no GPU trainer
+    assert workers.train_dataloader().persistent_workers and not plain.train_dataloader().persistent_workers
+    got, want = list(loader), list(plain.test_dataloader())
+    assert [b["position"].tolist() for b in got] == [b["position"].tolist() for b in want]
+    for a, b in zip(got, want, strict=True):
+        assert a["unique_id"] == b["unique_id"] and np.array_equal(a["future"], b["future"])
+    assert module(frame, pin_memory=True).val_dataloader().pin_memory
+    with pytest.raises(ValueError, match="num_workers=-1"):
+        module(frame, num_workers=-1)
+
+
 def test_declared_covariates_are_validated() -> None:
     with pytest.raises(DataValidationError, match="declared covariate 'discount'"):
         module(panel(), futr_covariates=["discount"])

@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, WeightedRandomSampler
 
 from ecomlab.data.bundle import BundleSource, DatasetBundle, DataValidationError
@@ -231,8 +232,13 @@ class ForecastDataModule(pl.LightningDataModule):
                  futr_covariates: Sequence[str] | None = None, hist_covariates: Sequence[str] | None = None,
                  calendar: bool = True, input_size: int | None = None, windows_per_epoch: int = 2048,
                  static_covariates: Sequence[str] | None = None, train_window_limit: int | None = None,
-                 train_sampling: Literal["window", "series"] = "window", eval_batch_size: int | None = None) -> None:
+                 train_sampling: Literal["window", "series"] = "window", eval_batch_size: int | None = None,
+                 pin_memory: bool | None = None) -> None:
         super().__init__()
+        if num_workers < 0:
+            raise ValueError(f"num_workers={num_workers}; expected an integer >= 0")
+        #: ``None``: pin host memory exactly when the trainer runs on a GPU
+        self.pin_memory = pin_memory
         if eval_batch_size is not None and eval_batch_size < 1:
             raise ValueError(f"eval_batch_size={eval_batch_size}; expected an integer >= 1 or null (batch_size)")
         self.eval_batch_size = eval_batch_size or batch_size
@@ -431,12 +437,19 @@ class ForecastDataModule(pl.LightningDataModule):
                                             num_samples=self.windows_per_epoch, replacement=True)
         else:
             sampler = RandomSampler(dataset, replacement=True, num_samples=self.windows_per_epoch)
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
-                          collate_fn=_identity)
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, collate_fn=_identity,
+                          **self._worker_settings())
+
+    def _worker_settings(self) -> dict[str, Any]:
+        """Workers kept alive across epochs, and host memory pinned when the trainer runs on a GPU."""
+        pin = self.pin_memory
+        if pin is None:
+            pin = self.trainer is not None and isinstance(self.trainer.accelerator, CUDAAccelerator)
+        return {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0, "pin_memory": pin}
 
     def _loader(self, items: list[tuple[Series, BacktestWindow]]) -> DataLoader:
         return DataLoader(WindowDataset(items, self.tensors), batch_size=self.eval_batch_size, shuffle=False,
-                          num_workers=self.num_workers, collate_fn=_identity)
+                          collate_fn=_identity, **self._worker_settings())
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_items)
