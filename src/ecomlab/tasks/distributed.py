@@ -28,7 +28,7 @@ def keep_derived_buffers_local(module: nn.Module) -> list[str]:
     persistent = set(module.state_dict(keep_vars=True))
     derived = [name for name, _ in module.named_buffers() if name not in persistent]
     ignored = sorted(set(getattr(module, "_ddp_params_and_buffers_to_ignore", [])) | set(derived))
-    # torch's documented way to exclude named parameters and buffers from DDP's synchronisation
+    # torch's hook for names DDP must not synchronise (a static method it marks as a workaround, there since 1.8)
     DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, ignored)
     return derived
 
