@@ -56,11 +56,11 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, WeightedRandomSampler
 
 from ecomlab.data.bundle import BundleSource, DatasetBundle, DataValidationError
 from ecomlab.data.cache import load_bundle
+from ecomlab.data.loaders import loader_settings
 from ecomlab.data.preprocess import Preprocess
 from ecomlab.data.splits import BacktestWindow, RollingOrigin
 from ecomlab.models.base import ForecastTrainData
@@ -205,10 +205,6 @@ class TrainWindowDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return self.__getitems__([index])
-
-
-def _identity(batch: Any) -> Any:
-    return batch
 
 
 class ForecastDataModule(pl.LightningDataModule):
@@ -437,19 +433,12 @@ class ForecastDataModule(pl.LightningDataModule):
                                             num_samples=self.windows_per_epoch, replacement=True)
         else:
             sampler = RandomSampler(dataset, replacement=True, num_samples=self.windows_per_epoch)
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, collate_fn=_identity,
-                          **self._worker_settings())
-
-    def _worker_settings(self) -> dict[str, Any]:
-        """Workers kept alive across epochs, and host memory pinned when the trainer runs on a GPU."""
-        pin = self.pin_memory
-        if pin is None:
-            pin = self.trainer is not None and isinstance(self.trainer.accelerator, CUDAAccelerator)
-        return {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0, "pin_memory": pin}
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler,
+                          **loader_settings(self.num_workers, self.pin_memory, self.trainer))
 
     def _loader(self, items: list[tuple[Series, BacktestWindow]]) -> DataLoader:
         return DataLoader(WindowDataset(items, self.tensors), batch_size=self.eval_batch_size, shuffle=False,
-                          collate_fn=_identity, **self._worker_settings())
+                          **loader_settings(self.num_workers, self.pin_memory, self.trainer))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_items)

@@ -29,11 +29,11 @@ import pandas as pd
 import pytorch_lightning as pl
 import scipy.sparse as sp
 import torch
-from pytorch_lightning.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
 from ecomlab.data.bundle import BundleSource, DatasetBundle, DataValidationError
 from ecomlab.data.cache import load_bundle
+from ecomlab.data.loaders import loader_settings
 from ecomlab.data.preprocess import Preprocess
 from ecomlab.models.base import RecTrainData
 
@@ -164,10 +164,6 @@ def cells_mask(cells: tuple[torch.Tensor, torch.Tensor], n_rows: int, n_cols: in
     mask = torch.zeros(n_rows, n_cols, dtype=torch.bool, device=rows.device)
     mask[rows, cols] = True  # [B, N]
     return mask
-
-
-def _identity(batch: Any) -> Any:
-    return batch
 
 
 def sample_unseen(seen: sp.csr_matrix, users: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -351,11 +347,8 @@ class RecDataModule(pl.LightningDataModule):
         return RecTrainData(train=self.train_csr, item_text=text, social=social, name=self.bundle.name)
 
     def _loader(self, dataset: Dataset, batch_size: int | None, shuffle: bool) -> DataLoader:
-        pin = self.pin_memory
-        if pin is None:  # auto: pin host batches when the trainer runs on a GPU
-            pin = self.trainer is not None and isinstance(self.trainer.accelerator, CUDAAccelerator)
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          collate_fn=_identity, persistent_workers=self.num_workers > 0, pin_memory=pin)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
+                          **loader_settings(self.num_workers, self.pin_memory, self.trainer))
 
     def train_dataloader(self) -> DataLoader:
         batches = PositiveBatches(self.train_csr, self.batch_size, shuffle=True, seed=self.seed,
