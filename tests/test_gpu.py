@@ -20,6 +20,17 @@ def test_ranking_models_train_and_evaluate_on_gpu(compose_cfg, model: str) -> No
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("model", ["lstm", "lstm_deepar"])
+def test_forecasters_train_and_evaluate_on_gpu(compose_cfg, model: str) -> None:
+    """The LSTM with its quantile head, and the Student-t one, whose quantiles SciPy computes on the host."""
+    cfg = compose_cfg([f"model={model}", "trainer=gpu", "data=synthetic_sales", "data.source.n_users=150",
+                       "data.source.n_items=80", "data.windows_per_epoch=256", "trainer.max_epochs=2"])
+    record = train(cfg)
+    metrics = record["metrics"]
+    assert metrics["test/mase"] > 0 and 0.0 <= metrics["test/coverage_80"] <= metrics["test/coverage_95"] <= 1.0
+
+
+@pytest.mark.gpu
 def test_rank_topk_on_gpu_matches_cpu() -> None:
     scores = torch.randint(0, 5, (64, 300)).float()
     exclude = torch.rand(64, 300) < 0.2
