@@ -31,6 +31,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -184,34 +185,35 @@ def _op_table(prof: torch.profiler.profile, on_gpu: bool, rows: int) -> str:
     return averages.table(sort_by="self_device_time_total" if on_gpu else "self_cpu_time_total", row_limit=rows)
 
 
+def _profiled(run: str, work: Callable[[], Any], args: argparse.Namespace) -> dict[str, Any]:
+    """``work()`` under ``torch.profiler`` (CUDA kernels too on a GPU): wall seconds and the operator table."""
+    on_gpu = args.device == "cuda"
+    activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if on_gpu else [])
+    with torch.profiler.profile(activities=activities) as prof:
+        t0 = time.perf_counter()
+        work()
+        _sync()
+        seconds = time.perf_counter() - t0
+    return {"run": run, "seconds": seconds, "table": _op_table(prof, on_gpu, args.profile_rows)}
+
+
 def profile_runs(tasks: dict[str, RankingTask], dm: RecDataModule, args: argparse.Namespace) -> list[dict[str, Any]]:
     """``torch.profiler`` over ``--profile-steps`` training steps of LightGCN and the social GNN through
     ``Trainer.fit`` (kernels warm from the timed rows), and over one ``Trainer.validate`` of LightGCN."""
-    on_gpu = args.device == "cuda"
-    activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if on_gpu else [])
     batch = args.gnn_batch[0]
     dm.batch_size, dm.num_negatives, dm.sampler = batch, 1, None
     out = []
     for name in ("LightGCN", "social GNN"):
         trainer = _trainer(args, 1, [])
         trainer.limit_train_batches = args.profile_steps
-        with torch.profiler.profile(activities=activities) as prof:
-            t0 = time.perf_counter()
-            trainer.fit(tasks[name], datamodule=dm)
-            _sync()
-            seconds = time.perf_counter() - t0
-        out.append({"run": f"{name}: Trainer.fit, {args.profile_steps} steps at batch {batch:,}",
-                    "seconds": seconds, "table": _op_table(prof, on_gpu, args.profile_rows)})
+        out.append(_profiled(f"{name}: Trainer.fit, {args.profile_steps} steps at batch {batch:,}",
+                             lambda: trainer.fit(tasks[name], datamodule=dm), args))  # noqa: B023 (called at once)
     dm.eval_batch_size = args.eval_batch
     trainer = _trainer(args, 1, [])
     trainer.limit_val_batches = 1.0
-    with torch.profiler.profile(activities=activities) as prof:
-        t0 = time.perf_counter()
-        trainer.validate(tasks["LightGCN"], datamodule=dm, verbose=False)
-        _sync()
-        seconds = time.perf_counter() - t0
-    out.append({"run": f"LightGCN: Trainer.validate, {len(dm.eval_dataset('val')):,} users in batches of "
-                       f"{args.eval_batch:,}", "seconds": seconds, "table": _op_table(prof, on_gpu, args.profile_rows)})
+    out.append(_profiled(f"LightGCN: Trainer.validate, {len(dm.eval_dataset('val')):,} users in batches of "
+                         f"{args.eval_batch:,}", lambda: trainer.validate(tasks["LightGCN"], datamodule=dm,
+                                                                          verbose=False), args))
     return out
 
 

@@ -163,7 +163,7 @@ def test_topk_bench_checks_agreement_and_writes_its_table(tmp_path: Path) -> Non
 
 def test_gpu_bench_quick_run_writes_its_tables_and_profile(tmp_path: Path) -> None:
     """The GPU benchmark end to end on tiny data on CPU, in its own process (it sets global matmul precision):
-    GPU sessions are rare and short, so the script must not fail for the first time there."""
+    GPU sessions are rare and short, so a failure that does not depend on CUDA must show up here first."""
     out = tmp_path / "gpu.md"
     done = subprocess.run([sys.executable, str(SCRIPTS / "bench_gpu.py"), "--quick", "--device", "cpu", "--profile",
                            "--out", str(out)], capture_output=True, text=True, timeout=300)

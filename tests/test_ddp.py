@@ -104,9 +104,9 @@ def _gather_rank(rank: int, store: str, out: str) -> None:
     try:
         positions = [0, 2, 4, 6] if rank == 0 else [1, 3, 5, 0]
         rows = [{"unique_id": f"s{p // 2}", "window": p % 2, "mae": float(p)} for p in positions]
-        frames = [pd.DataFrame({"unique_id": [r["unique_id"]], "y_hat": [r["mae"]]}) for r in rows]
-        rows, frames = ForecastTask._gathered(rows, frames, positions)
-        pd.DataFrame(rows).to_json(f"{out}.{rank}.json")
+        windows = [(p, r, pd.DataFrame({"unique_id": [r["unique_id"]], "y_hat": [r["mae"]]}))
+                   for p, r in zip(positions, rows, strict=True)]
+        pd.DataFrame([row for _, row, _ in ForecastTask._gathered(windows)]).to_json(f"{out}.{rank}.json")
     finally:
         torch.distributed.destroy_process_group()
 

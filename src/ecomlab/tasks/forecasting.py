@@ -30,6 +30,8 @@ from ecomlab.models.base import Forecaster
 from ecomlab.tasks.distributed import gather_objects, keep_derived_buffers_local, world_size
 from ecomlab.tasks.optim import OptimizerFactory, SchedulerFactory, configure_optimizers
 
+Evaluated = tuple[int | None, dict[str, Any], pd.DataFrame]
+
 
 class ForecastTask(pl.LightningModule):
     #: which models and data modules fit together; checked before anything is loaded
@@ -55,9 +57,8 @@ class ForecastTask(pl.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.monitor, self.mode = monitor, mode
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
-        self._rows: dict[str, list[dict[str, Any]]] = {"val": [], "test": []}
-        self._forecasts: dict[str, list[pd.DataFrame]] = {"val": [], "test": []}
-        self._positions: dict[str, list[int | None]] = {"val": [], "test": []}
+        #: per stage, one ``(position in the data set, metric row, forecast frame)`` per evaluated window
+        self._evaluated: dict[str, list[Evaluated]] = {"val": [], "test": []}
         #: per-series metric values of the last evaluation, by stage
         self.per_series: dict[str, pd.DataFrame] = {}
         #: long-format forecasts of the last evaluation, by stage (unique_id, window, ds, y, y_hat[, lo_80, ...])
@@ -106,13 +107,11 @@ class ForecastTask(pl.LightningModule):
                         coverage(future, prediction[f"lo_{level}"], prediction[f"hi_{level}"]))  # [B]
         positions = batch.get("position")
         for b, uid in enumerate(batch["unique_id"]):
-            self._positions[stage].append(None if positions is None else int(positions[b]))
             row: dict[str, Any] = {"unique_id": uid, "window": batch["window"][b]}
             row.update({name: float(values[b]) for name, values in columns.items()})
-            self._rows[stage].append(row)
-            self._forecasts[stage].append(pd.DataFrame({
-                "unique_id": uid, "window": batch["window"][b], "ds": batch["future_ds"][b], "y": future[b],
-                **{key: value[b] for key, value in prediction.items()}}))
+            frame = pd.DataFrame({"unique_id": uid, "window": batch["window"][b], "ds": batch["future_ds"][b],
+                                  "y": future[b], **{key: value[b] for key, value in prediction.items()}})
+            self._evaluated[stage].append((None if positions is None else int(positions[b]), row, frame))
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, "val")
@@ -121,35 +120,31 @@ class ForecastTask(pl.LightningModule):
         self._evaluate(batch, "test")
 
     def _finish(self, stage: str) -> None:
-        rows, frames, positions = self._rows[stage], self._forecasts[stage], self._positions[stage]
-        self._rows[stage], self._forecasts[stage], self._positions[stage] = [], [], []
-        if world_size() > 1:  # every rank joins the gather, with or without rows of its own
-            rows, frames = self._gathered(rows, frames, positions)
-        if not rows:
+        evaluated, self._evaluated[stage] = self._evaluated[stage], []
+        if world_size() > 1:  # every rank joins the gather, with or without windows of its own
+            evaluated = self._gathered(evaluated)
+        if not evaluated:
             return
-        per_window = pd.DataFrame(rows)
+        per_window = pd.DataFrame([row for _, row, _ in evaluated])
         self.per_series[stage] = per_series(per_window)
-        self.forecasts[stage] = pd.concat(frames, ignore_index=True)
+        self.forecasts[stage] = pd.concat([frame for _, _, frame in evaluated], ignore_index=True)
         self.log_dict({f"{stage}/{name}": float(value) for name, value in aggregate(per_window).items()})
 
     @staticmethod
-    def _gathered(rows: list[dict[str, Any]], frames: list[pd.DataFrame],
-                  positions: list[int | None]) -> tuple[list[dict[str, Any]], list[pd.DataFrame]]:
-        """Every rank's evaluation rows and forecasts, each window once and in the data set's order.
+    def _gathered(evaluated: list[Evaluated]) -> list[Evaluated]:
+        """Every rank's evaluated windows, each once and in the data set's order.
 
         A distributed sampler deals the windows out strided and pads the ranks' shares with repeated windows;
         keyed by their position in the data set, every rank then holds exactly what one process evaluates, and
         logs the same metrics (so checkpointing and early stopping agree across ranks).
         """
-        parts = gather_objects((positions, rows, frames))
-        if any(p is None for part in parts for p in part[0]):  # batches built without positions: keep all
-            return [r for part in parts for r in part[1]], [f for part in parts for f in part[2]]
-        by_position: dict[int, tuple[dict[str, Any], pd.DataFrame]] = {}
-        for part_positions, part_rows, part_frames in parts:
-            for position, row, frame in zip(part_positions, part_rows, part_frames, strict=True):
-                by_position.setdefault(position, (row, frame))
-        order = sorted(by_position)
-        return [by_position[p][0] for p in order], [by_position[p][1] for p in order]
+        every = [window for part in gather_objects(evaluated) for window in part]
+        if any(position is None for position, _, _ in every):  # batches built without positions: keep all
+            return every
+        by_position: dict[int | None, Evaluated] = {}
+        for window in every:
+            by_position.setdefault(window[0], window)
+        return [by_position[p] for p in sorted(by_position)]  # every key is an int here
 
     def on_validation_epoch_end(self) -> None:
         self._finish("val")
