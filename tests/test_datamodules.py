@@ -19,7 +19,7 @@ import torch
 from ecomlab.data.builtin import FileSource, MovieLensSmall, RetailSeries
 from ecomlab.data.bundle import DataValidationError
 from ecomlab.data.forecast_datamodule import ForecastDataModule
-from ecomlab.data.rec_datamodule import RecDataModule, cells_mask
+from ecomlab.data.rec_datamodule import RecDataModule, cells_mask, csr_entries
 from ecomlab.data.splits import RatioSplit, RollingOrigin
 from ecomlab.data.synthetic import SyntheticShop
 from ecomlab.models.popularity import Popularity
@@ -389,3 +389,27 @@ def test_forecast_eval_batch_size_defaults_to_batch_size() -> None:
     assert next(iter(large.train_dataloader()))["outsample_y"].shape[0] == 5
     with pytest.raises(ValueError, match="eval_batch_size=0"):
         ForecastDataModule(**common, eval_batch_size=0)
+
+
+def test_csr_entries_with_a_host_count_equal_the_device_count() -> None:
+    matrix = sp.random(30, 12, density=0.3, format="csr", random_state=0)
+    indptr, indices = torch.as_tensor(matrix.indptr, dtype=torch.long), torch.as_tensor(matrix.indices, dtype=torch.long)
+    rows = torch.tensor([4, 0, 29, 4, 17])
+    total = int(np.diff(matrix.indptr)[rows.numpy()].sum())
+    sized, counted = csr_entries(indptr, indices, rows, total), csr_entries(indptr, indices, rows)
+    for a, b in zip(sized, counted, strict=True):
+        assert torch.equal(a, b)
+    batch_row, cols, counts = sized
+    dense = matrix.toarray()[rows.numpy()] != 0
+    assert counts.tolist() == dense.sum(1).tolist()
+    assert dense[batch_row.numpy(), cols.numpy()].all() and len(cols) == dense.sum()
+
+
+def test_evaluation_batches_carry_host_cell_counts() -> None:
+    dm = RecDataModule(SyntheticShop(n_users=50, n_items=30, seed=0), RatioSplit(seed=0), eval_batch_size=8)
+    dm.setup("fit")
+    batch = next(iter(dm.val_dataloader()))
+    n_exclude, n_target = batch["n_cells"]
+    done = dm.on_after_batch_transfer(batch, 0)
+    assert len(done["exclude_at"][0]) == n_exclude and len(done["target_at"][0]) == n_target
+    assert int(done["n_target"].sum()) == n_target

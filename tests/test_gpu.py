@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import warnings
+
 import pytest
 import torch
 
@@ -60,3 +63,36 @@ def test_device_side_negatives_and_masks_equal_the_cpu_ones() -> None:
     done = dm.complete({k: v.cuda() for k, v in batch.items()})
     assert done["neg"].is_cuda and done["neg"].shape == (len(batch["users"]), 3)
     assert not train[batch["users"].unsqueeze(1), done["neg"].cpu()].any(), "a negative is a training positive"
+
+
+@pytest.mark.gpu
+def test_an_evaluation_batch_synchronises_once_on_gpu() -> None:
+    """CUDA's own detector (``torch.cuda.set_sync_debug_mode``) agrees with ``tests/test_device_sync.py``: completing
+    a full-ranking batch on the device, scoring, ranking and the metrics synchronise once (``rank_topk``'s check
+    for NaN and ties), so the host can queue the next batch's kernels while the device works."""
+    from ecomlab.data.rec_datamodule import RecDataModule
+    from ecomlab.data.splits import RatioSplit
+    from ecomlab.data.synthetic import SyntheticShop
+    from ecomlab.models.lightgcn import LightGCN
+    from ecomlab.tasks.ranking import RankingTask
+
+    dm = RecDataModule(SyntheticShop(n_users=300, n_items=200, seed=1), RatioSplit(seed=0), eval_batch_size=64)
+    dm.setup()
+    net = LightGCN(dm.dims["n_users"], dm.dims["n_items"], 32, 2)
+    task = RankingTask(net, optimizer=functools.partial(torch.optim.Adam, lr=1e-3)).cuda()
+    task.prepare(dm.train_data())
+    task.eval()
+    batch = next(iter(dm.val_dataloader()))
+    batch = {k: v.cuda() if torch.is_tensor(v) else v for k, v in batch.items()}
+    with torch.no_grad():
+        task._evaluate(dm.complete(batch), "val")  # warm-up: index copies, cached propagation, cut tensors
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            task._evaluate(dm.complete(batch), "val")
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = [str(w.message) for w in caught if "synchroniz" in str(w.message)]
+    assert len(syncs) == 1, syncs

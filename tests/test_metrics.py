@@ -25,6 +25,7 @@ from ecomlab.metrics.ranking import (
     hit_at_k,
     item_coverage,
     map_at_k,
+    metric_table,
     mrr_at_k,
     ndcg_at_k,
     precision_at_k,
@@ -191,6 +192,40 @@ def test_shape_errors() -> None:
         recall_at_k(torch.zeros(5, dtype=torch.bool), torch.tensor([1]), 1)
     with pytest.raises(ValueError):
         recall_at_k(_t([[1, 0]]), torch.tensor([1, 1]), 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, torch.float32, torch.float64])
+def test_metric_table_equals_the_metric_functions(dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    hits = (torch.rand(300, 20) < 0.25).to(dtype)
+    hits[:5] = 0  # users without a hit
+    hits[5:10] = 1  # users with every position a hit
+    n_rel = torch.randint(1, 30, (300,))
+    names, ks = list(RANKING_METRICS), [1, 3, 10, 20]
+    table = metric_table(hits, n_rel, names, ks)
+    expected = torch.stack([RANKING_METRICS[m](hits, n_rel, k) for m in names for k in ks], dim=1)  # name-major
+    assert table.shape == (300, len(names) * len(ks)) and table.dtype == expected.dtype
+    tol = 1e-12 if dtype == torch.float64 else 1e-6
+    torch.testing.assert_close(table, expected, atol=tol, rtol=tol)
+    # a subset, in a different order
+    sub = metric_table(hits, n_rel, ["ndcg", "recall"], [10])
+    torch.testing.assert_close(sub, torch.stack([ndcg_at_k(hits, n_rel, 10), recall_at_k(hits, n_rel, 10)], 1))
+
+
+def test_metric_table_checks_and_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    hits, n_rel = _t([[1, 0, 1], [0, 0, 0]]), torch.tensor([2, 0])
+    with pytest.raises(ValueError, match="n_rel >= 1"):
+        metric_table(hits, n_rel, ["recall"], [2])
+    assert metric_table(hits, n_rel, ["precision"], [2], check=False).shape == (2, 1)  # no value check
+    with pytest.raises(ValueError, match="unknown metric"):
+        metric_table(hits, torch.tensor([2, 1]), ["nope"], [2])
+    with pytest.raises(ValueError, match="k=4 exceeds"):
+        metric_table(hits, torch.tensor([2, 1]), ["recall"], [4])
+    # a metric re-bound in the registry is computed by its own function
+    monkeypatch.setitem(RANKING_METRICS, "hit", lambda h, n, k: torch.full((h.shape[0],), float(k)))
+    out = metric_table(hits, torch.tensor([2, 1]), ["hit", "recall"], [1, 2])
+    torch.testing.assert_close(out[:, :2], torch.tensor([[1.0, 2.0], [1.0, 2.0]]))
+    torch.testing.assert_close(out[:, 2:], torch.tensor([[0.5, 0.5], [0.0, 0.0]]))
 
 
 def test_item_coverage() -> None:

@@ -146,14 +146,20 @@ class NegativeSampler:
         return (r + below).clamp(max=self.n_items - 1)
 
 
-def csr_entries(indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
-                                                                                         torch.Tensor]:
+def csr_entries(indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor,
+                total: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The entries of rows ``rows`` of a CSR pattern as coordinates ``(batch_row [nnz_B], col [nnz_B])``, built on
-    ``rows.device``, and each row's number of entries ``[len(rows)]``."""
+    ``rows.device``, and each row's number of entries ``[len(rows)]``.
+
+    ``total`` is ``nnz_B`` when the caller knows it (counted on the host): the output size is then not read back
+    from the device, which on a GPU is a synchronisation per call.
+    """
     start = indptr[rows]
     counts = indptr[rows + 1] - start  # [B]
-    batch_row = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), counts)  # [nnz_B]
-    first = torch.repeat_interleave(start - (torch.cumsum(counts, 0) - counts), counts)  # [nnz_B]
+    batch_row = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), counts,
+                                        output_size=total)  # [nnz_B]
+    first = torch.repeat_interleave(start - (torch.cumsum(counts, 0) - counts), counts,
+                                    output_size=len(batch_row))  # [nnz_B]
     cols = indices[first + torch.arange(len(batch_row), device=rows.device)]  # [nnz_B]
     return batch_row, cols, counts
 
@@ -221,6 +227,7 @@ class EvalDataset(Dataset):
         exclude.sort_indices()
         target.sort_indices()
         self.exclude, self.target, self.stage = exclude, target, stage
+        self._cells_per_user = (np.diff(exclude.indptr), np.diff(target.indptr))  # [U] each, host-side counts
         self.n_items = target.shape[1]
         self.users = np.flatnonzero(np.diff(target.indptr) > 0)
         self.negatives: np.ndarray | None = None
@@ -240,7 +247,12 @@ class EvalDataset(Dataset):
 
     def __getitems__(self, indices: list[int]) -> dict[str, Any]:
         rows = np.asarray(indices)
-        batch: dict[str, Any] = {"users": torch.as_tensor(self.users[rows], dtype=torch.long), "stage": self.stage}
+        users = self.users[rows]
+        # the batch's excluded and target cell counts, so that complete() sizes its coordinates without a
+        # read-back from the device
+        n_cells = tuple(int(per_user[users].sum()) for per_user in self._cells_per_user)
+        batch: dict[str, Any] = {"users": torch.as_tensor(users, dtype=torch.long), "stage": self.stage,
+                                 "n_cells": n_cells}
         if self.negatives is not None:
             batch["negatives"] = torch.as_tensor(self.negatives[rows], dtype=torch.long)  # [B, n]
         return batch
@@ -261,8 +273,9 @@ class EvalDataset(Dataset):
         """
         users = batch["users"]
         index = self._index.on(users.device)
-        rows, cols, _ = csr_entries(index["exclude_ptr"], index["exclude_idx"], users)  # [nnz_B] each
-        t_rows, t_cols, n_target = csr_entries(index["target_ptr"], index["target_idx"], users)
+        n_exclude, n_target_cells = batch.get("n_cells", (None, None))  # host counts (None: read from the device)
+        rows, cols, _ = csr_entries(index["exclude_ptr"], index["exclude_idx"], users, n_exclude)  # [nnz_B] each
+        t_rows, t_cols, n_target = csr_entries(index["target_ptr"], index["target_idx"], users, n_target_cells)
         if not len(index["blocked"]) and "negatives" not in batch:
             return {**batch, "exclude_at": (rows, cols), "target_at": (t_rows, t_cols), "n_target": n_target}
         exclude = cells_mask((rows, cols), len(users), self.n_items)  # [B, N]

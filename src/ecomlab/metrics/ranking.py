@@ -20,7 +20,8 @@ All functions are pure and contain no Python loop over users, so they run on any
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -30,6 +31,7 @@ __all__ = [
     "hit_at_k",
     "item_coverage",
     "map_at_k",
+    "metric_table",
     "mrr_at_k",
     "ndcg_at_k",
     "precision_at_k",
@@ -50,14 +52,15 @@ def _check_k(k: int, max_k: int) -> None:
         raise ValueError(f"k={k} exceeds the number of ranked columns K={max_k}")
 
 
-def _prepare(hits: Tensor, n_rel: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """Validate inputs; return ``(hits[:, :k] as float [B, k], n_rel as float [B])``."""
+def _prepare(hits: Tensor, n_rel: Tensor, k: int, check: bool = True) -> tuple[Tensor, Tensor]:
+    """Validate inputs; return ``(hits[:, :k] as float [B, k], n_rel as float [B])``. ``check=False`` skips
+    the value check ``n_rel >= 1`` (shapes are always checked)."""
     if hits.dim() != 2:
         raise ValueError(f"hits must be 2-D [B, K], got shape {tuple(hits.shape)}")
     _check_k(k, hits.shape[1])
     if n_rel.dim() != 1 or n_rel.shape[0] != hits.shape[0]:
         raise ValueError(f"n_rel must have shape [B]=[{hits.shape[0]}], got {tuple(n_rel.shape)}")
-    if n_rel.numel() > 0 and bool((n_rel < 1).any()):
+    if check and n_rel.numel() > 0 and bool((n_rel < 1).any()):
         raise ValueError("every user needs n_rel >= 1; exclude users without relevant items")
     dtype = hits.dtype if hits.dtype == torch.float64 else torch.get_default_dtype()
     h = hits[:, :k].to(dtype)  # [B, K] -> [B, k]
@@ -155,6 +158,64 @@ RANKING_METRICS: dict[str, Callable[[Tensor, Tensor, int], Tensor]] = {
     "map": map_at_k,
 }
 """Per-user metrics by name; each is ``fn(hits, n_rel, k) -> Tensor[B]``."""
+
+#: the functions :func:`metric_table` has running-sum forms for (a name re-bound in RANKING_METRICS uses its own)
+_FUNCTIONS = dict(RANKING_METRICS)
+
+
+@functools.lru_cache(maxsize=32)
+def _cuts(ks: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """``(ks - 1, ks)`` as ``[nk]`` int64 and ``dtype`` tensors on ``device``, made once per device: a copy from
+    host data waits for the device to finish its queued work (a GPU synchronisation) on every call."""
+    host = torch.tensor(ks)
+    return (host - 1).to(device), host.to(device=device, dtype=dtype)
+
+
+def metric_table(hits: Tensor, n_rel: Tensor, names: Sequence[str], ks: Sequence[int],
+                 check: bool = True) -> Tensor:
+    """Every metric ``name@k`` per user as the columns of one ``[B, len(names) * len(ks)]`` tensor, name-major
+    (``names[0]@ks[0], names[0]@ks[1], ..., names[1]@ks[0], ...``).
+
+    The values are those of ``RANKING_METRICS[name](hits, n_rel, k)`` (equal up to float rounding), computed
+    from running sums over the ranked positions ``j = 1..max(ks)``, read at each cut ``k``:
+
+    ``c_j = sum_{i<=j} hit_i``: recall ``c_k / n_rel``, precision ``c_k / k``, hit ``[c_k > 0]``;
+    ``sum_{i<=j} hit_i / log2(i + 1)``: NDCG's DCG; ``max_{i<=j} hit_i / i``: RR;
+    ``sum_{i<=j} hit_i c_i / i``: AP's numerator.
+
+    About 25 tensor operations however many metrics and cuts, instead of about ten per pair; a metric without
+    a running-sum form here (one added to :data:`RANKING_METRICS`) is computed by its function. ``check=False``
+    skips the check ``n_rel >= 1``, which reads a value back from the device (a GPU synchronisation per call)
+    and which a caller that only passes users with targets can leave out.
+    """
+    ks = [int(k) for k in ks]
+    if not ks or not names:
+        raise ValueError(f"metric_table needs at least one metric and one k; got names={list(names)}, ks={ks}")
+    top = max(ks)
+    h, n = _prepare(hits, n_rel, top, check)  # [B, K], [B]
+    cut, kf = _cuts(tuple(ks), h.device, h.dtype)  # [nk] column of each cut, [nk] the cuts as numbers
+    ranks = torch.arange(1, top + 1, device=h.device, dtype=h.dtype)  # [K]
+    hits_so_far = torch.cumsum(h, dim=1)  # [B, K]
+    at = hits_so_far[:, cut]  # [B, K] -> [B, nk]
+    short = torch.minimum(n.unsqueeze(1), kf)  # min(n_rel, k): [B, 1] vs [nk] -> [B, nk]
+    columns: dict[str, Callable[[], Tensor]] = {
+        "recall": lambda: at / n.unsqueeze(1),
+        "precision": lambda: at / kf,
+        "hit": lambda: (at > 0).to(h.dtype),
+        "ndcg": lambda: torch.cumsum(h / torch.log2(ranks + 1.0), dim=1)[:, cut]
+        / torch.cumsum(1.0 / torch.log2(ranks + 1.0), dim=0)[short.long() - 1],  # DCG / IDCG: [B, nk]
+        "mrr": lambda: torch.cummax(h / ranks, dim=1).values[:, cut],
+        "map": lambda: torch.cumsum(hits_so_far / ranks * h, dim=1)[:, cut] / short,
+    }
+    blocks = []
+    for name in names:
+        if name in columns and RANKING_METRICS.get(name) is _FUNCTIONS[name]:
+            blocks.append(columns[name]())  # [B, nk]
+        elif name in RANKING_METRICS:
+            blocks.append(torch.stack([RANKING_METRICS[name](hits, n_rel, k).to(h.dtype) for k in ks], dim=1))
+        else:
+            raise ValueError(f"unknown metric {name!r}; allowed {sorted(RANKING_METRICS)}")
+    return torch.stack(blocks, dim=1).reshape(h.shape[0], len(names) * len(ks))  # [B, M, nk] -> [B, M * nk]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -107,7 +107,9 @@ def largest(scores: Tensor, k: int, blockwise: bool | None = None) -> tuple[Tens
     head = scores[:, : n_blocks * TOPK_BLOCK].view(n_rows, n_blocks, TOPK_BLOCK)  # [B, C, b], a view
     blocks = torch.topk(head.amax(dim=2), k, dim=1, sorted=False).indices  # [B, C] -> [B, k]
     offsets = torch.arange(TOPK_BLOCK, device=scores.device)
-    cand = head.gather(1, blocks.unsqueeze(2).expand(n_rows, k, TOPK_BLOCK)).view(n_rows, k * TOPK_BLOCK)
+    # whole blocks by (row, block) index: half the time of a gather with an index expanded over the block
+    cand = head[torch.arange(n_rows, device=scores.device).unsqueeze(1), blocks]  # [B, k, b]
+    cand = cand.view(n_rows, k * TOPK_BLOCK)  # [B, k, b] -> [B, k*b]
     cand_items = (blocks.unsqueeze(2) * TOPK_BLOCK + offsets).view(n_rows, k * TOPK_BLOCK)  # [B, k, b] -> [B, k*b]
     if n_blocks * TOPK_BLOCK < n_cols:  # the columns after the last whole block are always candidates
         tail = torch.arange(n_blocks * TOPK_BLOCK, n_cols, device=scores.device)
@@ -115,6 +117,14 @@ def largest(scores: Tensor, k: int, blockwise: bool | None = None) -> tuple[Tens
         cand_items = torch.cat([cand_items, tail.expand(n_rows, -1)], dim=1)
     top = torch.topk(cand, k, dim=1, sorted=True)
     return top.values, cand_items.gather(1, top.indices)
+
+
+def _clear_cut(top_values: Tensor, k: int) -> Tensor:
+    """``[B]``: the ``(k+1)``-th of ``top_values`` ``[B, k+1]`` (or ``[B, k]``: nothing beyond) is below the
+    ``k``-th, so ``topk``'s first ``k`` items are the top-``k`` set whatever its tie order."""
+    if top_values.shape[1] <= k:
+        return torch.ones(top_values.shape[0], dtype=torch.bool, device=top_values.device)
+    return top_values[:, k] < top_values[:, k - 1]
 
 
 def rank_topk(scores: Tensor, k: int, exclude: Tensor | tuple[Tensor, Tensor] | None = None,
@@ -140,28 +150,27 @@ def rank_topk(scores: Tensor, k: int, exclude: Tensor | tuple[Tensor, Tensor] | 
     if not scores.is_floating_point():
         scores = scores.float()
     if isinstance(exclude, tuple):
-        minus_inf = torch.tensor(float("-inf"), dtype=scores.dtype, device=scores.device)
+        minus_inf = scores.new_full((), float("-inf"))  # made on the device: no host-to-device copy
         scores = (scores.index_put_ if inplace else scores.index_put)(exclude, minus_inf)
     elif exclude is not None:
         scores = (scores.masked_fill_ if inplace else scores.masked_fill)(exclude, float("-inf"))
     k = min(k, scores.shape[1])
     if k == 0:
         return scores[:, :0].float(), torch.zeros(scores.shape[0], 0, dtype=torch.long, device=scores.device)
-    top_values, top_indices = largest(scores, min(k + 1, scores.shape[1]), blockwise)  # topk ranks NaN first
-    if bool(top_values.isnan().any()):  # rare: rank NaN last, then search again
-        scores = torch.nan_to_num(scores, nan=float("-inf"), posinf=float("inf"), neginf=float("-inf"))
-        top_values, top_indices = largest(scores, min(k + 1, scores.shape[1]), blockwise)
-    kth = top_values[:, k - 1 : k]  # [B, 1]
-    if k < scores.shape[1]:
-        exact = top_values[:, k] < kth[:, 0]  # [B]: the (k+1)-th value is below the k-th, no tie across the cut
+    top_values, top_indices = largest(scores, min(k + 1, scores.shape[1]), blockwise)
+    # topk ranks NaN first, so a row with a NaN has one in column 0. One read-back from the device per call
+    # (a GPU synchronisation) decides both rare cases, NaN and a tie across the cut.
+    clear = _clear_cut(top_values, k) & ~top_values[:, 0].isnan()  # [B]
+    if bool(clear.all()):
+        members = torch.sort(top_indices[:, :k], dim=1).values  # [B, k]
     else:
-        exact = torch.ones(scores.shape[0], dtype=torch.bool, device=scores.device)
-    indices = top_indices[:, :k]
-    if bool(exact.all()):
-        members = torch.sort(indices, dim=1).values  # [B, k]
-    else:
-        members = torch.empty_like(indices)
-        members[exact] = torch.sort(indices[exact], dim=1).values
+        if bool(top_values[:, 0].isnan().any()):  # rank NaN last, then search again
+            scores = torch.nan_to_num(scores, nan=float("-inf"), posinf=float("inf"), neginf=float("-inf"))
+            top_values, top_indices = largest(scores, min(k + 1, scores.shape[1]), blockwise)
+        kth = top_values[:, k - 1 : k]  # [B, 1]
+        exact = _clear_cut(top_values, k)  # [B]
+        members = torch.empty_like(top_indices[:, :k])
+        members[exact] = torch.sort(top_indices[exact, :k], dim=1).values
         members[~exact] = _members_with_ties(scores[~exact], kth[~exact], k)
     order = torch.sort(scores.gather(1, members), dim=1, descending=True, stable=True).indices  # [B, k]
     top_items = members.gather(1, order)

@@ -176,8 +176,7 @@ class NeuMF(Recommender):
         logits = self._score_pairs(users, items)  # [B, 1 + n_neg]
         if self.loss_type == "bpr":
             return -F.logsigmoid(logits[:, :1] - logits[:, 1:]).mean()  # [B, 1] - [B, n_neg]
-        labels = torch.zeros_like(logits)
-        labels[:, 0] = 1.0
+        labels = torch.cat([torch.ones_like(logits[:, :1]), torch.zeros_like(logits[:, 1:])], dim=1)  # [B, 1 + n_neg]
         return F.binary_cross_entropy_with_logits(logits, labels)
 
 

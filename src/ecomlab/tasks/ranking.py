@@ -21,7 +21,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from ecomlab.metrics.ranking import RANKING_METRICS, item_coverage, ranking_hits
+from ecomlab.metrics.ranking import RANKING_METRICS, item_coverage, metric_table, ranking_hits
 from ecomlab.models.base import Recommender, RecTrainData, rank_topk
 from ecomlab.tasks.distributed import keep_derived_buffers_local
 from ecomlab.tasks.optim import OptimizerFactory, SchedulerFactory, configure_optimizers
@@ -133,8 +133,9 @@ class RankingTask(pl.LightningModule):
         _, top_items = rank_topk(scores, self.ks[-1], exclude, inplace=scores.is_floating_point())  # [B, K]
         hits = ranking_hits(top_items, target)  # [B, K]
         n_rel = batch["n_target"] if "n_target" in batch else batch["target"].sum(dim=1)  # [B]
-        values = [RANKING_METRICS[name](hits, n_rel, k) for name in self.metric_names for k in self.ks]
-        self._store[stage].update(batch["users"], torch.stack(values, dim=1), top_items)  # M x [B] -> [B, M]
+        # Every evaluated user has a target (n_rel >= 1 by construction): the check would read back from the device.
+        values = metric_table(hits, n_rel, self.metric_names, self.ks, check=False)  # [B, M]
+        self._store[stage].update(batch["users"], values, top_items)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")
