@@ -13,7 +13,9 @@ Zipf-like, users uniform) plus ``--social`` random friend edges, split per user 
 * LightGCN / social GNN: seconds per training epoch at ``--gnn-batch`` (no validation inside the epoch);
 * NeuMF: training samples per second (a positive and each of its negatives are samples) at ``--mlp-batch``;
 * full ranking: users per second of ``Trainer.validate`` over every validation user (fp32 score matrix,
-  masks built on the device, top-20, the ranking metrics), plus the bare kernel (scores + ``rank_topk``) on
+  masks built on the device, top-20, the ranking metrics; once more for LightGCN with ``rank_topk``'s
+  block-maximum top-k forced, which the CPU uses and the GPU has not been measured with), plus the bare kernel
+  (scores + ``rank_topk``) on
   ``--eval-items`` items with fp32 and with bf16 scores (bf16 ties take the slower exact tie path).
 
 Peak GPU memory is ``torch.cuda.max_memory_allocated`` per row. The table is written atomically.
@@ -31,7 +33,8 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,7 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 
+import ecomlab.models.base as ecomlab_base
 from ecomlab.data.bundle import DatasetBundle, build_bundle
 from ecomlab.data.rec_datamodule import RecDataModule
 from ecomlab.data.splits import RatioSplit
@@ -133,17 +137,32 @@ def time_training(name: str, net: torch.nn.Module, dm: RecDataModule, args: argp
             "samples_per_second": n_pos * (1 + num_negatives) / best, "peak_gib": _peak_gib(), "task": task}
 
 
-def time_validation(name: str, task: RankingTask, dm: RecDataModule, args: argparse.Namespace) -> dict[str, Any]:
+@contextmanager
+def topk_rule(blockwise: bool | None) -> Iterator[None]:
+    """``rank_topk`` with the block-maximum top-k forced on (``True``) or off (``False``) inside the block; ``None``
+    keeps ``largest``'s own rule (block maxima on CPU only, until a GPU measurement says otherwise)."""
+    original = ecomlab_base.largest
+    if blockwise is not None:
+        ecomlab_base.largest = lambda scores, k, _rule=None: original(scores, k, blockwise)
+    try:
+        yield
+    finally:
+        ecomlab_base.largest = original
+
+
+def time_validation(name: str, task: RankingTask, dm: RecDataModule, args: argparse.Namespace,
+                    blockwise: bool | None = None) -> dict[str, Any]:
     dm.eval_batch_size = args.eval_batch
     trainer = _trainer(args, 1, [])
     trainer.limit_val_batches = 1.0
-    trainer.validate(task, datamodule=dm, verbose=False)  # warm-up (and the cached propagation)
-    _reset_peak()
-    _sync()
-    t0 = time.perf_counter()
-    metrics = trainer.validate(task, datamodule=dm, verbose=False)[0]
-    _sync()
-    seconds = time.perf_counter() - t0
+    with topk_rule(blockwise):
+        trainer.validate(task, datamodule=dm, verbose=False)  # warm-up (and the cached propagation)
+        _reset_peak()
+        _sync()
+        t0 = time.perf_counter()
+        metrics = trainer.validate(task, datamodule=dm, verbose=False)[0]
+        _sync()
+        seconds = time.perf_counter() - t0
     n_users = len(dm.eval_dataset("val"))
     return {"row": name, "users": n_users, "seconds": seconds, "users_per_second": n_users / seconds,
             "peak_gib": _peak_gib(), "val/ndcg@10": metrics.get("val/ndcg@10")}
@@ -276,6 +295,8 @@ def main() -> None:
     print(row, flush=True)
     evals = [time_validation(f"Trainer.validate, {name}, {n_i:,} items", tasks[name], dm, args)
              for name in ("LightGCN", "NeuMF")]
+    evals.append(time_validation(f"Trainer.validate, LightGCN, {n_i:,} items, block-maximum top-k forced",
+                                 tasks["LightGCN"], dm, args, blockwise=True))
     evals += [time_kernel(args, torch.bfloat16, plain=True), time_kernel(args, torch.float32, plain=True),
               time_kernel(args, torch.float32, blockwise=False), time_kernel(args, torch.float32, blockwise=True),
               time_kernel(args, torch.bfloat16)]

@@ -172,7 +172,7 @@ def test_gpu_bench_quick_run_writes_its_tables_and_profile(tmp_path: Path) -> No
     assert [r["row"] for r in record["training"]] == ["LightGCN epoch, batch 4,096", "social GNN epoch, batch 4,096",
                                                       "NeuMF epoch, batch 8,192, 4 negatives"]
     assert all(r["seconds_per_epoch"] > 0 for r in record["training"])
-    assert len(record["evaluation"]) == 7 and all(r["users_per_second"] > 0 for r in record["evaluation"])
+    assert len(record["evaluation"]) == 8 and all(r["users_per_second"] > 0 for r in record["evaluation"])
     assert all(f"| {r['row']} |" in out.read_text() for r in record["training"] + record["evaluation"])
     profile = (tmp_path / "gpu_profile.md").read_text()
     sections = [line for line in profile.splitlines() if line.startswith("## ")]
