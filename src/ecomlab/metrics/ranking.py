@@ -183,7 +183,7 @@ def metric_table(hits: Tensor, n_rel: Tensor, names: Sequence[str], ks: Sequence
     ``sum_{i<=j} hit_i / log2(i + 1)``: NDCG's DCG; ``max_{i<=j} hit_i / i``: RR;
     ``sum_{i<=j} hit_i c_i / i``: AP's numerator.
 
-    About 25 tensor operations however many metrics and cuts, instead of about ten per pair; a metric without
+    About 40 tensor operations however many metrics and cuts, instead of about ten per pair; a metric without
     a running-sum form here (one added to :data:`RANKING_METRICS`) is computed by its function. ``check=False``
     skips the check ``n_rel >= 1``, which reads a value back from the device (a GPU synchronisation per call)
     and which a caller that only passes users with targets can leave out.
