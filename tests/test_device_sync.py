@@ -90,15 +90,15 @@ class ReadBacks(TorchDispatchMode):
 
 
 class CountBetweenBatches(pl.Callback):
-    """Turns counting on from the end of the first batch of each loop on, so that the count covers whole
-    batches (load, transfer, completion, step) and not the loop's start-up."""
+    """Counts from the end of a loop's first batch to the end of its ``batches``-th, so that the count covers
+    whole batches (load, transfer, completion, step) and neither the loop's start-up nor its end."""
 
-    def __init__(self, mode: ReadBacks) -> None:
-        self.mode, self.batches = mode, 0
+    def __init__(self, mode: ReadBacks, batches: int) -> None:
+        self.mode, self.limit, self.batches = mode, batches, 0
 
     def _end(self) -> None:
-        self.mode.counting = True
         self.batches += 1
+        self.mode.counting = self.batches < self.limit
 
     def on_train_batch_end(self, *args: Any) -> None:
         self._end()
@@ -134,10 +134,10 @@ def _task(compose_cfg, model: str, dm: RecDataModule) -> RankingTask:
 
 
 @contextmanager
-def _counted() -> Iterator[tuple[ReadBacks, CountBetweenBatches]]:
+def _counted(batches: int) -> Iterator[tuple[ReadBacks, CountBetweenBatches]]:
     mode = ReadBacks()
     with mode:
-        yield mode, CountBetweenBatches(mode)
+        yield mode, CountBetweenBatches(mode, batches)
 
 
 def _trainer(callback: pl.Callback, **kwargs: Any) -> pl.Trainer:
@@ -157,7 +157,7 @@ def test_training_steps_do_not_read_back_from_the_device(compose_cfg, datamodule
     task = _task(compose_cfg, model, datamodule)
     if not task.trainable:
         pytest.skip(f"{model} is fitted in closed form")
-    with _counted() as (mode, callback):
+    with _counted(4) as (mode, callback):
         _trainer(callback, max_steps=4, limit_val_batches=0).fit(task, datamodule=datamodule)
     assert callback.batches == 4
     assert not mode.seen, f"{model}: read-backs in 3 training steps: {dict(mode.seen)}"
@@ -166,7 +166,7 @@ def test_training_steps_do_not_read_back_from_the_device(compose_cfg, datamodule
 @pytest.mark.parametrize("model", _marked(RANKING_MODELS, HOST_SIZED_SCORING))
 def test_an_evaluation_batch_reads_back_once(compose_cfg, datamodule: RecDataModule, model: str) -> None:
     task = _task(compose_cfg, model, datamodule)
-    with _counted() as (mode, callback):
+    with _counted(5) as (mode, callback):
         _trainer(callback, limit_val_batches=5).validate(task, datamodule=datamodule, verbose=False)
     assert callback.batches == 5
     where = collections.Counter()
