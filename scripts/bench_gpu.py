@@ -15,8 +15,8 @@ Zipf-like, users uniform) plus ``--social`` random friend edges, split per user 
 * full ranking: users per second of ``Trainer.validate`` over every validation user (fp32 score matrix,
   masks built on the device, top-20, the ranking metrics; once more for LightGCN with ``rank_topk``'s
   block-maximum top-k forced, which the CPU uses and the GPU has not been measured with), plus the bare kernel
-  (scores + ``rank_topk``) on
-  ``--eval-items`` items with fp32 and with bf16 scores (bf16 ties take the slower exact tie path).
+  (scores + ``rank_topk``) on ``--eval-items`` items with fp32 and with bf16 scores (bf16 ties take the slower
+  exact tie path).
 
 Peak GPU memory is ``torch.cuda.max_memory_allocated`` per row. The table is written atomically.
 
