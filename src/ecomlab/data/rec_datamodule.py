@@ -205,9 +205,10 @@ def sample_unseen(seen: sp.csr_matrix, users: np.ndarray, n: int, seed: int) -> 
 class EvalDataset(Dataset):
     """Users with at least one target item.
 
-    A batch leaves the loader as ``{"users": [B], "stage": str}`` (plus ``"negatives": [B, n]`` under sampled
-    evaluation); :meth:`complete` then builds its dense ``exclude`` and ``target`` ``[B, N]`` masks from CSR index
-    tensors on the batch's device, so a GPU evaluation copies user indices to the device, not masks.
+    A batch leaves the loader as ``{"users": [B], "stage": str, "n_cells": (excluded, target)}`` (the batch's
+    cell counts, from the host; plus ``"negatives": [B, n]`` under sampled evaluation); :meth:`complete` then
+    builds its excluded and target cells (or dense ``[B, N]`` masks) from CSR index tensors on the batch's device,
+    so a GPU evaluation copies user indices to the device, not masks.
     """
 
     def __init__(self, exclude: sp.csr_matrix, target: sp.csr_matrix, candidates: np.ndarray | None = None,
