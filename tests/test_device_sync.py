@@ -7,7 +7,7 @@ operations, and tensors made from host data (``torch.tensor(...)``, a blocking c
 device-independent names at PyTorch's dispatcher, so this test finds them on CPU: a
 ``TorchDispatchMode`` sees every aten operation of real Lightning training and validation loops, from the end of
 one batch to the end of the next (loading, moving to the device, negative sampling or masks, the step, the
-optimizer). Training steps must have none. An evaluation batch has one: ``rank_topk`` reads back whether any row
+optimizer). Training steps, of recommenders and of forecasting networks, must have none. An evaluation batch has one: ``rank_topk`` reads back whether any row
 has a NaN or a tie across the cut, which decides its exact path.
 """
 
@@ -32,6 +32,7 @@ from ecomlab.data.splits import RatioSplit
 from ecomlab.data.synthetic import SyntheticShop
 from ecomlab.models.base import rank_topk
 from ecomlab.tasks.ranking import RankingTask
+from ecomlab.train import build_task
 from ecomlab.utils import config_dir, instantiate_with_dims
 
 #: operations whose output the host must read from the device before it can go on
@@ -54,6 +55,10 @@ TIED_SCORES = {"popularity"}
 RANKING_MODELS = sorted(
     p.stem for p in (Path(config_dir()) / "model").glob("*.yaml")
     if OmegaConf.load(p).get("_target_") == "ecomlab.tasks.ranking.RankingTask"
+)
+FORECAST_MODELS = sorted(
+    p.stem for p in (Path(config_dir()) / "model").glob("*.yaml")
+    if OmegaConf.load(p).get("_target_") == "ecomlab.tasks.forecasting.ForecastTask"
 )
 
 
@@ -177,6 +182,23 @@ def test_an_evaluation_batch_reads_back_once(compose_cfg, datamodule: RecDataMod
     if model not in TIED_SCORES:
         assert where == {"aten::is_nonzero in rank_topk": 4}, (
             f"{model}: expected rank_topk's one read-back in each of 4 evaluation batches; got {dict(mode.seen)}")
+
+
+@pytest.mark.parametrize("model", FORECAST_MODELS)
+def test_forecaster_training_steps_do_not_read_back_from_the_device(compose_cfg, model: str) -> None:
+    """The networks' training steps (forecast evaluation computes its metrics on the host by design)."""
+    cfg = compose_cfg([f"model={model}", "data=synthetic_sales", "data.source.n_users=60", "data.source.n_items=30",
+                       "data.windows_per_epoch=128", "data.batch_size=16"])
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.setup("fit")
+    task = build_task(cfg.model, datamodule)
+    if not task.trainable:
+        pytest.skip(f"{model} is not trained by gradient steps")
+    task.prepare(datamodule.train_data())
+    with _counted(4) as (mode, callback):
+        _trainer(callback, max_steps=4, limit_val_batches=0).fit(task, datamodule=datamodule)
+    assert callback.batches == 4
+    assert not mode.seen, f"{model}: read-backs in 3 training steps: {dict(mode.seen)}"
 
 
 def test_the_audit_sees_read_backs() -> None:

@@ -100,6 +100,20 @@ def test_distribution_head_quantiles_are_the_laws_own(head: type[heads.Distribut
     torch.testing.assert_close(h.median(raw, loc, scale), exact[..., 2])
 
 
+def test_student_t_loss_is_torchs_log_likelihood() -> None:
+    """The head writes out StudentT.log_prob (torch's constructor reads back from the device); same value and
+    gradient as torch's law, to the bit."""
+    torch.manual_seed(0)
+    h = heads.StudentTHead()
+    raw = torch.randn(8, 5, 3, requires_grad=True)
+    loc, scale, y = torch.randn(8, 1), torch.rand(8, 1) + 0.1, torch.randn(8, 5) * 3
+    ours = h.loss(raw, y, loc, scale)
+    (grad_ours,) = torch.autograd.grad(ours, raw)
+    theirs = -torch.distributions.StudentT(*h.parameters_of(raw, loc, scale)).log_prob(y).mean()
+    (grad_theirs,) = torch.autograd.grad(theirs, raw)
+    assert torch.equal(ours, theirs) and torch.equal(grad_ours, grad_theirs)
+
+
 def test_quantile_head_outputs_are_ordered_and_interpolated() -> None:
     head = heads.QuantileHead([0.1, 0.5, 0.9])
     raw = torch.randn(32, 5, 3) * 5

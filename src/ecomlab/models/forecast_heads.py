@@ -26,6 +26,7 @@ to ``mean|y|`` and then to 1, so a flat history still gives finite inputs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -173,15 +174,32 @@ class NormalHead(SymmetricHead):
     n_outputs = 2
 
     def distribution(self, raw: Tensor, loc: Tensor, scale: Tensor) -> distributions.Distribution:
-        return distributions.Normal(loc + scale * raw[..., 0], scale * (F.softplus(raw[..., 1]) + 1e-4))
+        return distributions.Normal(loc + scale * raw[..., 0], scale * (F.softplus(raw[..., 1]) + 1e-4),
+                                    validate_args=False)  # valid by construction; see StudentTHead
 
 
 class StudentTHead(SymmetricHead):
     n_outputs = 3
 
+    def parameters_of(self, raw: Tensor, loc: Tensor, scale: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(df, location, scale)``, each ``[B, h]``; df > 2 so the variance exists."""
+        return 2.0 + F.softplus(raw[..., 2]), loc + scale * raw[..., 0], scale * (F.softplus(raw[..., 1]) + 1e-4)
+
     def distribution(self, raw: Tensor, loc: Tensor, scale: Tensor) -> distributions.Distribution:
-        df = 2.0 + F.softplus(raw[..., 2])  # > 2 so the variance exists
-        return distributions.StudentT(df, loc + scale * raw[..., 0], scale * (F.softplus(raw[..., 1]) + 1e-4))
+        # valid by construction (df > 2, scale > 0): checking would read the parameters back from the device
+        return distributions.StudentT(*self.parameters_of(raw, loc, scale), validate_args=False)
+
+    def loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+        """Mean negative ``StudentT.log_prob``, its formula written out (the same operations):
+
+        ``log p(y) = -(df + 1)/2 * log1p(z^2 / df) - (log s + log(df)/2 + log(pi)/2 + lgamma(df/2) - lgamma((df+1)/2))``,
+        ``z = (y - m) / s``. torch's constructor also builds a chi-squared law for sampling, whose argument check
+        (and whose constant made from host data) would wait for the device on every training step.
+        """
+        df, m, s = self.parameters_of(raw, loc, scale)
+        z = (y - m) / s
+        norm = s.log() + 0.5 * df.log() + 0.5 * math.log(math.pi) + torch.lgamma(0.5 * df) - torch.lgamma(0.5 * (df + 1.0))
+        return (0.5 * (df + 1.0) * torch.log1p(z**2.0 / df) + norm).mean()
 
     def quantile_function(self, dist: distributions.Distribution, p: np.ndarray) -> np.ndarray:
         assert isinstance(dist, distributions.StudentT)

@@ -3,7 +3,7 @@ rolling-origin windows.
 
 ``prepare(train_data)`` hands the training part of the panel to ``net.fit_panel`` (classical global models fit
 there; networks take normalisation statistics). Trainable networks get ``training_step`` = ``net.loss(batch)``
-on the data module's training windows, logged as ``train/loss``.
+on the data module's training windows, logged as ``train/loss`` (each epoch's mean).
 
 Each evaluation batch holds (series, window) pairs; ``net.predict(batch, horizon, levels)`` forecasts
 ``horizon`` steps from each window's history, with central intervals at ``levels`` (default 80 and 95 %) when
@@ -28,6 +28,7 @@ from ecomlab.metrics.forecasting import FORECAST_METRICS, aggregate, mase, mase_
 from ecomlab.metrics.probabilistic import coverage, msql, quantiles_from_intervals
 from ecomlab.models.base import Forecaster
 from ecomlab.tasks.distributed import gather_objects, keep_derived_buffers_local, world_size
+from ecomlab.tasks.epoch_loss import EpochLoss
 from ecomlab.tasks.optim import OptimizerFactory, SchedulerFactory, configure_optimizers
 
 Evaluated = tuple[int | None, dict[str, Any], pd.DataFrame]
@@ -63,6 +64,7 @@ class ForecastTask(pl.LightningModule):
         self.per_series: dict[str, pd.DataFrame] = {}
         #: long-format forecasts of the last evaluation, by stage (unique_id, window, ds, y, y_hat[, lo_80, ...])
         self.forecasts: dict[str, pd.DataFrame] = {}
+        self._epoch_loss = EpochLoss()
 
     @property
     def trainable(self) -> bool:
@@ -83,8 +85,14 @@ class ForecastTask(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self.net.loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=int(batch["outsample_y"].shape[0]))
+        self._epoch_loss.add(loss, int(batch["outsample_y"].shape[0]))  # logged once per epoch
         return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_loss.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._epoch_loss.log(self)
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
         future = np.asarray(batch["future"], dtype=np.float64)  # [B, h]

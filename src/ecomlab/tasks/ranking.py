@@ -24,6 +24,7 @@ from torchmetrics.utilities import dim_zero_cat
 from ecomlab.metrics.ranking import RANKING_METRICS, item_coverage, metric_table, ranking_hits
 from ecomlab.models.base import Recommender, RecTrainData, rank_topk
 from ecomlab.tasks.distributed import keep_derived_buffers_local
+from ecomlab.tasks.epoch_loss import EpochLoss
 from ecomlab.tasks.optim import OptimizerFactory, SchedulerFactory, configure_optimizers
 
 
@@ -82,7 +83,7 @@ class RankingTask(pl.LightningModule):
         #: per-user metric values of the last evaluation, by stage ("val" / "test")
         self.per_user: dict[str, pd.DataFrame] = {}
         self.namespace = ""
-        self._loss_sum, self._loss_count = torch.zeros(()), 0
+        self._epoch_loss = EpochLoss()
 
     def set_metric_namespace(self, namespace: str) -> None:
         """Log under ``val/<namespace>/...`` (e.g. ``sampled100``) and monitor the same-named metric."""
@@ -108,18 +109,14 @@ class RankingTask(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss = self.net.loss(batch)
-        # Summed here, logged once per epoch: self.log on every step costs ~10% of a small model's CPU epoch.
-        n = len(batch["users"])
-        self._loss_sum = self._loss_sum + loss.detach() * n
-        self._loss_count += n
+        self._epoch_loss.add(loss, len(batch["users"]))  # logged once per epoch
         return loss
 
     def on_train_epoch_start(self) -> None:
-        self._loss_sum, self._loss_count = torch.zeros((), device=self.device), 0
+        self._epoch_loss.reset()
 
     def on_train_epoch_end(self) -> None:
-        if self._loss_count:  # the example-weighted mean loss of the epoch, as on_epoch logging gives it
-            self.log("train/loss", self._loss_sum / self._loss_count, prog_bar=True, sync_dist=True)
+        self._epoch_loss.log(self)
 
     def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
         # Scores in fp32 even under bf16 autocast: bf16's 8-bit mantissa creates ties that reorder the ranking.
