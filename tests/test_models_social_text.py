@@ -12,7 +12,7 @@ import scipy.sparse as sp
 import torch
 
 from ecomlab.models.base import RecTrainData
-from ecomlab.models.social_gnn import SocialGNN
+from ecomlab.models.social_gnn import SocialGNN, first_occurrences
 from ecomlab.models.text_encoders import extract_minilm
 from ecomlab.models.text_two_tower import TextTwoTower, gather_ragged
 from ecomlab.train import train
@@ -99,6 +99,41 @@ def test_social_gnn_ssl_term_changes_the_loss_and_is_finite() -> None:
     assert torch.isfinite(with_ssl) and not torch.isclose(base, with_ssl)
     with_ssl.backward()
     assert torch.isfinite(ssl.user_emb.weight.grad).all() and ssl.user_emb.weight.grad.abs().sum() > 0
+
+
+def test_first_occurrences() -> None:
+    ids = torch.tensor([5, 3, 5, 5, 0, 3, 7])
+    assert first_occurrences(ids).tolist() == [True, True, False, False, True, False, True]
+    assert first_occurrences(torch.tensor([], dtype=torch.long)).tolist() == []
+
+
+@pytest.mark.parametrize("kept", ["some", "one", "none"])
+def test_info_nce_masked_equals_selected(kept: str) -> None:
+    """The GPU form (rows masked, sizes fixed) and the CPU form (rows selected) of the contrastive loss agree in
+    value and gradient, including the degenerate cases (one row kept: 0; none: 0)."""
+    torch.manual_seed(0)
+    net = SocialGNN(N_USERS, N_ITEMS, embedding_dim=8, ssl_weight=0.5)
+    a, b = torch.randn(30, 8, requires_grad=True), torch.randn(30, 8, requires_grad=True)
+    ids = torch.randint(0, 30, (50,))
+    keep = first_occurrences(ids) & (torch.rand(50) < 0.7)
+    if kept == "one":
+        keep = torch.zeros(50, dtype=torch.bool)
+        keep[3] = True
+    elif kept == "none":
+        keep = torch.zeros(50, dtype=torch.bool)
+    results = []
+    for compact in (True, False):
+        loss = net.info_nce(a, b, ids, keep, compact=compact)
+        grads = (torch.autograd.grad(loss, (a, b), allow_unused=True, materialize_grads=True) if loss.requires_grad
+                 else (torch.zeros_like(a), torch.zeros_like(b)))  # the selected form's constant 0
+        results.append((loss, *grads))
+    (selected, ga, gb), (masked, ma, mb) = results
+    torch.testing.assert_close(masked, selected)
+    torch.testing.assert_close(ma, ga)
+    torch.testing.assert_close(mb, gb)
+    assert torch.isfinite(ma).all() and torch.isfinite(mb).all()
+    if kept != "some":
+        assert masked.item() == 0.0
 
 
 def test_social_gnn_noise_view_perturbs_training_only() -> None:

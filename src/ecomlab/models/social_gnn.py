@@ -46,6 +46,14 @@ FUSIONS = ("normalize", "sum", "mean")
 SSL_VIEWS = ("social", "noise")
 
 
+def first_occurrences(ids: Tensor) -> Tensor:
+    """``[n]`` bool: ``ids[j]`` is the first occurrence of its value, found by a stable sort (sizes stay fixed)."""
+    ordered, perm = torch.sort(ids, stable=True)  # [n] each
+    first = torch.ones_like(ordered, dtype=torch.bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    return torch.empty_like(first).scatter_(0, perm, first)  # back to batch order
+
+
 class SocialGNN(Recommender):
     trainable = True
 
@@ -184,18 +192,32 @@ class SocialGNN(Recommender):
         user_final, item_final = self.get_embedding()
         return user_final[users] @ item_final.T  # [B, d] @ [d, N] -> [B, N]
 
-    def info_nce(self, a: Tensor, b: Tensor) -> Tensor:
-        """InfoNCE pairing row ``n`` of ``a`` ``[n, d]`` with row ``n`` of ``b``; other rows are negatives."""
-        if len(a) < 2:
-            return a.new_zeros(())
-        logits = F.normalize(a, dim=1) @ F.normalize(b, dim=1).T / self.ssl_temperature  # [n, d] @ [d, n] -> [n, n]
-        return F.cross_entropy(logits, torch.arange(len(a), device=logits.device))
+    def info_nce(self, a: Tensor, b: Tensor, ids: Tensor, keep: Tensor, compact: bool | None = None) -> Tensor:
+        """InfoNCE pairing ``a[ids[n]]`` with ``b[ids[n]]`` (tables ``[*, d]``) over the ``n`` that ``keep`` ``[n]``
+        selects; the other selected rows are the negatives, the loss their mean (0 with fewer than two).
+
+        On a GPU the rows are masked rather than selected, so no size is read back from the device (a
+        synchronisation per step). With ``compact`` (``None``: on CPU, where nothing waits) they are selected
+        first: a smaller matrix, the same value.
+        """
+        if a.device.type == "cpu" if compact is None else compact:
+            ids = ids[keep]  # [m]
+            if len(ids) < 2:
+                return a.new_zeros(())
+            logits = F.normalize(a[ids], dim=1) @ F.normalize(b[ids], dim=1).T / self.ssl_temperature  # [m, m]
+            return F.cross_entropy(logits, torch.arange(len(ids), device=logits.device))
+        logits = F.normalize(a[ids], dim=1) @ F.normalize(b[ids], dim=1).T / self.ssl_temperature  # [n, n]
+        # the dtype's lowest value, not -inf: a row with nothing kept stays finite, and so do its zero gradients
+        logits = logits.masked_fill(~keep.unsqueeze(0), torch.finfo(logits.dtype).min)  # [n, n]
+        per_row = torch.logsumexp(logits, dim=1) - logits.diagonal()  # [n]
+        n_kept = keep.sum()
+        total = torch.where(keep, per_row, torch.zeros_like(per_row)).sum()
+        return torch.where(n_kept > 1, total / n_kept.clamp(min=1), torch.zeros_like(total))
 
     def ssl_loss(self, users: Tensor, z_i: Tensor, z_s: Tensor) -> Tensor:
         """InfoNCE between the interaction and social views of the distinct batch users that have friends."""
-        users = torch.unique(users)  # a repeated user would be its own negative
-        users = users[self.has_friends[users]]
-        return self.info_nce(z_i[users], z_s[users])
+        keep = first_occurrences(users) & self.has_friends[users]  # a repeated user would be its own negative
+        return self.info_nce(z_i, z_s, users, keep)
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
         users, pos, neg = batch["users"], batch["pos"], batch["neg"]
@@ -207,9 +229,9 @@ class SocialGNN(Recommender):
         p0, n0 = positive_and_negative_rows(self.item_emb, pos, neg)  # [B, d], [B, n_neg, d]
         total = ranking + self.reg_weight * embedding_l2(u0, p0, n0)
         if noisy:
-            u, i = torch.unique(users), torch.unique(pos)  # positives only, as XSimGCL; a repeat = own negative
-            total = total + self.ssl_weight * (self.info_nce(user_final[u], user_cl[u])
-                                               + self.info_nce(item_final[i], item_cl[i]))
+            # distinct users and positive items, as XSimGCL; a repeat would be its own negative
+            total = total + self.ssl_weight * (self.info_nce(user_final, user_cl, users, first_occurrences(users))
+                                               + self.info_nce(item_final, item_cl, pos, first_occurrences(pos)))
         elif contrast_views and z_i is not None and z_s is not None:
             total = total + self.ssl_weight * self.ssl_loss(users, z_i, z_s)
         return total
