@@ -200,13 +200,14 @@ class SocialGNN(Recommender):
         synchronisation per step). With ``compact`` (``None``: on CPU, where nothing waits) they are selected
         first: a smaller matrix, the same value.
         """
-        if a.device.type == "cpu" if compact is None else compact:
+        compact = a.device.type == "cpu" if compact is None else compact
+        if compact:
             ids = ids[keep]  # [m]
             if len(ids) < 2:
                 return a.new_zeros(())
-            logits = F.normalize(a[ids], dim=1) @ F.normalize(b[ids], dim=1).T / self.ssl_temperature  # [m, m]
-            return F.cross_entropy(logits, torch.arange(len(ids), device=logits.device))
         logits = F.normalize(a[ids], dim=1) @ F.normalize(b[ids], dim=1).T / self.ssl_temperature  # [n, n]
+        if compact:
+            return F.cross_entropy(logits, torch.arange(len(ids), device=logits.device))
         # the dtype's lowest value, not -inf: a row with nothing kept stays finite, and so do its zero gradients
         logits = logits.masked_fill(~keep.unsqueeze(0), torch.finfo(logits.dtype).min)  # [n, n]
         per_row = torch.logsumexp(logits, dim=1) - logits.diagonal()  # [n]

@@ -29,5 +29,5 @@ class EpochLoss:
         self.count += n
 
     def log(self, module: pl.LightningModule) -> None:
-        if self.total is not None and self.count:
+        if self.total is not None:  # at least one step this epoch
             module.log("train/loss", self.total / self.count, prog_bar=True, sync_dist=True)
