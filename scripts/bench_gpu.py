@@ -11,6 +11,9 @@ Zipf-like, users uniform) plus ``--social`` random friend edges, split per user 
 ``Trainer`` (``bf16-mixed`` on CUDA). Rows:
 
 * LightGCN / social GNN: seconds per training epoch at ``--gnn-batch`` (no validation inside the epoch);
+* the text two-tower (scratch encoder; 8 random words per item from a 5,000-word vocabulary): seconds per epoch
+  at ``--text-batch`` in each form of its training towers, every item and history sum at fixed sizes (the
+  default off the CPU, no read-backs) and the batch's own items and histories sized on the host (the CPU's);
 * NeuMF: training samples per second (a positive and each of its negatives are samples) at ``--mlp-batch``;
 * full ranking: users per second of ``Trainer.validate`` over every validation user (fp32 score matrix,
   masks built on the device, top-20, the ranking metrics; once more for LightGCN with ``rank_topk``'s
@@ -29,6 +32,7 @@ the timings and the breakdown that decides the next change from one run.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import sys
@@ -51,6 +55,7 @@ from ecomlab.models.base import rank_topk
 from ecomlab.models.lightgcn import LightGCN
 from ecomlab.models.neumf import NeuMF
 from ecomlab.models.social_gnn import SocialGNN
+from ecomlab.models.text_two_tower import TextTwoTower
 from ecomlab.tasks.ranking import RankingTask
 from ecomlab.utils import atomic_write_json, atomic_write_text
 
@@ -74,7 +79,10 @@ class RandomGraph:
         frame = pd.DataFrame({"user_id": keys // self.n_items, "item_id": keys % self.n_items})
         a, b = rng.integers(0, self.n_users, (2, self.n_social))
         social = pd.DataFrame({"user_id": a[a != b], "friend_id": b[a != b]})
-        return build_bundle("random_graph", frame, social=social)
+        words = rng.integers(0, 5000, (self.n_items, 8))  # [N, 8] word ids
+        text = pd.DataFrame({"item_id": np.arange(self.n_items),
+                             "text": [" ".join(f"w{w}" for w in row) for row in words]})
+        return build_bundle("random_graph", frame, item_text=text, social=social)
 
 
 class EpochTimer(pl.Callback):
@@ -135,6 +143,17 @@ def time_training(name: str, net: torch.nn.Module, dm: RecDataModule, args: argp
     best = min(timer.seconds[1:] or timer.seconds)  # the first epoch carries kernel warm-up
     return {"row": name, "batch": batch_size, "epochs_timed": timer.seconds, "seconds_per_epoch": best,
             "samples_per_second": n_pos * (1 + num_negatives) / best, "peak_gib": _peak_gib(), "task": task}
+
+
+@contextmanager
+def towers_form(compact: bool) -> Iterator[None]:
+    """``TextTwoTower.towers`` in the compact (host-sized) or the fixed-size form inside the block."""
+    original = TextTwoTower.towers
+    TextTwoTower.towers = functools.partialmethod(original, compact=compact)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        TextTwoTower.towers = original  # type: ignore[method-assign]
 
 
 @contextmanager
@@ -257,6 +276,7 @@ def main() -> None:
     parser.add_argument("--eval-items", type=int, default=100_000)
     parser.add_argument("--gnn-batch", type=int, nargs="+", default=[8192, 65536])
     parser.add_argument("--mlp-batch", type=int, default=65536)
+    parser.add_argument("--text-batch", type=int, default=8192)
     parser.add_argument("--eval-batch", type=int, default=8192)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -270,6 +290,7 @@ def main() -> None:
     if args.quick:
         args.users, args.items, args.interactions, args.social, args.eval_items = 2000, 1000, 40_000, 5000, 2000
         args.gnn_batch, args.mlp_batch, args.eval_batch, args.profile_steps = [4096], 8192, 512, 3
+        args.text_batch = 1024
     torch.set_float32_matmul_precision("high")
     pl.seed_everything(0)
 
@@ -288,6 +309,13 @@ def main() -> None:
             tasks[name] = row.pop("task")
             rows.append(row)
             print(row, flush=True)
+    for compact, form in ((False, "every item and history, fixed sizes"), (True, "the batch's, sized on the host")):
+        with towers_form(compact):
+            row = time_training(f"text two-tower epoch ({form}), batch {args.text_batch:,}",
+                                TextTwoTower(n_u, n_i, embedding_dim=64), dm, args, args.text_batch, 1)
+        row.pop("task")
+        rows.append(row)
+        print(row, flush=True)
     row = time_training(f"NeuMF epoch, batch {args.mlp_batch:,}, 4 negatives",
                         NeuMF(n_u, n_i, embedding_dim=64, mlp_layers=[128, 64, 32]), dm, args, args.mlp_batch, 4)
     tasks["NeuMF"] = row.pop("task")

@@ -33,6 +33,7 @@ from ecomlab.data.splits import RatioSplit
 from ecomlab.data.synthetic import SyntheticShop
 from ecomlab.models.base import rank_topk
 from ecomlab.models.social_gnn import SocialGNN
+from ecomlab.models.text_two_tower import TextTwoTower
 from ecomlab.tasks.ranking import RankingTask
 from ecomlab.train import build_task
 from ecomlab.utils import config_dir, instantiate_with_dims
@@ -43,16 +44,16 @@ READ_BACKS = {"aten::_local_scalar_dense", "aten::item", "aten::is_nonzero", "at
               "aten::argwhere",
               # a tensor made from host data (torch.tensor(...)): on a GPU a blocking copy from the host
               "aten::lift_fresh"}
-#: models whose training steps size tensors by their data on the host, and why (strict xfail: a fix shows up)
-HOST_SIZED_STEPS = {
-    "text_two_tower": "ragged token bags and histories, and the batch's distinct items, are sized on the host",
-    "text_two_tower_pretrained": "ragged histories and the batch's distinct items are sized on the host",
+#: models whose training steps take a smaller, host-sized form on CPU (no device to wait for) and a fixed-size one
+#: elsewhere: audited in the form a GPU runs (the two are tested equal in the models' own tests)
+DEVICE_FORMS = {
+    "social_gnn_ssl": (SocialGNN, "info_nce"),  # masked [B, B] logits instead of the selected rows
+    "social_gnn_xsimgcl": (SocialGNN, "info_nce"),
+    "text_two_tower": (TextTwoTower, "towers"),  # every item and history sum instead of the batch's
+    "text_two_tower_pretrained": (TextTwoTower, "towers"),
 }
-#: models whose contrastive loss selects its rows on CPU (no device to wait for) and masks them elsewhere: audited
-#: in the masked form a GPU runs
-MASKED_ON_DEVICE = {"social_gnn_ssl", "social_gnn_xsimgcl"}
-#: models whose scoring sizes tensors on the host (ragged histories) or runs there (SciPy sparse products)
-HOST_SIZED_SCORING = {"text_two_tower", "text_two_tower_pretrained", "itemknn", "tfidf"}
+#: models whose scoring runs on the host (SciPy sparse products)
+HOST_SIZED_SCORING = {"itemknn", "tfidf"}
 #: models whose scores tie across the cut by design: rank_topk's exact tie path reads back more
 TIED_SCORES = {"popularity"}
 RANKING_MODELS = sorted(
@@ -153,18 +154,18 @@ def _trainer(callback: pl.Callback, **kwargs: Any) -> pl.Trainer:
                       enable_model_summary=False, num_sanity_val_steps=0, callbacks=[callback], **kwargs)
 
 
-def _marked(models: list[str], expected_failures: dict[str, str] | set[str]) -> list[Any]:
-    return [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=str(expected_failures[m])
-                                                    if isinstance(expected_failures, dict) else "host-sized"))
-            if m in expected_failures else m for m in models]
+def _marked(models: list[str], scored_on_host: set[str]) -> list[Any]:
+    return [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason="scores on the host (SciPy)"))
+            if m in scored_on_host else m for m in models]
 
 
-@pytest.mark.parametrize("model", _marked(RANKING_MODELS, HOST_SIZED_STEPS))
+@pytest.mark.parametrize("model", RANKING_MODELS)
 def test_training_steps_do_not_read_back_from_the_device(compose_cfg, datamodule: RecDataModule, model: str,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     task = _task(compose_cfg, model, datamodule)
-    if model in MASKED_ON_DEVICE:
-        monkeypatch.setattr(SocialGNN, "info_nce", functools.partialmethod(SocialGNN.info_nce, compact=False))
+    if model in DEVICE_FORMS:
+        owner, method = DEVICE_FORMS[model]
+        monkeypatch.setattr(owner, method, functools.partialmethod(getattr(owner, method), compact=False))
     if not task.trainable:
         pytest.skip(f"{model} is fitted in closed form")
     with _counted(4) as (mode, callback):

@@ -1,4 +1,4 @@
-"""The shared sparse graph products: normalisation and the symmetric-matrix backward."""
+"""The shared sparse products: normalisation, the symmetric-matrix backward, a rectangular one with its transpose."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ecomlab.models.graph_ops import sym_norm_csr, sym_spmm
+from ecomlab.models.graph_ops import csr_tensor, spmm, sym_norm_csr, sym_spmm
 
 
 def _graph(n: int = 30, seed: int = 0) -> sp.csr_matrix:
@@ -39,4 +39,21 @@ def test_sym_spmm_forward_and_gradient_equal_the_dense_products() -> None:
     x_ref = x.detach().double().requires_grad_()
     (dense @ (dense @ x_ref) * weight.double()).sum().backward()
     torch.testing.assert_close(sym_spmm(adj, x).detach().double(), dense @ x.detach().double(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(x.grad.double(), x_ref.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_spmm_of_a_rectangular_matrix_backpropagates_through_its_transpose() -> None:
+    rng = np.random.default_rng(1)
+    a = sp.random(12, 30, density=0.2, random_state=rng, format="csr", dtype=np.float32)  # [m, n], m != n
+    adj, adj_t = csr_tensor(a), csr_tensor(a.T)
+    x = torch.randn(30, 4, requires_grad=True)
+    weight = torch.randn(12, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the product stays in fp32
+        out = spmm(adj, x, adj_t)  # [12, 30] @ [30, 4] -> [12, 4]
+    assert out.dtype == torch.float32
+    (out * weight).sum().backward()
+    dense = torch.from_numpy(a.toarray()).double()
+    x_ref = x.detach().double().requires_grad_()
+    ((dense @ x_ref) * weight.double()).sum().backward()
+    torch.testing.assert_close(out.detach().double(), dense @ x.detach().double(), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(x.grad.double(), x_ref.grad, rtol=1e-5, atol=1e-6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 from pathlib import Path
@@ -227,13 +228,17 @@ def test_gather_ragged_matches_python_slicing() -> None:
     assert flat.tolist() == [9, 10, 11, 7, 8, 9, 10, 11] and offsets.tolist() == [0, 3, 3, 5]
 
 
-def test_text_two_tower_history_mask_and_leave_one_out_profile() -> None:
+def test_text_two_tower_histories_and_leave_one_out_profile() -> None:
     data, _, _ = text_data()
     net = TextTwoTower(20, len(data.item_text), embedding_dim=8).eval()
     net.fit(data)
     users, items = torch.tensor([0, 3, 12, 12]), torch.arange(len(data.item_text))
     dense = torch.as_tensor(data.train.toarray() != 0)
-    assert torch.equal(net.history_mask(users, items), dense[users])
+    assert torch.equal(net.histories.mask(users, items), dense[users])
+    assert torch.equal(net.histories.contains(users[:, None], items[None, :]), dense[users])
+    assert torch.equal(net.histories.contains(torch.tensor([19]), torch.tensor([len(items) - 1])), torch.tensor([False]))
+    table = torch.randn(len(items), 3)
+    torch.testing.assert_close(net.histories.sums(table), dense.float() @ table)  # [U, N] @ [N, 3]
     target = torch.tensor([int(data.train[12].indices[0])])
     rest = torch.as_tensor(data.train[12].indices[1:], dtype=torch.long)
     with torch.no_grad():
@@ -241,6 +246,57 @@ def test_text_two_tower_history_mask_and_leave_one_out_profile() -> None:
         expected = torch.nn.functional.normalize(net.user_proj(net.item_vectors(rest).mean(0, keepdim=True)), dim=1)
         assert torch.allclose(q, expected, atol=1e-6)
         assert not torch.allclose(net.user_vectors(torch.tensor([12])), expected)
+
+
+@pytest.mark.parametrize(("loss", "use_user_id"), [("softmax", False), ("softmax", True), ("bpr", True)])
+def test_text_two_tower_fixed_size_towers_equal_the_compact_ones(loss: str, use_user_id: bool) -> None:
+    """Off the CPU a training step encodes every item and sums every history at fixed sizes; on CPU it encodes
+    the batch's items and gathers its users' histories. Same towers, loss and gradients."""
+    torch.manual_seed(0)
+    data, _, _ = text_data()
+    net = TextTwoTower(20, len(data.item_text), embedding_dim=8, loss=loss, use_user_id=use_user_id, hash_buckets=16)
+    net.fit(data)
+    coo = data.train.tocoo()
+    users = torch.as_tensor(coo.row[:12], dtype=torch.long)
+    pos = torch.as_tensor(coo.col[:12], dtype=torch.long)
+    pos[3] = int(np.setdiff1d(np.arange(10), data.train[int(users[3])].indices)[0])  # a target outside the history
+    neg = torch.randint(0, len(data.item_text), (12, 2), generator=torch.Generator().manual_seed(1))
+    batch = {"users": users, "pos": pos, "neg": neg}
+    with torch.no_grad():
+        compact_parts = net.towers(users, pos, neg, compact=True)
+        fixed_parts = net.towers(users, pos, neg, compact=False)
+    for a, b in zip(compact_parts, fixed_parts, strict=True):
+        if a is None:
+            assert b is None and loss == "bpr"
+        elif a.dtype == torch.bool:
+            assert torch.equal(a, b)
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    net.zero_grad()
+    compact_loss = net.loss(batch)  # on CPU: the compact towers
+    compact_loss.backward()
+    grads = {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+    with pytest.MonkeyPatch.context() as mp:  # the whole loss through the fixed-size towers
+        mp.setattr(TextTwoTower, "towers", functools.partialmethod(TextTwoTower.towers, compact=False))
+        net.zero_grad()
+        fixed_loss = net.loss(batch)
+        fixed_loss.backward()
+    torch.testing.assert_close(fixed_loss, compact_loss, rtol=1e-5, atol=1e-6)
+    assert grads and grads.keys() == {n for n, p in net.named_parameters() if p.grad is not None}
+    for name, p in net.named_parameters():
+        if name in grads:
+            torch.testing.assert_close(p.grad, grads[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_text_two_tower_scores_every_user_from_one_history_product() -> None:
+    data, _, _ = text_data()
+    net = TextTwoTower(20, len(data.item_text), embedding_dim=8, use_user_id=True).eval()
+    net.fit(data)
+    users = torch.tensor([4, 0, 15])
+    with torch.no_grad():
+        items = net.get_embedding()
+        per_batch = net.user_vectors(users, items) @ items.T / net.temperature  # ragged gather of 3 histories
+        torch.testing.assert_close(net(users), per_batch, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("loss", ["softmax", "bpr"])

@@ -134,8 +134,8 @@ def _embedding_model(net: Recommender, ctx: ExportContext) -> Exported:
 @export_recommender.register(TextTwoTower)
 def _text_two_tower(net: TextTwoTower, ctx: ExportContext) -> Exported:
     with torch.no_grad():
-        items = net.get_embedding()  # [N, d] unit vectors from item text
-        users = net.user_vectors(torch.arange(net.n_users), items) / net.temperature  # [U, d]
+        items, users = net.tables()  # [N, d] unit vectors from item text, [U, d] pooled histories
+        users = users / net.temperature
     _save_item_vectors(ctx, items.numpy())
     np.savez(_path(ctx, "model/user_tower.npz"), user_proj=net.user_proj.weight.detach().numpy())
     history = {"_target_": RUNTIME + "ProjectedMeanHistory", "path": "model/user_tower.npz",

@@ -22,6 +22,11 @@ bought) and the user's sampled negatives (mixed negative sampling, Yang et al., 
 correction :math:`s_{uj} - \\log q_j` (:math:`q_j` = item j's share of training interactions for in-batch
 items, :math:`1/N` for uniform negatives), which keeps popular items from being over-penalised as negatives.
 ``loss="bpr"``: :math:`-\\log \\sigma(s_{ui} - s_{uj})` on the sampled negatives.
+
+Sizes: scoring takes every item vector from the whole token table and every user's history sum from one sparse
+product :math:`H V` (:math:`H` the binary ``[U, N]`` history matrix), so nothing is sized by the data on the host
+and nothing waits for the device. A training step does the same off the CPU; on CPU, where nothing waits, it
+encodes only the batch's distinct items and gathers only its users' histories (less work; tested equal).
 """
 
 from __future__ import annotations
@@ -39,20 +44,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ecomlab.models.base import Recommender, RecTrainData
+from ecomlab.models.histories import UserHistories, gather_ragged
+from ecomlab.models.losses import rows
 from ecomlab.models.text_encoders import load_sentence_transformer
 from ecomlab.models.tfidf import _CJK, MixedAnalyzer
 
 _CJK_CHAR = re.compile(f"[{_CJK}]")  # CJK tokens are already character n-grams; only words get hashed n-grams
-
-
-def gather_ragged(indptr: Tensor, values: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-    """CSR-style ``values[indptr[r]:indptr[r+1]]`` for each row, concatenated, with bag ``offsets`` [R]."""
-    starts = indptr[rows]  # [R]
-    lengths = indptr[rows + 1] - starts  # [R]
-    offsets = torch.cumsum(lengths, 0) - lengths  # [R]
-    positions = torch.repeat_interleave(starts - offsets, lengths) + torch.arange(
-        int(lengths.sum()), device=rows.device)  # [sum(lengths)]
-    return values[positions], offsets
 
 
 class TextTwoTower(Recommender):
@@ -100,10 +97,11 @@ class TextTwoTower(Recommender):
         self.user_emb = nn.Embedding(n_users, embedding_dim) if use_user_id else None
         if self.user_emb is not None:
             nn.init.normal_(self.user_emb.weight, std=0.01)
-        derived = ("tok_indptr", "tok_ids", "hist_indptr", "hist_items", "log_q", "text_emb", "input_ids", "attn")
+        self.histories = UserHistories()  # the training histories; no weights, nothing checkpointed
+        derived = ("tok_indptr", "tok_ids", "log_q", "text_emb", "input_ids", "attn")
         for name in derived:  # built from the data in fit(), never checkpointed
             self.register_buffer(name, None, persistent=False)
-        self._cache: tuple[tuple[int, ...], Tensor] | None = None
+        self._cache: tuple[tuple[int, ...], Tensor, Tensor] | None = None  # (weight versions, items, users)
         self.vocab: dict[str, int] = {}  # the scratch vocabulary, rebuilt by fit (a pure function of the texts)
 
     def param_groups(self) -> list[dict[str, Any]]:
@@ -128,10 +126,8 @@ class TextTwoTower(Recommender):
         if not any(t.strip() for t in texts):
             raise ValueError("TextTwoTower needs item text; every item text is empty")
         device = self.item_proj.weight.device
+        self.histories.fit(data.train, device)
         hist = sp.csr_matrix(data.train != 0)
-        hist.sort_indices()
-        self.hist_indptr = torch.from_numpy(hist.indptr.astype(np.int64)).to(device)  # [U+1]
-        self.hist_items = torch.from_numpy(hist.indices.astype(np.int64)).to(device)  # [nnz]
         # How often each item is drawn as an in-batch positive: log of its share of the training interactions.
         counts = np.maximum(np.asarray(hist.sum(axis=0)).ravel(), 1)  # [U, N] -> [N]
         self.log_q = torch.from_numpy(np.log(counts / hist.nnz).astype(np.float32)).to(device)  # [N]
@@ -168,7 +164,7 @@ class TextTwoTower(Recommender):
     def encode_texts(self, texts: Sequence[str]) -> Tensor:
         """Unit item vectors ``[n, d]`` of new item texts with the trained item tower (the fitted vocabulary,
         or the sentence encoder): how an item the model never saw would be embedded (cold start, export)."""
-        if self.hist_indptr is None:
+        if self.histories.indptr is None:
             raise RuntimeError("TextTwoTower needs fit(data) before encoding text")
         device = self.item_proj.weight.device
         texts = ["" if t is None else str(t) for t in texts]
@@ -221,8 +217,7 @@ class TextTwoTower(Recommender):
     def item_vectors(self, items: Tensor, live: bool = True) -> Tensor:
         """Unit item vectors ``[n, d]`` from text only (``live=False``: fine-tuned items from the refreshed
         embedding table, used for history pooling)."""
-        if self.hist_indptr is None:
-            raise RuntimeError("TextTwoTower needs fit(data) before use: it takes item text and histories there")
+        self._check_fitted()
         if self.encoder == "scratch":
             flat, offsets = gather_ragged(self.tok_indptr, self.tok_ids, items)
             raw = self.item_proj(self.token_emb(flat, offsets))  # [n, t] -> [n, d]
@@ -234,25 +229,28 @@ class TextTwoTower(Recommender):
             raw = self.item_proj(self.text_emb[items])  # [n, p] -> [n, d]
         return F.normalize(raw, dim=1)
 
-    def history_mask(self, users: Tensor, items: Tensor) -> Tensor:
-        """``[B, M]`` bool: ``items[m]`` is in the training history of ``users[b]`` (O(B h + B M), no search)."""
-        flat, offsets = gather_ragged(self.hist_indptr, self.hist_items, users)
-        lengths = torch.diff(offsets, append=offsets.new_tensor([len(flat)]))  # [B]
-        rows = torch.repeat_interleave(torch.arange(len(users), device=users.device), lengths)  # [len(flat)]
-        uniq, inverse = torch.unique(items, return_inverse=True)  # [M'], [M]
-        column = torch.full((self.n_items,), -1, dtype=torch.long, device=users.device)  # [N]
-        column[uniq] = torch.arange(len(uniq), device=users.device)
-        hit = column[flat] >= 0
-        mask = torch.zeros(len(users), len(uniq), dtype=torch.bool, device=users.device)  # [B, M']
-        mask[rows[hit], column[flat[hit]]] = True
-        return mask[:, inverse]  # [B, M'] -> [B, M]
+    def _check_fitted(self) -> None:
+        if self.histories.indptr is None:
+            raise RuntimeError("TextTwoTower needs fit(data) before use: it takes item text and histories there")
+
+    def all_item_vectors(self) -> Tensor:
+        """Unit vectors of every item ``[N, d]``: the scratch encoder bags the whole token table as it is."""
+        self._check_fitted()
+        if self.encoder != "scratch":
+            return self.item_vectors(torch.arange(self.n_items, device=self.item_proj.weight.device))
+        raw = self.item_proj(self.token_emb(self.tok_ids, self.tok_indptr[:-1]))  # [T] in N bags -> [N, d]
+        return F.normalize(raw, dim=1)
+
+    def all_user_vectors(self, item_table: Tensor) -> Tensor:
+        """Unit vectors of every user ``[U, d]`` from every item's ``[N, d]``: the history sums as one product."""
+        return self._user_head(self.histories.sums(item_table), self.histories.count, None)  # [U, d]
 
     def user_vectors(self, users: Tensor, item_table: Tensor | None = None, leave_out: Tensor | None = None) -> Tensor:
         """Unit user vectors ``[B, d]``: projected mean of history item vectors (``item_table`` = all items).
 
         ``leave_out`` [B] drops each user's training target from its history, else the target's own vector
         sits in the profile and training rewards self-matching rather than predicting new items."""
-        flat, offsets = gather_ragged(self.hist_indptr, self.hist_items, users)
+        flat, offsets = self.histories.gather(users)
         n_flat = len(flat)
         if leave_out is not None:
             flat = torch.cat([flat, leave_out])  # [n_flat + B]
@@ -260,30 +258,39 @@ class TextTwoTower(Recommender):
             needed, flat = torch.unique(flat, return_inverse=True)
             item_table = self.item_vectors(needed, live=False)  # [M, d]
         summed = F.embedding_bag(flat[:n_flat], item_table, offsets, mode="sum")  # [B, d]
-        count = (self.hist_indptr[users + 1] - self.hist_indptr[users]).float()  # [B]
+        count = self.histories.count[users]  # [B]
         if leave_out is not None:
-            dropped = self.history_mask(users, leave_out).diagonal().float()  # [B, B] -> [B]
+            dropped = self.histories.contains(users, leave_out).float()  # [B]
             summed = summed - dropped[:, None] * item_table[flat[n_flat:]]  # [B, d]
             count = count - dropped
+        return self._user_head(summed, count, users)
+
+    def _user_head(self, summed: Tensor, count: Tensor, users: Tensor | None) -> Tensor:
+        """Unit ``W mean (+ p_u)`` from history sums ``[B, d]`` and lengths ``[B]`` (``users=None``: all users)."""
         q = self.user_proj(summed / count.clamp(min=1)[:, None])  # [B, d]; no history -> zeros
         if self.user_emb is not None:
-            q = q + self.user_emb(users)
+            q = q + (self.user_emb.weight if users is None else self.user_emb(users))
         return F.normalize(q, dim=1)
 
-    def get_embedding(self) -> Tensor:
-        """All unit item vectors ``[n_items, d]``; computed once per evaluation (cached outside training)."""
+    def tables(self) -> tuple[Tensor, Tensor]:
+        """Every item's and every user's unit vectors ``([N, d], [U, d])``; kept between calls outside training."""
         # In-place weight updates (optimizer step, load_state_dict) bump the versions: a stale cache is never used.
         key = tuple(p._version for p in self.parameters())
         if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
-        table = self.item_vectors(torch.arange(self.n_items, device=self.item_proj.weight.device))
+            return self._cache[1], self._cache[2]
+        items = self.all_item_vectors()
+        users = self.all_user_vectors(items)
         if not self.training and not torch.is_grad_enabled():
-            self._cache = (key, table)
-        return table
+            self._cache = (key, items, users)
+        return items, users
+
+    def get_embedding(self) -> Tensor:
+        """All unit item vectors ``[n_items, d]``; computed once per evaluation (cached outside training)."""
+        return self.tables()[0]
 
     def forward(self, users: Tensor) -> Tensor:  # [B] -> [B, n_items]
-        items = self.get_embedding()
-        return self.user_vectors(users, items) @ items.T / self.temperature  # [B, d] @ [d, N] -> [B, N]
+        items, queries = self.tables()
+        return rows(queries, users) @ items.T / self.temperature  # [B, d] @ [d, N] -> [B, N]
 
     def train(self, mode: bool = True) -> TextTwoTower:
         self._drop_cache()
@@ -294,14 +301,37 @@ class TextTwoTower(Recommender):
         if self.finetune:
             self.text_emb = None
 
+    def towers(self, users: Tensor, pos: Tensor, neg: Tensor, compact: bool | None = None
+               ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """A training batch's unit vectors, ``q`` [B, d] (history without the target), ``v_pos`` [B, d] and
+        ``v_neg`` [B, n, d], and for the softmax loss ``clash`` [B, B]: ``pos[j]`` is in ``users[i]``'s history.
+
+        ``compact`` (default: on CPU, and always for a fine-tuned encoder) encodes only the batch's distinct
+        items and gathers only its users' histories, sized on the host; otherwise every item and every user
+        history sum is computed at fixed sizes, so nothing waits for the device. Equal in value (tested)."""
+        n_b, n_neg = neg.shape
+        if compact is None:
+            compact = self.finetune or users.device.type == "cpu"
+        if compact:
+            q = self.user_vectors(users, leave_out=pos)  # [B, d]
+            needed, inverse = torch.unique(torch.cat([pos, neg.flatten()]), return_inverse=True)  # [B + B*n_neg]
+            table = self.item_vectors(needed)  # [M, d]
+            v_pos, v_neg = table[inverse[:n_b]], table[inverse[n_b:]]  # [B, d], [B*n_neg, d]
+            clash = self.histories.mask(users, pos) if self.loss_name == "softmax" else None  # [B, B]
+        else:
+            table = self.all_item_vectors()  # [N, d]
+            summed = rows(self.histories.sums(table), users)  # [U, N] @ [N, d] -> [U, d] -> [B, d]
+            dropped = self.histories.contains(users, pos).to(summed.dtype)  # [B]: the target leaves its profile
+            v_pos, v_neg = rows(table, pos), rows(table, neg.flatten())  # [B, d], [B*n_neg, d]
+            q = self._user_head(summed - dropped[:, None] * v_pos.to(summed.dtype),
+                                self.histories.count[users] - dropped, users)
+            clash = self.histories.contains(users[:, None], pos[None, :]) if self.loss_name == "softmax" else None  # [B, B]
+        return q, v_pos, v_neg.view(n_b, n_neg, -1), clash  # [B*n_neg, d] -> [B, n_neg, d]
+
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
         users, pos, neg = batch["users"], batch["pos"], batch["neg"]
-        n_b, n_neg = neg.shape
-        q = self.user_vectors(users, leave_out=pos)  # [B, d]
-        needed, inverse = torch.unique(torch.cat([pos, neg.flatten()]), return_inverse=True)  # [B + B*n_neg]
-        table = self.item_vectors(needed)  # [M, d]
-        v_pos = table[inverse[:n_b]]  # [B, d]
-        v_neg = table[inverse[n_b:]].view(n_b, n_neg, -1)  # [B*n_neg, d] -> [B, n_neg, d]
+        n_b = len(users)
+        q, v_pos, v_neg, clash = self.towers(users, pos, neg)
         s_pos = (q * v_pos).sum(-1, keepdim=True) / self.temperature  # [B, d] -> [B, 1]
         s_neg = torch.einsum("bd,bnd->bn", q, v_neg) / self.temperature  # [B, n_neg]
         if self.loss_name == "bpr":
@@ -311,7 +341,7 @@ class TextTwoTower(Recommender):
             in_batch = in_batch - self.log_q[pos][None, :]  # [B, B] - [1, B]
             s_neg = s_neg + np.log(self.n_items)  # uniform negatives: q = 1 / n_items
         # Another row's positive is no negative for a user who bought it (same item, same user, or history).
-        clash = self.history_mask(users, pos)  # [B, B]
+        assert clash is not None
         clash.fill_diagonal_(False)
         logits = torch.cat([in_batch.masked_fill(clash, float("-inf")), s_neg], dim=1)  # [B, B + n_neg]
         return F.cross_entropy(logits, torch.arange(n_b, device=logits.device))
