@@ -96,3 +96,43 @@ def test_an_evaluation_batch_synchronises_once_on_gpu() -> None:
             torch.cuda.set_sync_debug_mode("default")
     syncs = [str(w.message) for w in caught if "synchroniz" in str(w.message)]
     assert len(syncs) == 1, syncs
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("model", ["bpr", "lightgcn", "social_gnn", "social_gnn_ssl", "text_two_tower"])
+def test_a_training_step_does_not_synchronise_on_gpu(compose_cfg, model: str) -> None:
+    """CUDA's own detector agrees with ``tests/test_device_sync.py`` for training: sampling the negatives on the
+    device, the loss (the fixed-size forms off the CPU), backward and fused Adam never wait for the device."""
+    import hydra
+
+    from ecomlab.utils import instantiate_with_dims
+
+    cfg = compose_cfg([f"model={model}", "data=synthetic_shop", "data.source.n_users=200", "data.source.n_items=150",
+                       "data.batch_size=128"])
+    dm = hydra.utils.instantiate(cfg.data)
+    dm.setup("fit")
+    task = hydra.utils.instantiate(cfg.model, net=instantiate_with_dims(cfg.model.net, dm.dims)).cuda()
+    task.prepare(dm.train_data())
+    optimizer = task.configure_optimizers()
+    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+    batches = iter(dm.train_dataloader())
+
+    def step(host_batch: dict[str, torch.Tensor]) -> None:
+        batch = dm.complete({k: v.cuda(non_blocking=True) for k, v in host_batch.items()})
+        loss = task.net.loss(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    step({k: v.pin_memory() for k, v in next(batches).items()})  # warm-up: Adam's moments, the sampler
+    pinned = {k: v.pin_memory() for k, v in next(batches).items()}  # as the GPU loaders pin them
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            step(pinned)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = [str(w.message) for w in caught if "synchroniz" in str(w.message)]
+    assert not syncs, syncs
