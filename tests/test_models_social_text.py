@@ -288,6 +288,30 @@ def test_text_two_tower_fixed_size_towers_equal_the_compact_ones(loss: str, use_
             torch.testing.assert_close(p.grad, grads[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
+@pytest.mark.parametrize("logq", [True, False])
+def test_text_two_tower_softmax_loss_matches_its_formula(logq: bool) -> None:
+    """In-batch softmax with mixed negatives: cross-entropy of the diagonal over ``[B, B + n]`` logits, where
+    other rows' positives the user bought are masked and logQ (if on) is subtracted (Yi et al. 2019)."""
+    torch.manual_seed(0)
+    data, _, _ = text_data()
+    net = TextTwoTower(20, len(data.item_text), embedding_dim=8, logq_correction=logq)
+    net.fit(data)
+    coo = data.train.tocoo()
+    users, pos = torch.as_tensor(coo.row[::3], dtype=torch.long), torch.as_tensor(coo.col[::3], dtype=torch.long)
+    neg = torch.randint(0, len(data.item_text), (len(users), 2), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        got = net.loss({"users": users, "pos": pos, "neg": neg})
+        q, v_pos, v_neg, _ = net.towers(users, pos, neg)
+        dense = torch.as_tensor(data.train.toarray() != 0)
+        bought = dense[users[:, None], pos[None, :]] & ~torch.eye(len(users), dtype=torch.bool)  # [B, B]
+        in_batch = q @ v_pos.T / net.temperature - (net.log_q[pos][None, :] if logq else 0.0)
+        s_neg = torch.einsum("bd,bnd->bn", q, v_neg) / net.temperature + (np.log(net.n_items) if logq else 0.0)
+        logits = torch.cat([in_batch.masked_fill(bought, float("-inf")), s_neg], dim=1)
+        expected = -(logits.log_softmax(1).diagonal()).mean()
+    assert bought.any()  # the batch has accidental hits to mask
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_text_two_tower_scores_every_user_from_one_history_product() -> None:
     data, _, _ = text_data()
     net = TextTwoTower(20, len(data.item_text), embedding_dim=8, use_user_id=True).eval()

@@ -332,16 +332,18 @@ class TextTwoTower(Recommender):
         users, pos, neg = batch["users"], batch["pos"], batch["neg"]
         n_b = len(users)
         q, v_pos, v_neg, clash = self.towers(users, pos, neg)
-        s_pos = (q * v_pos).sum(-1, keepdim=True) / self.temperature  # [B, d] -> [B, 1]
         s_neg = torch.einsum("bd,bnd->bn", q, v_neg) / self.temperature  # [B, n_neg]
         if self.loss_name == "bpr":
+            s_pos = (q * v_pos).sum(-1, keepdim=True) / self.temperature  # [B, d] -> [B, 1]
             return -F.logsigmoid(s_pos - s_neg).mean()
-        in_batch = q @ v_pos.T / self.temperature  # [B, d] @ [d, B] -> [B, B]
-        if self.logq_correction:  # Yi et al. 2019: s - log q(item) undoes the popularity bias of in-batch negatives
-            in_batch = in_batch - self.log_q[pos][None, :]  # [B, B] - [1, B]
-            s_neg = s_neg + np.log(self.n_items)  # uniform negatives: q = 1 / n_items
-        # Another row's positive is no negative for a user who bought it (same item, same user, or history).
         assert clash is not None
-        clash.fill_diagonal_(False)
-        logits = torch.cat([in_batch.masked_fill(clash, float("-inf")), s_neg], dim=1)  # [B, B + n_neg]
+        # Another row's positive is no negative for a user who bought it (same item, same user, or history), and
+        # Yi et al.'s logQ correction s - log q(item) undoes the popularity bias of in-batch negatives. Both go
+        # into the bias of one GEMM, bias + q v^T / tau: [B, B] intermediates cost a memory pass each on CPU.
+        clash.fill_diagonal_(False)  # a row's own positive is its target
+        bias = torch.where(clash, float("-inf"), -self.log_q[pos][None, :] if self.logq_correction else 0.0)  # [B, B]
+        in_batch = torch.addmm(bias, q, v_pos.T, alpha=1 / self.temperature)  # [B, B] + [B, d] @ [d, B]
+        if self.logq_correction:
+            s_neg = s_neg + np.log(self.n_items)  # uniform negatives: q = 1 / n_items
+        logits = torch.cat([in_batch, s_neg], dim=1)  # [B, B + n_neg]
         return F.cross_entropy(logits, torch.arange(n_b, device=logits.device))
