@@ -69,18 +69,17 @@ class UserHistories(nn.Module):
         return self.keys[torch.searchsorted(self.keys, query)] == query  # type: ignore[index,arg-type]
 
     def mask(self, users: Tensor, items: Tensor) -> Tensor:
-        """``[B, M]`` bool, as :meth:`contains` over ``users[:, None], items[None, :]``, in O(B h + B M) for
-        a batch's histories of length ``h`` rather than O(B M log nnz): the CPU's form (sized on the host)."""
+        """``[B, M]`` bool for distinct ``items``, as :meth:`contains` over ``users[:, None], items[None, :]``, in
+        O(B h + M) for a batch's histories of length ``h`` rather than O(B M log nnz): the CPU's form (host-sized)."""
         flat, offsets = self.gather(users)
         lengths = torch.diff(offsets, append=offsets.new_tensor([len(flat)]))  # [B]
         rows = torch.repeat_interleave(torch.arange(len(users), device=users.device), lengths)  # [len(flat)]
-        uniq, inverse = torch.unique(items, return_inverse=True)  # [M'], [M]
         column = torch.full((self.n_items,), -1, dtype=torch.long, device=users.device)  # [N]
-        column[uniq] = torch.arange(len(uniq), device=users.device)
+        column[items] = torch.arange(len(items), device=users.device)
         hit = column[flat] >= 0
-        mask = torch.zeros(len(users), len(uniq), dtype=torch.bool, device=users.device)  # [B, M']
+        mask = torch.zeros(len(users), len(items), dtype=torch.bool, device=users.device)  # [B, M]
         mask[rows[hit], column[flat[hit]]] = True
-        return mask[:, inverse]  # [B, M'] -> [B, M]
+        return mask
 
     def sums(self, table: Tensor) -> Tensor:
         """:math:`H V`: every user's sum of history rows of ``table`` ``[N, d]`` -> ``[U, d]``, differentiable."""

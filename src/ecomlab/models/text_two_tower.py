@@ -35,7 +35,7 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -50,6 +50,16 @@ from ecomlab.models.text_encoders import load_sentence_transformer
 from ecomlab.models.tfidf import _CJK, MixedAnalyzer
 
 _CJK_CHAR = re.compile(f"[{_CJK}]")  # CJK tokens are already character n-grams; only words get hashed n-grams
+
+
+class InBatch(NamedTuple):
+    """The in-batch softmax's columns: the batch's positives, as many as rows (fixed sizes) or one per item."""
+
+    vectors: Tensor  #: [M, d] unit item vectors
+    items: Tensor  #: [M] item ids
+    count: Tensor  #: [M] float: how many rows have the item as their positive
+    column: Tensor  #: [B] the column of each row's own positive
+    clash: Tensor  #: [B, M] bool: the column's item is in the row's user's training history
 
 
 class TextTwoTower(Recommender):
@@ -302,14 +312,16 @@ class TextTwoTower(Recommender):
             self.text_emb = None
 
     def towers(self, users: Tensor, pos: Tensor, neg: Tensor, compact: bool | None = None
-               ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+               ) -> tuple[Tensor, Tensor, Tensor, InBatch | None]:
         """A training batch's unit vectors, ``q`` [B, d] (history without the target), ``v_pos`` [B, d] and
-        ``v_neg`` [B, n, d], and for the softmax loss ``clash`` [B, B]: ``pos[j]`` is in ``users[i]``'s history.
+        ``v_neg`` [B, n, d], and for the softmax loss the in-batch columns (:class:`InBatch`).
 
         ``compact`` (default: on CPU, and always for a fine-tuned encoder) encodes only the batch's distinct
-        items and gathers only its users' histories, sized on the host; otherwise every item and every user
-        history sum is computed at fixed sizes, so nothing waits for the device. Equal in value (tested)."""
+        items, gathers only its users' histories and gives each distinct positive one column, sized on the host;
+        otherwise every item and every user history sum is computed and each row's positive is a column, at
+        fixed sizes, so nothing waits for the device. The loss is the same either way (tested)."""
         n_b, n_neg = neg.shape
+        softmax = self.loss_name == "softmax"
         if compact is None:
             compact = self.finetune or users.device.type == "cpu"
         if compact:
@@ -317,7 +329,11 @@ class TextTwoTower(Recommender):
             needed, inverse = torch.unique(torch.cat([pos, neg.flatten()]), return_inverse=True)  # [B + B*n_neg]
             table = self.item_vectors(needed)  # [M, d]
             v_pos, v_neg = table[inverse[:n_b]], table[inverse[n_b:]]  # [B, d], [B*n_neg, d]
-            clash = self.histories.mask(users, pos) if self.loss_name == "softmax" else None  # [B, B]
+            cols = None
+            if softmax:
+                items, column, count = torch.unique(pos, return_inverse=True, return_counts=True)  # [P], [B], [P]
+                cols = InBatch(table[torch.searchsorted(needed, items)], items, count.to(q.dtype), column,
+                               self.histories.mask(users, items))  # [P, d], ..., [B, P]
         else:
             table = self.all_item_vectors()  # [N, d]
             summed = rows(self.histories.sums(table), users)  # [U, N] @ [N, d] -> [U, d] -> [B, d]
@@ -325,25 +341,31 @@ class TextTwoTower(Recommender):
             v_pos, v_neg = rows(table, pos), rows(table, neg.flatten())  # [B, d], [B*n_neg, d]
             q = self._user_head(summed - dropped[:, None] * v_pos.to(summed.dtype),
                                 self.histories.count[users] - dropped, users)
-            clash = self.histories.contains(users[:, None], pos[None, :]) if self.loss_name == "softmax" else None  # [B, B]
-        return q, v_pos, v_neg.view(n_b, n_neg, -1), clash  # [B*n_neg, d] -> [B, n_neg, d]
+            cols = InBatch(v_pos, pos, torch.ones_like(dropped), torch.arange(n_b, device=users.device),
+                           self.histories.contains(users[:, None], pos[None, :])) if softmax else None  # [B, B]
+        return q, v_pos, v_neg.view(n_b, n_neg, -1), cols  # [B*n_neg, d] -> [B, n_neg, d]
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
         users, pos, neg = batch["users"], batch["pos"], batch["neg"]
         n_b = len(users)
-        q, v_pos, v_neg, clash = self.towers(users, pos, neg)
+        q, v_pos, v_neg, cols = self.towers(users, pos, neg)
+        s_pos = (q * v_pos).sum(-1, keepdim=True) / self.temperature  # [B, d] -> [B, 1]
         s_neg = torch.einsum("bd,bnd->bn", q, v_neg) / self.temperature  # [B, n_neg]
         if self.loss_name == "bpr":
-            s_pos = (q * v_pos).sum(-1, keepdim=True) / self.temperature  # [B, d] -> [B, 1]
             return -F.logsigmoid(s_pos - s_neg).mean()
-        assert clash is not None
-        # Another row's positive is no negative for a user who bought it (same item, same user, or history), and
-        # Yi et al.'s logQ correction s - log q(item) undoes the popularity bias of in-batch negatives. Both go
-        # into the bias of one GEMM, bias + q v^T / tau: [B, B] intermediates cost a memory pass each on CPU.
-        clash.fill_diagonal_(False)  # a row's own positive is its target
-        bias = torch.where(clash, float("-inf"), -self.log_q[pos][None, :] if self.logq_correction else 0.0)  # [B, B]
-        in_batch = torch.addmm(bias, q, v_pos.T, alpha=1 / self.temperature)  # [B, B] + [B, d] @ [d, B]
+        assert cols is not None
+        # Column m stands for the count_m rows whose positive it is: + log count_m. Another row's positive is no
+        # negative for a user who bought it (same item, same user, or history): -inf. Yi et al.'s logQ correction,
+        # s - log q(item), undoes the popularity bias of in-batch negatives. All of it is the bias of one GEMM,
+        # bias + q v^T / tau: each [B, M] intermediate would cost a memory pass on CPU.
+        log_q = self.log_q[cols.items] if self.logq_correction else torch.zeros_like(cols.count)  # [M]
+        bias = torch.where(cols.clash, float("-inf"), (cols.count.log() - log_q)[None, :])  # [B, M]
+        # The row's own positive is its target (the first logit); its column holds the count - 1 other rows.
+        own = (torch.arange(n_b, device=q.device), cols.column)
+        bias[own] = torch.where(cols.clash[own], float("-inf"), (cols.count[cols.column] - 1).log() - log_q[cols.column])
+        in_batch = torch.addmm(bias, q, cols.vectors.T, alpha=1 / self.temperature)  # [B, M] + [B, d] @ [d, M]
         if self.logq_correction:
+            s_pos = s_pos - self.log_q[pos][:, None]
             s_neg = s_neg + np.log(self.n_items)  # uniform negatives: q = 1 / n_items
-        logits = torch.cat([in_batch, s_neg], dim=1)  # [B, B + n_neg]
-        return F.cross_entropy(logits, torch.arange(n_b, device=logits.device))
+        logits = torch.cat([s_pos, in_batch, s_neg], dim=1)  # [B, 1 + M + n_neg]
+        return F.cross_entropy(logits, torch.zeros(n_b, dtype=torch.long, device=logits.device))
