@@ -52,7 +52,6 @@ from ecomlab.export.runtime import (
     ScratchTextEncoder,
     ScratchTokenizer,
     TfidfTextEncoder,
-    scratch_vocabulary,
 )
 from ecomlab.models.base import Recommender, RecTrainData
 from ecomlab.models.bpr import BPRMF
@@ -188,15 +187,16 @@ def _scratch_encoder(net: TextTwoTower, ctx: ExportContext) -> dict[str, Any]:
     """Tokenizer vocabulary (JSON) + the item tower: an ONNX / TorchScript graph over padded token ids, or
     (native) token embeddings and projection as ``.npz``; checked against the model's own item vectors."""
     texts = ["" if t is None else str(t) for t in ctx.data.item_text or []]
-    spec = {"vocab": scratch_vocabulary(texts, net.analyzer, net.min_count, net.max_vocab),
+    assert net.tokens is not None  # fitted
+    spec = {"vocab": net.tokens.vocab,
             "cjk_ngram_range": list(net.analyzer.cjk_ngram_range), "hash_buckets": net.hash_buckets,
             "max_vocab": net.max_vocab, "char_ngram_range": list(net.char_ngram_range)}
     _path(ctx, "model/tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
     tokenizer = ScratchTokenizer(ctx.root, "model/tokenizer.json")
-    ids = np.concatenate([tokenizer.token_ids(t) for t in texts])
-    if not np.array_equal(ids, net.tok_ids.cpu().numpy()):  # the model rebuilt its vocabulary differently
+    ids = np.concatenate([tokenizer.token_ids(t) for t in texts])  # [T]
+    if not np.array_equal(ids, net.tok_ids.cpu().numpy()):  # the bundle must tokenise as the model did
         raise RuntimeError("TextTwoTower tokenisation changed: the exported vocabulary does not reproduce the "
-                           "model's token ids; update ecomlab.export.runtime.scratch_vocabulary")
+                           "model's token ids: tokenizer.json does not round-trip ecomlab.models.text_tokens")
     if ctx.fmt == "native":
         np.savez(_path(ctx, "model/text_encoder.npz"), token_emb=net.token_emb.weight.detach().numpy(),
                  proj_w=net.item_proj.weight.detach().numpy(), proj_b=net.item_proj.bias.detach().numpy())

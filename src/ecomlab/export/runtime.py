@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import zlib
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,10 +23,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ecomlab.models.tfidf import _CJK, MixedAnalyzer
-
-#: CJK tokens are character n-grams already; only words get hashed character n-grams (as the text tower)
-_CJK_CHAR = re.compile(f"[{_CJK}]")
+from ecomlab.models.text_tokens import ScratchTokens
+from ecomlab.models.tfidf import MixedAnalyzer
 
 
 class Scorer:
@@ -205,33 +200,15 @@ class ProjectedMeanHistory:
         return (q @ self.items.T / self.temperature).astype(np.float32)  # [B, d] @ [d, N] -> [B, N]
 
 
-def scratch_vocabulary(texts: Sequence[str], analyzer: MixedAnalyzer, min_count: int, max_vocab: int) -> dict[str, int]:
-    """The scratch text tower's vocabulary: tokens by document frequency (ties by token), ids from 1."""
-    df = Counter(tok for text in texts for tok in set(analyzer(text)))
-    kept = sorted((tok for tok, c in df.items() if c >= min_count), key=lambda tok: (-df[tok], tok))
-    return {tok: k + 1 for k, tok in enumerate(kept[:max_vocab])}
-
-
 class ScratchTokenizer:
     """The scratch text tower's token ids of a text, from ``tokenizer.json`` (vocabulary, CJK n-gram range,
-    hashed character n-grams of words) -- the model's ``_tokenize`` row for that text."""
+    hashed character n-grams of words): :class:`~ecomlab.models.text_tokens.ScratchTokens`, as the model has it."""
 
     def __init__(self, root: Path, tokenizer: str) -> None:
         spec: dict[str, Any] = json.loads((Path(root) / tokenizer).read_text(encoding="utf-8"))
-        self.vocab: dict[str, int] = spec["vocab"]
-        self.analyzer = MixedAnalyzer(tuple(spec["cjk_ngram_range"]))  # type: ignore[arg-type]
-        self.hash_buckets, self.hash_base = int(spec["hash_buckets"]), 1 + int(spec["max_vocab"])
-        self.char_ngram_range = tuple(spec["char_ngram_range"])
-
-    def token_ids(self, text: str) -> list[int]:
-        doc = self.analyzer(text)
-        ids = [self.vocab[tok] for tok in doc if tok in self.vocab]
-        if self.hash_buckets:
-            lo, hi = self.char_ngram_range
-            for word in (f"<{tok}>" for tok in doc if not _CJK_CHAR.search(tok)):
-                ids += [self.hash_base + zlib.crc32(word[k : k + n].encode()) % self.hash_buckets
-                        for n in range(lo, hi + 1) for k in range(len(word) - n + 1)]
-        return ids or [0]
+        lo, hi = spec["char_ngram_range"]
+        self.token_ids = ScratchTokens(spec["vocab"], MixedAnalyzer(tuple(spec["cjk_ngram_range"])),  # type: ignore[arg-type]
+                                       int(spec["max_vocab"]), int(spec["hash_buckets"]), (int(lo), int(hi)))
 
     def padded(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """``(ids [n, L] int64, mask [n, L] float32)``: every text's ids, right-padded with 0 (mask 0)."""

@@ -31,9 +31,6 @@ encodes only the batch's distinct items and gathers only its users' histories (l
 
 from __future__ import annotations
 
-import re
-import zlib
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -47,9 +44,8 @@ from ecomlab.models.base import Recommender, RecTrainData
 from ecomlab.models.histories import UserHistories, gather_ragged
 from ecomlab.models.losses import rows
 from ecomlab.models.text_encoders import load_sentence_transformer
-from ecomlab.models.tfidf import _CJK, MixedAnalyzer
-
-_CJK_CHAR = re.compile(f"[{_CJK}]")  # CJK tokens are already character n-grams; only words get hashed n-grams
+from ecomlab.models.text_tokens import ScratchTokens, scratch_vocabulary
+from ecomlab.models.tfidf import MixedAnalyzer
 
 
 class InBatch(NamedTuple):
@@ -112,7 +108,7 @@ class TextTwoTower(Recommender):
         for name in derived:  # built from the data in fit(), never checkpointed
             self.register_buffer(name, None, persistent=False)
         self._cache: tuple[tuple[int, ...], Tensor, Tensor] | None = None  # (weight versions, items, users)
-        self.vocab: dict[str, int] = {}  # the scratch vocabulary, rebuilt by fit (a pure function of the texts)
+        self.tokens: ScratchTokens | None = None  # the scratch vocabulary, rebuilt by fit from the texts
 
     def param_groups(self) -> list[dict[str, Any]]:
         """The fine-tuned sentence encoder at ``encoder_lr_factor`` times the learning rate of the rest: a
@@ -142,33 +138,14 @@ class TextTwoTower(Recommender):
         counts = np.maximum(np.asarray(hist.sum(axis=0)).ravel(), 1)  # [U, N] -> [N]
         self.log_q = torch.from_numpy(np.log(counts / hist.nnz).astype(np.float32)).to(device)  # [N]
         if self.encoder == "scratch":
-            indptr, ids = self._tokenize(texts)
-            self.tok_indptr, self.tok_ids = indptr.to(device), ids.to(device)
+            docs = [self.analyzer(t) for t in texts]
+            self.tokens = ScratchTokens(scratch_vocabulary(docs, self.min_count, self.max_vocab), self.analyzer,
+                                        self.max_vocab, self.hash_buckets, self.char_ngram_range)
+            indptr, ids = self.tokens.csr(docs)  # [N + 1], [T]
+            self.tok_indptr, self.tok_ids = torch.from_numpy(indptr).to(device), torch.from_numpy(ids).to(device)
         else:
             self._fit_pretrained(texts, device)
         self._drop_cache()
-
-    def _tokenize(self, texts: list[str]) -> tuple[Tensor, Tensor]:
-        """Token ids per item as CSR ``(indptr [N+1], ids)``; the vocabulary is a pure function of the texts
-        (document frequency, ties by token), so refitting on the same data reproduces a checkpoint's rows."""
-        docs = [self.analyzer(t) for t in texts]
-        df = Counter(tok for doc in docs for tok in set(doc))
-        kept = sorted((tok for tok, c in df.items() if c >= self.min_count), key=lambda tok: (-df[tok], tok))
-        self.vocab = {tok: k + 1 for k, tok in enumerate(kept[: self.max_vocab])}  # kept to encode new text
-        rows = [self._token_ids(doc) for doc in docs]
-        indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
-        return torch.from_numpy(indptr.astype(np.int64)), torch.tensor([i for r in rows for i in r])
-
-    def _token_ids(self, doc: list[str]) -> list[int]:
-        """Ids of an analysed text: vocabulary tokens, then hashed character n-grams of words; ``[0]`` if none."""
-        ids = [self.vocab[tok] for tok in doc if tok in self.vocab]
-        if self.hash_buckets:
-            lo, hi = self.char_ngram_range
-            base = 1 + self.max_vocab
-            for word in (f"<{tok}>" for tok in doc if not _CJK_CHAR.search(tok)):
-                ids += [base + zlib.crc32(word[k : k + n].encode()) % self.hash_buckets
-                        for n in range(lo, hi + 1) for k in range(len(word) - n + 1)]
-        return ids or [0]
 
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str]) -> Tensor:
@@ -179,9 +156,8 @@ class TextTwoTower(Recommender):
         device = self.item_proj.weight.device
         texts = ["" if t is None else str(t) for t in texts]
         if self.encoder == "scratch":
-            rows = [self._token_ids(self.analyzer(t)) for t in texts]
-            offsets = torch.tensor(np.concatenate([[0], np.cumsum([len(r) for r in rows])[:-1]]), device=device)
-            flat = torch.tensor([i for r in rows for i in r], device=device)
+            indptr, ids = self.tokens.csr([self.analyzer(t) for t in texts])  # type: ignore[union-attr]
+            flat, offsets = torch.from_numpy(ids).to(device), torch.from_numpy(indptr[:-1]).to(device)
             return F.normalize(self.item_proj(self.token_emb(flat, offsets)), dim=1)  # [n, t] -> [n, d]
         st = self.st if self.st is not None else load_sentence_transformer(self.model_dir)  # type: ignore[arg-type]
         st.max_seq_length = self.max_seq_length
