@@ -244,12 +244,16 @@ class TextTwoTower(Recommender):
             needed, flat = torch.unique(flat, return_inverse=True)
             item_table = self.item_vectors(needed, live=False)  # [M, d]
         summed = F.embedding_bag(flat[:n_flat], item_table, offsets, mode="sum")  # [B, d]
-        count = self.histories.count[users]  # [B]
-        if leave_out is not None:
-            dropped = self.histories.contains(users, leave_out).float()  # [B]
-            summed = summed - dropped[:, None] * item_table[flat[n_flat:]]  # [B, d]
-            count = count - dropped
-        return self._user_head(summed, count, users)
+        if leave_out is None:
+            return self._user_head(summed, self.histories.count[users], users)
+        return self._leave_one_out(users, leave_out, summed, item_table[flat[n_flat:]])
+
+    def _leave_one_out(self, users: Tensor, targets: Tensor, summed: Tensor, v_targets: Tensor) -> Tensor:
+        """Unit user vectors from history sums ``[B, d]`` less each row's target ``[B, d]`` where it is in the
+        history: the training profile, so that predicting the target is not matching it against itself."""
+        dropped = self.histories.contains(users, targets).to(summed.dtype)  # [B]
+        summed = summed - dropped[:, None] * v_targets.to(summed.dtype)  # [B, d]
+        return self._user_head(summed, self.histories.count[users] - dropped, users)
 
     def _user_head(self, summed: Tensor, count: Tensor, users: Tensor | None) -> Tensor:
         """Unit ``W mean (+ p_u)`` from history sums ``[B, d]`` and lengths ``[B]`` (``users=None``: all users)."""
@@ -300,25 +304,32 @@ class TextTwoTower(Recommender):
         softmax = self.loss_name == "softmax"
         if compact is None:
             compact = self.finetune or users.device.type == "cpu"
-        if compact:
-            q = self.user_vectors(users, leave_out=pos)  # [B, d]
-            needed, inverse = torch.unique(torch.cat([pos, neg.flatten()]), return_inverse=True)  # [B + B*n_neg]
-            table = self.item_vectors(needed)  # [M, d]
-            v_pos, v_neg = table[inverse[:n_b]], table[inverse[n_b:]]  # [B, d], [B*n_neg, d]
-            cols = None
-            if softmax:
-                items, column, count = torch.unique(pos, return_inverse=True, return_counts=True)  # [P], [B], [P]
-                cols = InBatch(table[torch.searchsorted(needed, items)], items, count.to(q.dtype), column,
-                               self.histories.mask(users, items))  # [P, d], ..., [B, P]
-        else:
+        if not compact:
             table = self.all_item_vectors()  # [N, d]
             summed = rows(self.histories.sums(table), users)  # [U, N] @ [N, d] -> [U, d] -> [B, d]
-            dropped = self.histories.contains(users, pos).to(summed.dtype)  # [B]: the target leaves its profile
             v_pos, v_neg = rows(table, pos), rows(table, neg.flatten())  # [B, d], [B*n_neg, d]
-            q = self._user_head(summed - dropped[:, None] * v_pos.to(summed.dtype),
-                                self.histories.count[users] - dropped, users)
-            cols = InBatch(v_pos, pos, torch.ones_like(dropped), torch.arange(n_b, device=users.device),
-                           self.histories.contains(users[:, None], pos[None, :])) if softmax else None  # [B, B]
+            q = self._leave_one_out(users, pos, summed, v_pos)  # [B, d]
+        elif self.finetune:  # histories pool the refreshed embedding table; the batch's items are encoded live
+            needed, inverse = torch.unique(torch.cat([pos, neg.flatten()]), return_inverse=True)  # [M]
+            table = self.item_vectors(needed)  # [M, d]
+            v_pos, v_neg = table[inverse[:n_b]], table[inverse[n_b:]]  # [B, d], [B*n_neg, d]
+            q = self.user_vectors(users, leave_out=pos)  # [B, d]
+        else:  # one encoding of the distinct items of the histories and of the batch
+            flat, offsets = self.histories.gather(users)  # [H], [B]
+            needed, inverse = torch.unique(torch.cat([flat, pos, neg.flatten()]), return_inverse=True)  # [M]
+            table = self.item_vectors(needed)  # [M, d]
+            batch_rows = inverse[len(flat) :]  # [B + B*n_neg]
+            v_pos, v_neg = table[batch_rows[:n_b]], table[batch_rows[n_b:]]  # [B, d], [B*n_neg, d]
+            summed = F.embedding_bag(inverse[: len(flat)], table, offsets, mode="sum")  # [B, d]
+            q = self._leave_one_out(users, pos, summed, v_pos)  # [B, d]
+        cols = None
+        if softmax and compact:
+            items, column, count = torch.unique(pos, return_inverse=True, return_counts=True)  # [P], [B], [P]
+            cols = InBatch(table[torch.searchsorted(needed, items)], items, count.to(q.dtype), column,
+                           self.histories.mask(users, items))  # [P, d], [P], [P], [B], [B, P]
+        elif softmax:
+            cols = InBatch(v_pos, pos, torch.ones(n_b, dtype=q.dtype, device=q.device),
+                           torch.arange(n_b, device=q.device), self.histories.contains(users[:, None], pos[None, :]))
         return q, v_pos, v_neg.view(n_b, n_neg, -1), cols  # [B*n_neg, d] -> [B, n_neg, d]
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
@@ -326,7 +337,8 @@ class TextTwoTower(Recommender):
         n_b = len(users)
         q, v_pos, v_neg, cols = self.towers(users, pos, neg)
         s_pos = (q * v_pos).sum(-1, keepdim=True) / self.temperature  # [B, d] -> [B, 1]
-        s_neg = torch.einsum("bd,bnd->bn", q, v_neg) / self.temperature  # [B, n_neg]
+        # a broadcast product, not einsum (a batched matmul of B 1 x d by d x n products: slower on CPU)
+        s_neg = (q.unsqueeze(1) * v_neg).sum(-1) / self.temperature  # [B, 1, d] * [B, n_neg, d] -> [B, n_neg]
         if self.loss_name == "bpr":
             return -F.logsigmoid(s_pos - s_neg).mean()
         assert cols is not None
