@@ -14,7 +14,7 @@ from ecomlab.models.base import RecTrainData
 from ecomlab.models.itemknn import ItemKNN
 from ecomlab.models.lightgcn import LightGCN
 from ecomlab.models.losses import rows
-from ecomlab.models.neumf import NeuMF
+from ecomlab.models.neumf import NeuMF, scoring_chunk
 from ecomlab.train import train
 from ecomlab.utils import instantiate_with_dims
 
@@ -28,6 +28,23 @@ def _batch(n_neg: int = 3, b: int = 5) -> dict[str, torch.Tensor]:
 
 
 # ---------------------------------------------------------------- NeuMF
+def test_scoring_chunk_fits_the_cache_on_cpu_and_memory_elsewhere() -> None:
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert scoring_chunk(256, 128, cpu) == 32  # 256 x 32 x 128 = 2^20 floats, 4 MiB
+    assert scoring_chunk(8192, 128, gpu) == 256  # 2^28 floats, 1 GiB
+    assert scoring_chunk(100_000, 128, cpu) == 1 and scoring_chunk(0, 0, cpu) == 2**20  # never below one item
+
+
+def test_neumf_scores_equal_for_any_item_chunk() -> None:
+    torch.manual_seed(0)
+    net = NeuMF(U, N, embedding_dim=8, mlp_layers=[16, 8, 4]).eval()
+    users = torch.arange(U)
+    with torch.no_grad():
+        auto = net(users)  # cache-sized chunks
+        net.item_chunk = 3
+        assert torch.equal(net(users), auto)
+
+
 @pytest.mark.parametrize("variant", ["gmf", "mlp", "neumf"])
 @pytest.mark.parametrize("loss", ["bce", "bpr"])
 def test_neumf_shapes_and_losses(variant: str, loss: str) -> None:

@@ -70,10 +70,11 @@ class NeuMFScorer(nn.Module):
             w_u, w_i, bias = net._split_first_layer()
             user_part = (net.mlp_user(users) @ w_u.T + bias).unsqueeze(1)  # [B, h] @ [h, H1] -> [B, 1, H1]
             item_part = net.mlp_item.weight @ w_i.T  # [N, h] @ [h, H1] -> [N, H1]
+            step = net.item_chunk or 1024  # the trace unrolls the loop: few, large chunks keep the graph small
             chunks = [
                 # [B, 1, H1] + [1, c, H1] -> [B, c, L] @ [L] -> [B, c]
-                net._mlp_out(user_part, item_part[i : i + net.item_chunk].unsqueeze(0)) @ h
-                for i in range(0, item_part.shape[0], net.item_chunk)
+                net._mlp_out(user_part, item_part[i : i + step].unsqueeze(0)) @ h
+                for i in range(0, item_part.shape[0], step)
             ]
             scores = scores + torch.cat(chunks, dim=1)  # [B, c] ++ ... -> [B, N]
         return scores

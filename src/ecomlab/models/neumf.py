@@ -23,9 +23,11 @@ negatives, up to 100 epochs).
 
 Scores are the logits ``hᵀ φ`` (σ is monotone, so rankings are unchanged). Full ranking never materialises
 ``[B, N, 2d]``: the first MLP layer on a concatenation splits exactly, ``W [p; q] = W_u p + W_i q``, so it is
-computed once per user and once per item and broadcast; the rest of the tower runs on chunks of
-``item_chunk`` items, bounding peak activations to ``B x item_chunk x mlp_layers[1]`` floats
-(256 users x 1024 items x 64 = 64 MiB).
+computed once per user and once per item and broadcast; the rest of the tower runs on chunks of items.
+``item_chunk=None`` sizes them so that a chunk's first-layer activations ``[B, c, mlp_layers[0]]`` hold about
+2^20 floats (4 MiB) on CPU, which stay in cache: 32 items for 256 users and 128 units. 1024-item chunks
+(128 MiB there) made a LastFM pass 4-5x slower, in page faults and cache misses (``experiments/perf``).
+Elsewhere about 2^28 floats (1 GiB).
 """
 
 from __future__ import annotations
@@ -44,20 +46,27 @@ _VARIANTS = ("neumf", "gmf", "mlp")
 _GMF_KEYS = ("gmf_user.weight", "gmf_item.weight")
 
 
+def scoring_chunk(n_users: int, width: int, device: torch.device) -> int:
+    """Items per full-ranking chunk so that its ``[n_users, c, width]`` first-layer activations hold about 2^20
+    floats on CPU (they stay in cache) and 2^28 elsewhere (a bound on memory, with few kernel launches)."""
+    budget = 2**20 if device.type == "cpu" else 2**28
+    return max(1, budget // (max(n_users, 1) * max(width, 1)))
+
+
 class NeuMF(Recommender):
     trainable = True
 
     def __init__(self, n_users: int, n_items: int, variant: str = "neumf", embedding_dim: int = 64,
                  mlp_layers: Sequence[int] = (128, 64, 32), dropout: float = 0.0, loss: str = "bce",
                  pretrained_gmf: str | None = None, pretrained_mlp: str | None = None, alpha: float = 0.5,
-                 item_chunk: int = 1024, linear_init: str = "xavier") -> None:
+                 item_chunk: int | None = None, linear_init: str = "xavier") -> None:
         super().__init__()
         layers = [int(x) for x in mlp_layers]
         if variant not in _VARIANTS:
             raise ValueError(f"variant={variant!r}; expected one of {list(_VARIANTS)}")
         if loss not in ("bce", "bpr"):
             raise ValueError(f"loss={loss!r}; expected 'bce' (pointwise log loss) or 'bpr' (pairwise)")
-        if min(n_users, n_items, embedding_dim, item_chunk) < 1:
+        if min(n_users, n_items, embedding_dim, item_chunk or 1) < 1:
             raise ValueError("n_users, n_items, embedding_dim, item_chunk must be >= 1; got "
                              f"{n_users}, {n_items}, {embedding_dim}, {item_chunk}")
         if not layers or min(layers) < 1 or layers[0] % 2:
@@ -162,10 +171,11 @@ class NeuMF(Recommender):
             w_u, w_i, bias = self._split_first_layer()
             user_part = (rows(self.mlp_user, users) @ w_u.T + bias).unsqueeze(1)  # [B, h] @ [h, H1] -> [B, 1, H1]
             item_part = self.mlp_item.weight @ w_i.T  # [N, h] @ [h, H1] -> [N, H1]
+            step = self.item_chunk or scoring_chunk(len(users), item_part.shape[1], users.device)
             chunks = [
                 # [B, 1, H1] + [1, c, H1] -> [B, c, L] @ [L] -> [B, c]
-                self._mlp_out(user_part, item_part[i : i + self.item_chunk].unsqueeze(0)) @ h
-                for i in range(0, item_part.shape[0], self.item_chunk)  # a loop over item chunks only
+                self._mlp_out(user_part, item_part[i : i + step].unsqueeze(0)) @ h
+                for i in range(0, item_part.shape[0], step)  # a loop over item chunks only
             ]
             scores = scores + torch.cat(chunks, dim=1)  # [B, c] ++ ... -> [B, N]
         return scores
