@@ -135,10 +135,10 @@ def _task(compose_cfg, model: str, dm: RecDataModule) -> RankingTask:
     torch.manual_seed(0)
     try:
         net = instantiate_with_dims(cfg.model.net, dm.dims)
+        task = hydra.utils.instantiate(cfg.model, net=net)
+        task.prepare(dm.train_data())  # a pretrained text encoder loads here
     except ImportError as err:  # an optional extra (e.g. sentence-transformers) not installed
         pytest.skip(f"{model}: {err}")
-    task = hydra.utils.instantiate(cfg.model, net=net)
-    task.prepare(dm.train_data())
     return task
 
 
