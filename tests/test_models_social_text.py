@@ -13,9 +13,10 @@ import scipy.sparse as sp
 import torch
 
 from ecomlab.models.base import RecTrainData
+from ecomlab.models.histories import UserHistories
 from ecomlab.models.social_gnn import SocialGNN, first_occurrences
 from ecomlab.models.text_encoders import extract_minilm
-from ecomlab.models.text_two_tower import TextTwoTower, gather_ragged
+from ecomlab.models.text_two_tower import TextTwoTower
 from ecomlab.train import train
 
 N_USERS, N_ITEMS = 40, 24
@@ -222,10 +223,11 @@ def train_steps(net: TextTwoTower, data: RecTrainData, steps: int = 60) -> None:
     net.eval()
 
 
-def test_gather_ragged_matches_python_slicing() -> None:
-    indptr, values = torch.tensor([0, 2, 2, 5]), torch.tensor([7, 8, 9, 10, 11])
-    flat, offsets = gather_ragged(indptr, values, torch.tensor([2, 1, 0, 2]))
-    assert flat.tolist() == [9, 10, 11, 7, 8, 9, 10, 11] and offsets.tolist() == [0, 3, 3, 5]
+def test_history_gather_matches_python_slicing() -> None:
+    histories = UserHistories()
+    histories.fit(sp.csr_matrix(np.array([[0, 1, 0, 1], [0, 0, 0, 0], [1, 1, 0, 3]])), torch.device("cpu"))
+    flat, offsets = histories.gather(torch.tensor([2, 1, 0, 2]))
+    assert flat.tolist() == [0, 1, 3, 1, 3, 0, 1, 3] and offsets.tolist() == [0, 3, 3, 5]
 
 
 def test_text_two_tower_histories_and_leave_one_out_profile() -> None:

@@ -36,6 +36,7 @@ from ecomlab.data.cache import load_bundle
 from ecomlab.data.loaders import loader_settings
 from ecomlab.data.preprocess import Preprocess
 from ecomlab.models.base import RecTrainData
+from ecomlab.models.histories import csr_entries
 
 
 class Splitter(Protocol):
@@ -144,24 +145,6 @@ class NegativeSampler:
         query = users.unsqueeze(1) * self.n_items + r  # [B, n_neg]
         below = torch.searchsorted(index["keys"], query, right=True) - index["indptr"][users].unsqueeze(1)
         return (r + below).clamp(max=self.n_items - 1)
-
-
-def csr_entries(indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor,
-                total: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The entries of rows ``rows`` of a CSR pattern as coordinates ``(batch_row [nnz_B], col [nnz_B])``, built on
-    ``rows.device``, and each row's number of entries ``[len(rows)]``.
-
-    ``total`` is ``nnz_B`` when the caller knows it (counted on the host): the output size is then not read back
-    from the device, which on a GPU is a synchronisation per call.
-    """
-    start = indptr[rows]
-    counts = indptr[rows + 1] - start  # [B]
-    batch_row = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), counts,
-                                        output_size=total)  # [nnz_B]
-    first = torch.repeat_interleave(start - (torch.cumsum(counts, 0) - counts), counts,
-                                    output_size=len(batch_row))  # [nnz_B]
-    cols = indices[first + torch.arange(len(batch_row), device=rows.device)]  # [nnz_B]
-    return batch_row, cols, counts
 
 
 def cells_mask(cells: tuple[torch.Tensor, torch.Tensor], n_rows: int, n_cols: int) -> torch.Tensor:

@@ -3,8 +3,9 @@
 With :math:`H \\in \\{0, 1\\}^{U \\times N}` the binary training matrix (:math:`H_{ui} = 1` iff user :math:`u`
 interacted with item :math:`i`), a model that pools item vectors :math:`V \\in \\mathbb{R}^{N \\times d}` over
 histories needs :math:`H V` (every user's sum, one sparse product at fixed sizes) or the rows of a batch of
-users (a ragged gather, whose size only the data knows). Membership :math:`H_{ui} = 1` is a binary search over
-the sorted keys :math:`uN + i`, so its output has the query's shape: on a GPU nothing waits for the device.
+users (:func:`csr_entries`, a ragged gather whose size only the data knows, unless the host counted it).
+Membership :math:`H_{ui} = 1` is a binary search over the sorted keys :math:`uN + i`, so its output has the
+query's shape: on a GPU nothing waits for the device.
 """
 
 from __future__ import annotations
@@ -17,16 +18,22 @@ from torch import Tensor, nn
 from ecomlab.models.graph_ops import csr_tensor, spmm
 
 
-def gather_ragged(indptr: Tensor, values: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-    """CSR-style ``values[indptr[r]:indptr[r+1]]`` for each row, concatenated, with bag ``offsets`` [R].
+def csr_entries(indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor,
+                total: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The entries of rows ``rows`` of a CSR pattern as coordinates ``(batch_row [nnz_B], col [nnz_B])``, built on
+    ``rows.device``, and each row's number of entries ``[len(rows)]``.
 
-    The output's length is read from the data (a wait on a GPU); :meth:`UserHistories.sums` avoids it."""
-    starts = indptr[rows]  # [R]
-    lengths = indptr[rows + 1] - starts  # [R]
-    offsets = torch.cumsum(lengths, 0) - lengths  # [R]
-    positions = torch.repeat_interleave(starts - offsets, lengths) + torch.arange(
-        int(lengths.sum()), device=rows.device)  # [sum(lengths)]
-    return values[positions], offsets
+    ``total`` is ``nnz_B`` when the caller knows it (counted on the host): the output size is then not read back
+    from the device, which on a GPU is a synchronisation per call.
+    """
+    start = indptr[rows]
+    counts = indptr[rows + 1] - start  # [B]
+    batch_row = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), counts,
+                                        output_size=total)  # [nnz_B]
+    first = torch.repeat_interleave(start - (torch.cumsum(counts, 0) - counts), counts,
+                                    output_size=len(batch_row))  # [nnz_B]
+    cols = indices[first + torch.arange(len(batch_row), device=rows.device)]  # [nnz_B]
+    return batch_row, cols, counts
 
 
 class UserHistories(nn.Module):
@@ -60,8 +67,10 @@ class UserHistories(nn.Module):
         self.keys = torch.from_numpy(keys).to(device)
 
     def gather(self, users: Tensor) -> tuple[Tensor, Tensor]:
-        """The users' history items concatenated ``[sum of lengths]``, with bag offsets ``[B]`` (host-sized)."""
-        return gather_ragged(self.indptr, self.items, users)  # type: ignore[arg-type]
+        """The users' history items concatenated ``[sum of lengths]``, with bag offsets ``[B]``: sized by the
+        data (a read-back on a GPU); :meth:`sums` is the fixed-size form."""
+        _, items, lengths = csr_entries(self.indptr, self.items, users)  # type: ignore[arg-type]
+        return items, torch.cumsum(lengths, 0) - lengths
 
     def contains(self, users: Tensor, items: Tensor) -> Tensor:
         """Whether each ``items`` entry is in the history of the ``users`` entry it broadcasts with (bool)."""
@@ -71,9 +80,7 @@ class UserHistories(nn.Module):
     def mask(self, users: Tensor, items: Tensor) -> Tensor:
         """``[B, M]`` bool for distinct ``items``, as :meth:`contains` over ``users[:, None], items[None, :]``, in
         O(B h + M) for a batch's histories of length ``h`` rather than O(B M log nnz): the CPU's form (host-sized)."""
-        flat, offsets = self.gather(users)
-        lengths = torch.diff(offsets, append=offsets.new_tensor([len(flat)]))  # [B]
-        rows = torch.repeat_interleave(torch.arange(len(users), device=users.device), lengths)  # [len(flat)]
+        rows, flat, _ = csr_entries(self.indptr, self.items, users)  # type: ignore[arg-type]  # [H] each
         column = torch.full((self.n_items,), -1, dtype=torch.long, device=users.device)  # [N]
         column[items] = torch.arange(len(items), device=users.device)
         hit = column[flat] >= 0

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ecomlab.models.base import Recommender, RecTrainData
-from ecomlab.models.histories import UserHistories, gather_ragged
+from ecomlab.models.histories import UserHistories, csr_entries
 from ecomlab.models.losses import rows
 from ecomlab.models.text_encoders import load_sentence_transformer
 from ecomlab.models.text_tokens import ScratchTokens, scratch_vocabulary
@@ -207,8 +207,8 @@ class TextTwoTower(Recommender):
         embedding table, used for history pooling)."""
         self._check_fitted()
         if self.encoder == "scratch":
-            flat, offsets = gather_ragged(self.tok_indptr, self.tok_ids, items)
-            raw = self.item_proj(self.token_emb(flat, offsets))  # [n, t] -> [n, d]
+            _, flat, lengths = csr_entries(self.tok_indptr, self.tok_ids, items)  # [T_n] tokens of the n items
+            raw = self.item_proj(self.token_emb(flat, torch.cumsum(lengths, 0) - lengths))  # [n, t] -> [n, d]
         elif self.finetune and live and self.training:
             raw = self.item_proj(self._encode_live(items))  # [n, p] -> [n, d]
         else:
