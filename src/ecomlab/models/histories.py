@@ -79,7 +79,7 @@ class UserHistories(nn.Module):
 
     def mask(self, users: Tensor, items: Tensor) -> Tensor:
         """``[B, M]`` bool for distinct ``items``, as :meth:`contains` over ``users[:, None], items[None, :]``, in
-        O(B h + M) for a batch's histories of length ``h`` rather than O(B M log nnz): the CPU's form (host-sized)."""
+        O(B h + N) for a batch's histories of length ``h`` rather than O(B M log nnz): the CPU's form (host-sized)."""
         rows, flat, _ = csr_entries(self.indptr, self.items, users)  # type: ignore[arg-type]  # [H] each
         column = torch.full((self.n_items,), -1, dtype=torch.long, device=users.device)  # [N]
         column[items] = torch.arange(len(items), device=users.device)
