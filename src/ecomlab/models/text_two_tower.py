@@ -37,7 +37,6 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -135,10 +134,9 @@ class TextTwoTower(Recommender):
             raise ValueError("TextTwoTower needs item text; every item text is empty")
         device = self.item_proj.weight.device
         self.histories.fit(data.train, device)
-        hist = sp.csr_matrix(data.train != 0)
         # How often each item is drawn as an in-batch positive: log of its share of the training interactions.
-        counts = np.maximum(np.asarray(hist.sum(axis=0)).ravel(), 1)  # [U, N] -> [N]
-        self.log_q = torch.from_numpy(np.log(counts / hist.nnz).astype(np.float32)).to(device)  # [N]
+        counts = torch.diff(self.histories.matrix_t.crow_indices()).clamp(min=1)  # [N]: rows of H^T
+        self.log_q = (counts.double() / len(self.histories.items)).log().float()  # [N]
         if self.encoder == "scratch":
             docs = [self.analyzer(t) for t in texts]
             self.tokens = ScratchTokens(scratch_vocabulary(docs, self.min_count, self.max_vocab), self.analyzer,
@@ -153,8 +151,7 @@ class TextTwoTower(Recommender):
     def encode_texts(self, texts: Sequence[str]) -> Tensor:
         """Unit item vectors ``[n, d]`` of new item texts with the trained item tower (the fitted vocabulary,
         or the sentence encoder): how an item the model never saw would be embedded (cold start, export)."""
-        if self.histories.indptr is None:
-            raise RuntimeError("TextTwoTower needs fit(data) before encoding text")
+        self._check_fitted()
         device = self.item_proj.weight.device
         texts = ["" if t is None else str(t) for t in texts]
         if self.encoder == "scratch":
