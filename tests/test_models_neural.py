@@ -10,6 +10,7 @@ import scipy.sparse as sp
 import torch
 from omegaconf import open_dict
 
+from ecomlab.models import itemknn
 from ecomlab.models.base import RecTrainData
 from ecomlab.models.itemknn import ItemKNN
 from ecomlab.models.lightgcn import LightGCN
@@ -262,6 +263,45 @@ def test_itemknn_matches_dense_reference(normalize: bool) -> None:
         top = np.sort(dense[:, j])[::-1][:3]
         np.testing.assert_allclose(np.sort(sim[:, j])[::-1][:3], np.where(top > 0, top, 0.0), rtol=1e-5)
         assert np.count_nonzero(sim[:, j]) <= 3
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_itemknn_ties_at_the_cut_go_to_the_lower_item(normalize: bool) -> None:
+    # Item 0 co-occurs once with each of items 1-5 (one user each), and these have one user each: all five
+    # similarities to item 0 are equal, so k = 2 keeps items 1 and 2 whatever order the products list them in.
+    train = _csr([[0, 5], [0, 3], [0, 1], [0, 4], [0, 2]], n_items=6)
+    model = ItemKNN(6, k=2, shrink=1.0, normalize=normalize)
+    model.fit(RecTrainData(train=train))
+    assert model.similarity[:, 0].nonzero()[0].tolist() == [1, 2]
+    # Items 1-5 each have item 0 as their only positive neighbour.
+    assert [model.similarity[:, j].nonzero()[0].tolist() for j in range(1, 6)] == [[0]] * 5
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_itemknn_blocks_do_not_change_the_similarity(normalize: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pruning a block of items at a time is exact: from one cell (one item per block) up, every budget gives the
+    top-k by hand, with integer co-occurrence counts (many ties), an unused item and a user without items."""
+    rng = np.random.default_rng(1)
+    x = (rng.random((60, 40)) < 0.15) * rng.integers(1, 4, (60, 40))
+    x[:, 7] = 0  # an item nobody bought
+    x[5] = 0  # a user without items
+    train = sp.csr_matrix(x.astype(np.float64))
+    binary = (x > 0).astype(np.float64)
+    dot = binary.T @ binary  # [N, N] co-occurrence counts
+    norms = np.sqrt(np.diag(dot))
+    sim = dot / (np.outer(norms, norms) + 2.0) if normalize else dot
+    np.fill_diagonal(sim, 0.0)
+    expected = np.zeros_like(sim)
+    for j in range(40):  # by hand: the 4 largest positive of column j, ties to the lower index (a stable sort)
+        top = np.argsort(-sim[:, j], kind="stable")[:4]
+        expected[top, j] = np.where(sim[top, j] > 0, sim[top, j], 0.0)
+    for cells in (1, 13, 200, 1 << 24):
+        monkeypatch.setattr(itemknn, "_BLOCK_CELLS", cells)
+        model = ItemKNN(40, k=4, shrink=2.0, normalize=normalize)
+        model.fit(RecTrainData(train=train))
+        got = model.similarity.toarray()
+        np.testing.assert_array_equal(got != 0, expected != 0)
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
 def test_itemknn_rejects_bad_arguments() -> None:

@@ -14,10 +14,11 @@ where :math:`h` is ``shrink`` (it pulls similarities computed from few co-occurr
 :math:`\\langle r_i, r_j \\rangle`.
 
 Interactions are binarised (implicit feedback: a purchase or a liked movie counts once, whatever its weight).
-Neighbours are pruned column by column: a block of columns of the item-item similarity is computed densely,
-pruned with one ``argpartition`` and appended to a sparse matrix, so peak memory is ``n_items x block`` rather
-than ``n_items^2``. Only positive similarities are kept. Ties at the k-th place are broken by ``argpartition``
-(deterministic for the same data, not by index).
+Neighbours are pruned row by row of the sparse co-occurrence matrix :math:`R^\top R`, a block of items at a
+time: each block's rows are laid out as a ``[b, w]`` matrix padded to its longest row (items are taken in order
+of their co-occurrence bound, so rows in a block have similar lengths) and pruned with one ``topk``. Memory is
+bounded by :data:`_BLOCK_CELLS` per block and work by the co-occurrences, never ``n_items^2``. Only positive
+similarities are kept; ties at the k-th place go to the lower item index.
 
 Like TF-IDF this model is refitted rather than checkpointed: the pruned similarity ``[N, N]`` and the training
 rows live as plain scipy sparse attributes, and scoring needs the user's training row, which comes from the
@@ -35,8 +36,35 @@ from torch import Tensor
 
 from ecomlab.models.base import Recommender, RecTrainData
 
-#: similarity columns computed densely at once; ``n_items x _BLOCK`` float32 (9,066 items: 37 MiB)
-_BLOCK = 1024
+#: cells of one block's padded co-occurrence rows (float32 values + int32 columns: 128 MiB)
+_BLOCK_CELLS = 1 << 24
+
+
+def _top_positive(values: Tensor, columns: Tensor, k: int, sentinel: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Each row's ``k`` largest positive ``values`` ``[b, w]`` (padding: ``-inf``) as ``(row, column, value)``
+    triples, ``columns`` ``[b, w]`` naming each cell's column; ties at the k-th place go to the lower column.
+    ``sentinel`` is larger than every column."""
+    b, w = values.shape
+    k = min(k, w)
+    top, at = torch.topk(values, min(k + 1, w), dim=1)  # [b, k + 1]
+    kth = top[:, k - 1]  # [b]
+    tied = (top[:, k] == kth) & (kth > 0) if w > k else torch.zeros(b, dtype=torch.bool)
+    clear = ~tied  # topk's first k are the set: the (k + 1)-th is lower
+    vals, keep = top[clear, :k], top[clear, :k] > 0  # [c, k]
+    parts = [(torch.arange(b)[clear, None].expand(-1, k)[keep], columns[clear].gather(1, at[clear, :k])[keep],
+              vals[keep])]
+    if bool(tied.any()):  # every value above the k-th, then the lowest columns holding the k-th
+        rows = tied.nonzero().squeeze(1)  # [t]
+        v, c, cut = values[rows], columns[rows], kth[rows, None]  # [t, w], [t, w], [t, 1]
+        above = v > cut  # [t, w]
+        r, q = above.nonzero().unbind(1)
+        parts.append((rows[r], c[r, q], v[r, q]))
+        need = k - above.sum(dim=1, keepdim=True)  # [t, 1], >= 1
+        lowest = torch.topk(torch.where(v == cut, c, sentinel), int(need.max()), dim=1, largest=False).values
+        pick = torch.arange(lowest.shape[1]) < need  # [t, m]: the first need[t] of them
+        parts.append((rows[:, None].expand_as(lowest)[pick], lowest[pick], cut.expand_as(lowest)[pick]))
+    row, col, value = (torch.cat(cells) for cells in zip(*parts, strict=True))  # rows, columns, values
+    return row, col, value
 
 
 class ItemKNN(Recommender):
@@ -72,23 +100,42 @@ class ItemKNN(Recommender):
         k = min(self.k, n - 1)
         if k == 0:  # a one-item catalogue has no neighbours
             return sp.csr_matrix((n, n), dtype=np.float32)
-        items_by_users = sp.csc_matrix(train.T)  # [n_users, N] -> [N, n_users]
-        norms = np.sqrt(np.asarray(train.power(2).sum(axis=0), dtype=np.float32).ravel())  # [1, N] -> [N]
+        by_item = sp.csr_matrix(train.T)  # [U, N] -> [N, U]
+        norms = np.sqrt(np.diff(by_item.indptr)).astype(np.float32)  # binary columns: |r_i| = sqrt(#users)
+        # item i co-occurs with at most min(N, sum of its users' history lengths) items
+        bound = np.minimum(by_item @ np.diff(train.indptr).astype(np.int64), n)  # [N]
+        order = np.argsort(bound, kind="stable")  # blocks of items with similar row lengths
         rows, cols, vals = [], [], []
-        for start in range(0, n, _BLOCK):  # a loop over item blocks, not over items or users
-            stop = min(start + _BLOCK, n)
-            block = np.asarray((items_by_users @ train[:, start:stop]).todense())  # [N, U] @ [U, b] -> [N, b]
+        start = 0
+        while start < n:  # a loop over item blocks, not over items or users
+            # the most items whose padded rows fit the budget at the widest bound so far (bounds ascend)
+            fits = np.arange(1, n - start + 1) * np.maximum(bound[order[start:]], 1) <= _BLOCK_CELLS
+            items = order[start : start + max(1, int(np.count_nonzero(fits)))]  # [b]
+            start += len(items)
+            co = by_item[items] @ train  # [b, U] @ [U, N] -> [b, N], sparse co-occurrence counts
+            if co.nnz == 0:
+                continue
+            lengths = np.diff(co.indptr)  # [b]
+            row = np.repeat(np.arange(len(items)), lengths)  # [nnz]
+            sim = co.data.astype(np.float32)  # [nnz]
             if self.normalize:
-                block /= norms[:, None] * norms[None, start:stop] + self.shrink + 1e-12  # [N, 1] * [1, b]
-            block[np.arange(start, stop), np.arange(stop - start)] = 0.0  # an item is not its own neighbour
-            top = np.argpartition(-block, k - 1, axis=0)[:k]  # [k, b] row indices of the k largest
-            top_vals = np.take_along_axis(block, top, axis=0)  # [k, b]
-            keep = top_vals > 0
-            rows.append(top[keep])
-            cols.append(np.broadcast_to(np.arange(start, stop), top.shape)[keep])
-            vals.append(top_vals[keep])
-        rows_, cols_, vals_ = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
-        return sp.csr_matrix((vals_, (rows_, cols_)), shape=(n, n), dtype=np.float32)
+                sim /= norms[items][row] * norms[co.indices] + self.shrink
+            sim[co.indices == items[row]] = 0.0  # an item is not its own neighbour
+            width = int(lengths.max())
+            at = np.arange(co.nnz) + np.repeat(np.arange(len(items)) * width - co.indptr[:-1], lengths)  # [nnz]
+            padded = np.full(len(items) * width, -np.inf, dtype=np.float32)  # [b * w]
+            padded[at] = sim
+            columns = np.full(len(items) * width, n, dtype=np.int32)
+            columns[at] = co.indices
+            r, c, v = _top_positive(torch.from_numpy(padded).view(-1, width),  # [b * w] -> [b, w]
+                                   torch.from_numpy(columns).view(-1, width), k, n)
+            rows.append(c.numpy())  # row i of the similarity: item i is a neighbour of column j
+            cols.append(items[r.numpy()])
+            vals.append(v.numpy())
+        if not vals:
+            return sp.csr_matrix((n, n), dtype=np.float32)
+        return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n),
+                             dtype=np.float32)
 
     def get_embedding(self) -> sp.csr_matrix:
         """The pruned item-item similarity ``[N, N]`` (column ``j``: the neighbours of item ``j``)."""
