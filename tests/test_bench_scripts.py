@@ -183,3 +183,21 @@ def test_gpu_bench_quick_run_writes_its_tables_and_profile(tmp_path: Path) -> No
                         "## social GNN: Trainer.fit, 3 steps at batch 4,096",
                         f"## LightGCN: Trainer.validate, {record['evaluation'][0]['users']:,} users in batches of 512"]
     assert profile.count("aten::") >= 3 and "_SpMM" in profile
+
+
+def test_itemknn_bench_runs_each_size_in_its_own_process(tmp_path: Path) -> None:
+    """Two tiny sizes end to end; RecBole's similarity alongside where the bench extra is installed, and then its
+    pruned matrix must agree with ecomlab's (column sums)."""
+    recbole = importlib.util.find_spec("recbole") is not None
+    out = tmp_path / "itemknn"
+    done = subprocess.run([sys.executable, str(SCRIPTS / "bench_itemknn.py"), "--sizes", "300x200x10", "400x150x8",
+                           "--k", "20", *(["--recbole"] if recbole else []), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert [(r["users"], r["items"], r["k"]) for r in rows] == [(300, 200, 20), (400, 150, 20)]
+    assert all(r["fit_seconds"] >= 0 and r["similarity_nnz"] > 0 and r["users_per_second"] > 0 for r in rows)
+    if recbole:
+        assert all(r["recbole_fit_seconds"] > 0 and r["recbole_max_column_sum_difference"] < 1e-4 for r in rows)
+    table = out.with_suffix(".md").read_text()
+    assert "| 300 | 200 |" in table and "| 400 | 150 |" in table
