@@ -31,7 +31,6 @@ import os
 import platform
 import queue as queue_module
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -156,14 +155,10 @@ def main() -> None:
                       args.recbole and items <= args.recbole_max_items) for users, items, per_user in sizes]
     for row in rows:
         print(row, flush=True)
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-        if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
-                          check=True).stdout.strip():
-            rev += " with uncommitted changes"
-    except (OSError, subprocess.CalledProcessError):
-        rev = "unknown"
+    from ecomlab.utils import atomic_write_json, atomic_write_text, git_commit
+
+    commit = git_commit() or "unknown"
+    rev = commit[:7] + (" with uncommitted changes" if commit.endswith("-dirty") else "")
     import torch
 
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
@@ -171,8 +166,6 @@ def main() -> None:
                f"{os.environ.get('OMP_NUM_THREADS', 'unset')}")
     code = f"ecomlab from {rows[0]['ecomlab']}: {args.code_label or f'this checkout at {rev}'}"
     command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
-    from ecomlab.utils import atomic_write_json, atomic_write_text
-
     atomic_write_text(Path(f"{args.out}.md"), render(rows, command, machine, code))
     atomic_write_json(Path(f"{args.out}.json"), {"command": command, "machine": machine, "code": code, "rows": rows})
 
