@@ -50,7 +50,8 @@ def _top_positive(values: Tensor, columns: Tensor, k: int, sentinel: int) -> tup
     kth = top[:, k - 1]  # [b]
     tied = (top[:, k] == kth) & (kth > 0) if w > k else torch.zeros(b, dtype=torch.bool)
     clear = ~tied  # topk's first k are the set: the (k + 1)-th is lower
-    vals, keep = top[clear, :k], top[clear, :k] > 0  # [c, k]
+    vals = top[clear, :k]  # [c, k]
+    keep = vals > 0
     parts = [(torch.arange(b)[clear, None].expand(-1, k)[keep], columns[clear].gather(1, at[clear, :k])[keep],
               vals[keep])]
     if bool(tied.any()):  # every value above the k-th, then the lowest columns holding the k-th
