@@ -27,6 +27,7 @@ import argparse
 import multiprocessing as mp
 import os
 import platform
+import queue as queue_module
 import resource
 import sys
 import tempfile
@@ -158,10 +159,14 @@ def run_child(target: Any, *args: Any) -> dict[str, Any]:
     queue = ctx.Queue()
     proc = ctx.Process(target=target, args=(*args, queue))
     proc.start()
-    result = queue.get()
+    while True:  # a child that dies (an exception, the OOM killer) puts nothing: do not wait for it forever
+        try:
+            result = queue.get(timeout=5)
+            break
+        except queue_module.Empty:
+            if not proc.is_alive():
+                raise RuntimeError(f"{target.__name__} exited with code {proc.exitcode}") from None
     proc.join()
-    if proc.exitcode != 0:
-        raise RuntimeError(f"{target.__name__} exited with code {proc.exitcode}")
     return result
 
 

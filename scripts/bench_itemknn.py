@@ -26,11 +26,9 @@ The same script measures another checkout's ItemKNN when that tree comes first o
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
+import importlib.util
 import os
 import platform
-import queue as queue_module
-import resource
 import sys
 import time
 from pathlib import Path
@@ -38,9 +36,12 @@ from typing import Any
 
 GIB = 1024**3
 
-
-def _maxrss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+# the process helpers of the data-scale benchmark, loaded from the sibling file (scripts/ is not a package)
+_spec = importlib.util.spec_from_file_location("bench_data_scale", Path(__file__).resolve().parent / "bench_data_scale.py")
+assert _spec is not None and _spec.loader is not None
+_data_scale = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_data_scale)
+_maxrss, run_child = _data_scale._maxrss, _data_scale.run_child  # peak RSS in bytes; one call in a fresh process
 
 
 def measure(users: int, items: int, per_user: float, k: int, shrink: float, eval_batch: int, recbole: bool,
@@ -93,22 +94,6 @@ def measure(users: int, items: int, per_user: float, k: int, shrink: float, eval
                "ecomlab": str(Path(ecomlab.__file__).resolve().parent)})
 
 
-def run_child(*args: Any) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")  # a fresh interpreter: ru_maxrss starts from zero
-    queue = ctx.Queue()
-    proc = ctx.Process(target=measure, args=(*args, queue))
-    proc.start()
-    while True:  # a child that dies (an exception, the OOM killer) puts nothing: do not wait for it forever
-        try:
-            result = queue.get(timeout=5)
-            break
-        except queue_module.Empty:
-            if not proc.is_alive():
-                raise RuntimeError(f"size {args[:3]} failed with exit code {proc.exitcode}") from None
-    proc.join()
-    return result
-
-
 def render(rows: list[dict[str, Any]], command: str, machine: str, code: str) -> str:
     lines = ["# ItemKNN at catalogue scale: fit, memory and scoring", "", f"Command: `{command}`", "",
              f"Machine: {machine}", "", f"Code: {code}", "",
@@ -151,7 +136,7 @@ def main() -> None:
             sizes.append((int(users), int(items), float(per_user)))
         except ValueError:
             parser.error(f"--sizes {spec!r}: expected USERSxITEMSxPER_USER, e.g. 100000x100000x40")
-    rows = [run_child(users, items, per_user, args.k, args.shrink, args.eval_batch,
+    rows = [run_child(measure, users, items, per_user, args.k, args.shrink, args.eval_batch,
                       args.recbole and items <= args.recbole_max_items) for users, items, per_user in sizes]
     for row in rows:
         print(row, flush=True)
