@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import sys
 import tempfile
 import warnings
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlparse
@@ -37,6 +35,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from ecomlab.archives import extract_zip
 from ecomlab.cli import user_errors_exit_2
 from ecomlab.data.bundle import DatasetBundle, DataValidationError, DataWarning
 from ecomlab.data.describe import describe_bundle, exit_code, quality_report
@@ -372,36 +371,12 @@ def fetch(url: str, part: Path, size: int | None = None) -> None:
         _copy(response, part, "ab" if resumed else "wb", url)
 
 
-def _unsafe_member(info: zipfile.ZipInfo) -> str | None:
-    """Why a zip entry must not be unpacked, or None. Windows separators count: a zip made there may use them."""
-    name = info.filename.replace("\\", "/")
-    if name.startswith("/") or PureWindowsPath(info.filename).drive:
-        return "absolute path"
-    if ".." in PurePosixPath(name).parts:
-        return "path leads out of the target folder"
-    if stat.S_ISLNK(info.external_attr >> 16):
-        return "symbolic link"
-    return None
-
-
 def unpack(archive_path: Path, dest: Path, folder: str) -> Path:
     """Unzip into a temp folder under ``dest``, then rename it (or its single top folder) to ``dest/folder``."""
     final = dest / folder
     work = Path(tempfile.mkdtemp(prefix=f".{folder}.unpack-", dir=dest))
     try:
-        try:
-            with zipfile.ZipFile(archive_path) as zf:
-                for info in zf.infolist():
-                    problem = _unsafe_member(info)
-                    if problem:
-                        raise DownloadError(f"{archive_path}: refusing unsafe entry {info.filename!r} in the archive "
-                                            f"({problem}); nothing was unpacked")
-                zf.extractall(work)
-            links = [p for p in work.rglob("*") if p.is_symlink()]
-            if links:  # zipfile writes link entries as plain files today; one that writes links is still caught
-                raise DownloadError(f"{archive_path}: refusing the symbolic link {links[0].name!r} in the archive")
-        except zipfile.BadZipFile as err:
-            raise DownloadError(f"{archive_path}: not a zip archive ({err})") from err
+        extract_zip(archive_path, work, DownloadError)
         shutil.rmtree(work / "__MACOSX", ignore_errors=True)  # resource forks of archives made on macOS
         entries = list(work.iterdir())
         # MovieLens zips hold one top folder (ml-100k/...); the LastFM zip has its files at the top level.
