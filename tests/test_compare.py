@@ -146,7 +146,7 @@ def test_mixed_protocols_are_refused_naming_the_key(runs_dir: Path, tmp_path: Pa
 
 
 def test_same_seed_must_share_the_data_but_other_seeds_may_differ(runs_dir: Path, tmp_path: Path) -> None:
-    # seeds 0 and 1 of synthetic_shop draw different data (fingerprints differ): accepted
+    # seeds 0 and 1 split synthetic_shop differently (split sizes differ): accepted
     check_protocols(load_runs([runs_dir]))
     runs = tmp_path / "runs"
     shutil.copytree(runs_dir / "seasonal_naive_s0", runs / "seasonal_naive_s0")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import warnings
 
+import hydra
 import numpy as np
 import pandas as pd
 import pytest
@@ -168,3 +169,18 @@ def test_every_item_and_user_appears_for_sparse_settings() -> None:
 def test_bad_args_raise(key: str, value: object) -> None:
     with pytest.raises(ValueError, match=key):
         SyntheticShop(**{key: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("data", ["synthetic_shop", "synthetic_sales"])
+def test_the_run_seed_does_not_redraw_the_shop(compose_cfg, data: str) -> None:
+    """A seed sweep splits and initialises differently on one shop; only data.source.seed draws another."""
+    small = [f"data={data}", "data.source.n_users=150", "data.source.n_items=60"]
+
+    def fingerprint(*overrides: str) -> str:
+        cfg = compose_cfg([*small, *overrides])
+        return hydra.utils.instantiate(cfg.data.source).load().fingerprint()
+
+    assert compose_cfg(small).data.source.seed == 0
+    first = fingerprint("seed=0")
+    assert fingerprint("seed=1") == first
+    assert fingerprint("seed=1", "data.source.seed=1") != first

@@ -1,5 +1,10 @@
 """Lightning callbacks of ecomlab's own.
 
+:class:`TrainingOutcome` remembers why ``Trainer.fit`` returned (a limit, early stopping, the time cap) for the
+run record. It has to look when training ends: the ``Trainer.validate`` / ``Trainer.test`` that follow load the
+best checkpoint, and with it every callback's state from when that checkpoint was saved, which is before early
+stopping fired.
+
 :class:`RNGState` makes a resumed run exact. Lightning checkpoints hold weights, optimizer and loop state but
 not the global random generators; training draws from them every epoch (the train loader's shuffle order,
 the negatives sampled per fetch), so a run resumed from ``last.ckpt`` would otherwise start the next epoch
@@ -37,3 +42,49 @@ class RNGState(pl.Callback):
         np.random.set_state((name, state_dict["numpy_keys"].numpy().astype(np.uint32), pos, has_gauss, cached))
         version, internal, gauss = state_dict["python"]
         random.setstate((version, tuple(internal), gauss))
+
+
+def fit_limit(trainer: pl.Trainer) -> tuple[str, str] | None:
+    """``(reason, detail)`` when the fit loop ended on a limit, checked in the loop's own order (``max_steps``,
+    then ``max_epochs``); its counters are still right after ``validate`` / ``test``."""
+    if trainer.max_steps not in (None, -1) and trainer.global_step >= trainer.max_steps:
+        return "max_steps", f"max_steps={trainer.max_steps} reached"
+    if trainer.max_epochs not in (None, -1) and trainer.current_epoch >= trainer.max_epochs:
+        return "max_epochs", f"max_epochs={trainer.max_epochs} reached"
+    return None
+
+
+def _timer(trainer: pl.Trainer) -> pl.callbacks.Timer | None:
+    return next((c for c in trainer.callbacks if isinstance(c, pl.callbacks.Timer)
+                 and c.time_remaining() is not None), None)
+
+
+def stop_reason(trainer: pl.Trainer) -> tuple[str, str]:
+    """Why ``Trainer.fit`` returned, from the live trainer and callbacks: ``(reason, detail)`` with reason one of
+    ``max_steps``, ``max_epochs``, ``early_stopping``, ``max_time`` or ``stopped`` (another stop request)."""
+    limit = fit_limit(trainer)
+    if limit:
+        return limit
+    for callback in trainer.early_stopping_callbacks:
+        if callback.stopped_epoch or callback.stopping_reason.value:
+            detail = callback.stopping_reason_message or f"stopped at epoch {callback.stopped_epoch}"
+            return "early_stopping", " ".join(detail.split())
+    timer = _timer(trainer)
+    if timer is not None and (timer.time_remaining() or 0.0) <= 0:
+        elapsed = timer.time_elapsed()
+        duration = round(elapsed + (timer.time_remaining() or 0.0), 3)  # the two reads are microseconds apart
+        return "max_time", f"max_time of {duration:g} s of training reached (stopped after {elapsed:.1f} s)"
+    return "stopped", "a callback asked training to stop"
+
+
+class TrainingOutcome(pl.Callback):
+    """Records :func:`stop_reason` when training ends, for ``metrics.json`` (see the module docstring).
+
+    Keeps no checkpoint state: a resumed run asks again when its own training ends.
+    """
+
+    def __init__(self) -> None:
+        self.reason: tuple[str, str] | None = None
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.reason = stop_reason(trainer)

@@ -1,9 +1,10 @@
 """The run record: what every run directory holds, written atomically.
 
 ``metrics.json`` -- every validation and test metric, the protocol (split, K values, candidate set,
-seasonality, data fingerprint), timings, peak memory, git commit, seed, model and data names, the logger runs
-holding the training curves (``logger_runs``: CSV / TensorBoard version directories, MLflow run ids), and the
-composed config. ``config.yaml`` -- the resolved config (``ecomlab-eval`` rebuilds the run from it).
+seasonality, data fingerprint), timings, peak memory, git commit, seed, model and data names, how training
+ended (``epochs_run``, ``global_step``, ``best_epoch``, ``stop_reason``, ``stop_detail``; see
+:func:`training_outcome`), the logger runs holding the training curves (``logger_runs``: CSV / TensorBoard
+version directories, MLflow run ids), and the composed config. ``config.yaml`` -- the resolved config (``ecomlab-eval`` rebuilds the run from it).
 ``per_user_{val,test}.parquet`` / ``per_series_{val,test}.parquet`` -- per-user or per-series metric values;
 ``forecasts_test.parquet`` -- forecasts next to actuals.
 """
@@ -19,9 +20,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ecomlab.callbacks import TrainingOutcome, fit_limit, stop_reason
 from ecomlab.utils import (
     atomic_write_json,
     atomic_write_parquet,
@@ -29,6 +32,10 @@ from ecomlab.utils import (
     git_commit,
     peak_memory_mb,
 )
+
+#: why ``Trainer.fit`` returned, in the order its loop checks them (``max_steps`` before ``max_epochs`` before a
+#: callback's stop request); ``not_trained``: a closed-form model, fitted without epochs
+STOP_REASONS = ("max_steps", "max_epochs", "early_stopping", "max_time", "stopped", "not_trained")
 
 #: config nodes that never change what a run computes: where it writes, Hydra internals, labels, loggers
 _NOT_FINGERPRINTED = ("paths", "hydra", "tags", "logger")
@@ -65,6 +72,52 @@ def logger_runs(loggers: Sequence[Any]) -> list[dict[str, Any]]:
     return runs
 
 
+def _checkpoint_epoch(path: str | Path | None) -> int | None:
+    """The epoch a Lightning checkpoint was saved in, memory-mapped (the weights are not read), as data only."""
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        epoch = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("epoch")
+    except Exception:  # unreadable: the record says what it can without it
+        return None
+    return int(epoch) if epoch is not None else None
+
+
+def training_outcome(trainer: Any, tested_checkpoint: str | None) -> dict[str, Any]:
+    """How training ended: ``epochs_run`` (epochs the fit loop finished, counting one a stop request cut
+    short), ``global_step`` (optimizer steps), ``best_epoch`` (0-based epoch of the weights that were validated
+    and tested), ``stop_reason`` (one of :data:`STOP_REASONS`) and ``stop_detail``; ``trainer`` None for a
+    closed-form model.
+
+    Read after ``Trainer.validate`` / ``Trainer.test``. The fit loop's counters survive them, but loading the
+    tested checkpoint puts every callback back in its state from when that checkpoint was saved, so the reason
+    comes from :class:`~ecomlab.callbacks.TrainingOutcome`, which took it when training ended; without one, only
+    a limit or the one stopping callback present can be named.
+    """
+    if trainer is None:
+        return {"epochs_run": 0, "global_step": 0, "best_epoch": None, "stop_reason": "not_trained",
+                "stop_detail": "fitted in closed form, no training epochs"}
+    epochs = int(trainer.current_epoch)
+    # no checkpoint tested: the weights in memory, those of the last epoch run
+    best = _checkpoint_epoch(tested_checkpoint) if tested_checkpoint else epochs - 1
+    recorded = next((c.reason for c in trainer.callbacks if isinstance(c, TrainingOutcome) and c.reason), None)
+    if recorded:
+        reason, detail = recorded
+    elif tested_checkpoint is None or fit_limit(trainer):  # nothing was reloaded, or the counters tell
+        reason, detail = stop_reason(trainer)
+    else:
+        stoppers = trainer.early_stopping_callbacks
+        timed = any(isinstance(c, pl.callbacks.Timer) for c in trainer.callbacks)
+        if stoppers and not timed:
+            reason, detail = "early_stopping", f"{stoppers[0].monitor} stopped improving"
+        elif timed and not stoppers:
+            reason, detail = "max_time", "max_time reached"
+        else:
+            reason, detail = "stopped", "early stopping or max_time (no TrainingOutcome callback to tell which)"
+    return {"epochs_run": epochs, "global_step": int(trainer.global_step), "best_epoch": best,
+            "stop_reason": reason, "stop_detail": detail}
+
+
 def write_run_record(output_dir: Path, *, cfg: DictConfig, task: Any, datamodule: Any, metrics: dict[str, float],
                      timings: dict[str, float], model_name: str, dataset_name: str, checkpoint: str | None,
                      version: str, loggers: Sequence[Any] = ()) -> dict[str, Any]:
@@ -85,6 +138,7 @@ def write_run_record(output_dir: Path, *, cfg: DictConfig, task: Any, datamodule
         **{k: round(v, 4) for k, v in timings.items()},
         **peak_memory_mb(),
         "checkpoint": checkpoint,
+        **training_outcome(task.trainer if task.trainable else None, checkpoint),
         "logger_runs": logger_runs(loggers),
         "deterministic_algorithms": bool(torch.are_deterministic_algorithms_enabled()),
         "git_commit": git_commit(),
