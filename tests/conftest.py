@@ -7,7 +7,16 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+# Every thread pool pinned to one thread, before numpy, torch or scikit-learn start theirs and for every
+# subprocess a test starts: on a busy 2-core machine OpenMP teams of several spinning threads starved each
+# other (a HistGradientBoosting fit in test_gbt_lags.py stalled for 14 minutes under load).
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+               "VECLIB_MAXIMUM_THREADS")
+for _var in THREAD_VARS:
+    os.environ[_var] = "1"
+
 import pytest
+import threadpoolctl
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -15,6 +24,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from ecomlab.utils import config_dir
+
+torch.set_num_threads(1)
+torch.set_num_interop_threads(1)
+_THREAD_LIMITS = threadpoolctl.threadpool_limits(limits=1)  # what loaded before the env vars took effect
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -47,7 +60,6 @@ def _restore_logging() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _quiet_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PL_DISABLE_FORK", "1")
-    os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
 @pytest.fixture

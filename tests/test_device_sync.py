@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import os
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils._python_dispatch import TorchDispatchMode
 
+import ecomlab
 from ecomlab.data.rec_datamodule import RecDataModule
 from ecomlab.data.splits import RatioSplit
 from ecomlab.data.synthetic import SyntheticShop
@@ -60,6 +62,9 @@ RANKING_MODELS = sorted(
     p.stem for p in (Path(config_dir()) / "model").glob("*.yaml")
     if OmegaConf.load(p).get("_target_") == "ecomlab.tasks.ranking.RankingTask"
 )
+#: frames issued by the package itself; a word match ("ecomlab" in the path) would also take this test file and
+#: torch's own frames when the checkout (and its .venv) lives in a folder named ecomlab
+PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(ecomlab.__file__)), "")
 FORECAST_MODELS = sorted(
     p.stem for p in (Path(config_dir()) / "model").glob("*.yaml")
     if OmegaConf.load(p).get("_target_") == "ecomlab.tasks.forecasting.ForecastTask"
@@ -81,7 +86,7 @@ class ReadBacks(TorchDispatchMode):
             if func.overloadpacket._qualified_op_name == "aten::lift_fresh" and any(
                     "torch/utils/data/" in f.filename for f in stack):
                 return func(*args, **kwargs)  # the loader's host-side batch, moved to the device by Lightning
-            frames = [f for f in stack if "ecomlab" in f.filename]
+            frames = [f for f in stack if f.filename.startswith(PACKAGE_DIR)]
             where = f"{frames[-1].name} ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else "?"
             self.seen[f"{func.overloadpacket._qualified_op_name} in {where}"] += 1
         return func(*args, **kwargs)

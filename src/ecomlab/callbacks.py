@@ -44,6 +44,20 @@ class RNGState(pl.Callback):
         random.setstate((version, tuple(internal), gauss))
 
 
+class RichProgressBar(pl.callbacks.RichProgressBar):
+    """Lightning's rich progress bar counting epochs from 1: "Epoch 1/2" for the first of ``max_epochs=2``.
+
+    Lightning's own bar shows the 0-based epoch over ``max_epochs - 1`` ("Epoch 0/1", then "Epoch 1/1"), which
+    reads as a run of one epoch. Without an epoch cap (``max_epochs`` None or -1) it shows the epoch alone.
+    """
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        max_epochs = self.trainer.max_epochs
+        description = f"Epoch {current_epoch + 1}" + (f"/{max_epochs}" if max_epochs not in (None, -1) else "")
+        # as Lightning does: pad to the validation bar's description, or the two bars flicker
+        return f"{description:{len(self.validation_description)}}"
+
+
 def fit_limit(trainer: pl.Trainer) -> tuple[str, str] | None:
     """``(reason, detail)`` when the fit loop ended on a limit, checked in the loop's own order (``max_steps``,
     then ``max_epochs``); its counters are still right after ``validate`` / ``test``."""

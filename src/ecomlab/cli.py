@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import inspect
+import io
 import json
 import logging
 import os
 import pickle
+import re
 import socket
 import sys
 import time
@@ -50,6 +53,18 @@ class _Progress:
     task_started = False
 
 
+def _to_log_files(message: str) -> None:
+    """Append ``message`` to the run's log files (Hydra's ``train.log``), not to the console, which has it already.
+
+    A refused run keeps its directory (Hydra made it, and the claim lives there); without this its ``train.log``
+    would be empty and the directory would not say why the run stopped.
+    """
+    record = logging.LogRecord("ecomlab", logging.ERROR, __file__, 0, message.removeprefix("error: "), None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 def user_errors_exit_2(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -61,10 +76,104 @@ def user_errors_exit_2(fn: F) -> F:
             if os.environ.get("HYDRA_FULL_ERROR") == "1" or not isinstance(cause, USER_ERRORS):
                 raise
             where = str(err).rsplit("full_key: ", 1)[-1].strip() if cause is not err else ""
-            print(f"error: {_message(cause)}" + (f" (config key: {where})" if where else ""), file=sys.stderr)
+            message = f"error: {_message(cause)}" + (f" (config key: {where})" if where else "")
+            print(message, file=sys.stderr)
+            _to_log_files(message)
             raise SystemExit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class _HeldStderr(io.TextIOBase):
+    """``sys.stderr`` while Hydra composes: held back until the task starts, then written through.
+
+    Hydra prints its composition errors itself, in several lines; holding them lets
+    :func:`config_errors_exit_2` replace the one for a mistyped key by ecomlab's own one-line message. From the
+    moment the task starts (or anything else ends the hold) every write goes straight through.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__()
+        self.stream, self.held, self.holding = stream, [], True
+
+    def write(self, text: str) -> int:
+        if self.holding and _Progress.task_started:
+            self.release()
+        if self.holding:
+            self.held.append(text)
+        else:
+            self.stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.holding:
+            self.stream.flush()
+
+    def release(self, replace: str | None = None) -> None:
+        """Stop holding: write what was held (or ``replace`` instead of it)."""
+        if self.holding:
+            self.holding = False
+            self.stream.write("".join(self.held) if replace is None else replace)
+            self.stream.flush()
+
+    def text(self) -> str:
+        return "".join(self.held)
+
+    def __getattr__(self, name: str) -> Any:  # fileno, encoding, isatty, ... of the real stream
+        return getattr(self.stream, name)
+
+
+def _override_hint(held: str, config_name: str | None, argv: list[str]) -> str | None:
+    """ecomlab's one-line message for Hydra's "Could not override 'KEY'" (a key not in the config, set without
+    ``+``): the schema check's own "did you mean" for the key (:mod:`ecomlab.config_schema`), or, where the key is
+    a real parameter that the YAML leaves out, how to set it. None when the held text is another error."""
+    match = re.search(r"Could not override '([^']+)'", held)
+    if match is None or not config_name:
+        return None
+    key = match.group(1)
+    overrides = [a for a in argv if not a.startswith("-") and not a.startswith("hydra.")]
+    bad = next((a for a in overrides if a.split("=", 1)[0] == key), None)
+    if bad is None:
+        return None
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from ecomlab.config_schema import did_you_mean, validate_config
+    from ecomlab.utils import config_dir
+
+    others = [o for o in overrides if o is not bad]
+
+    def composed(extra: list[str]) -> DictConfig | None:
+        GlobalHydra.instance().clear()
+        try:
+            with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+                return compose(config_name, overrides=[*others, *extra])
+        except Exception:  # something else is wrong in the overrides: Hydra's own message says it better
+            return None
+        finally:
+            GlobalHydra.instance().clear()
+
+    added = composed([f"+{bad}"]) if config_name == "train" else None
+    if added is not None:
+        try:
+            validate_config(added)
+        except ValueError as err:
+            line = next((ln.strip() for ln in str(err).splitlines() if ln.strip().startswith(f"{key}:")), None)
+            if line:
+                return f"error: {line}"
+        else:
+            return (f"error: {key} is a parameter its class takes but the config does not set; a key that is not "
+                    f"in the config is added with a leading +: +{bad}")
+    cfg = composed([])
+    if cfg is None:
+        return None
+    parent, _, leaf = key.rpartition(".")
+    while parent and not isinstance(OmegaConf.select(cfg, parent), DictConfig):
+        parent, _, _ = parent.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    keys = [str(k) for k in node] if isinstance(node, DictConfig) else []
+    return (f"error: {key}: no such key in the config; {did_you_mean(leaf, keys)}"
+            f"keys of {parent or 'the config'}: {', '.join(sorted(keys)) or '(none)'}")
 
 
 def config_errors_exit_2(main: F) -> F:
@@ -73,25 +182,45 @@ def config_errors_exit_2(main: F) -> F:
     Hydra reports an unknown ``data=``/``model=`` name, a misspelled key or a malformed override in one message
     without a traceback, but exits 1 -- the code it also uses for a crash inside the task. Which one it was
     shows in whether the task (wrapped in :func:`user_errors_exit_2`) was entered: before it, the config is
-    the user's to fix (2); after it, the exit 1 is a bug and stays 1.
+    the user's to fix (2); after it, the exit 1 is a bug and stays 1. A key set without ``+`` that the config
+    does not have gets the schema check's "did you mean" in one line instead of Hydra's message.
     """
+    try:
+        config_name = inspect.getclosurevars(main).nonlocals.get("config_name")
+    except TypeError:  # not a function made by hydra.main: no config to suggest keys from
+        config_name = None
 
     @functools.wraps(main)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _Progress.task_started = False
+        held = _HeldStderr(sys.stderr)
+        sys.stderr = held
         try:
             return main(*args, **kwargs)
         except SystemExit as err:
             if err.code == 1 and not _Progress.task_started:
+                hint = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else _safe_hint(held, config_name)
+                held.release(replace=hint + "\n" if hint else None)
                 raise SystemExit(2) from None
             raise
         finally:
+            held.release()
+            if sys.stderr is held:
+                sys.stderr = held.stream
             # a run that stopped with an error skipped Hydra's end callbacks; entry points called in-process
             # (tests, notebooks) must not keep its directory claimed
             for folder in list(_HELD):
                 release_run_dir(folder)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _safe_hint(held: _HeldStderr, config_name: str | None) -> str | None:
+    try:
+        return _override_hint(held.text(), config_name, sys.argv[1:])
+    except Exception:  # the hint is a courtesy: Hydra's own message is still there to show
+        logging.getLogger(__name__).debug("no hint for the override error", exc_info=True)
+        return None
 
 
 class _DropLightningTips(logging.Filter):

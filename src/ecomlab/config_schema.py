@@ -294,7 +294,7 @@ register_schemas()
 # --- the validation pass -------------------------------------------------------------------------------------
 
 
-def _did_you_mean(key: str, allowed: Iterable[str]) -> str:
+def did_you_mean(key: str, allowed: Iterable[str]) -> str:
     close = difflib.get_close_matches(key, list(allowed), n=3, cutoff=0.6)
     return f"did you mean {' or '.join(close)}? " if close else ""
 
@@ -341,7 +341,7 @@ class _Checker:
                 continue
             if key not in named:
                 self.unknown.add(f"{path}.{key}")
-                self.add(f"{path}.{key}", f"not a parameter of {name}; {_did_you_mean(key, named)}"
+                self.add(f"{path}.{key}", f"not a parameter of {name}; {did_you_mean(key, named)}"
                          f"allowed: {', '.join(sorted(named)) or '(none)'}")
                 continue
             expected = _simple_type(hints.get(key))
@@ -381,7 +381,7 @@ class _Checker:
             if key not in fields:
                 if closed and not (not path and key in GROUPS):
                     allowed = sorted(set(fields) | (set(GROUPS) if not path else set()))
-                    self.add(where, f"unknown key; {_did_you_mean(str(key), allowed)}allowed: {', '.join(allowed)}")
+                    self.add(where, f"unknown key; {did_you_mean(str(key), allowed)}allowed: {', '.join(allowed)}")
                 continue
             spec = fields[key]
             if key in SCHEMAS:

@@ -30,6 +30,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 import ecomlab
+from ecomlab.checkpointing import checkpoint_mismatch, resume_checkpoint
 from ecomlab.cli import config_errors_exit_2, quiet_third_party, user_errors_exit_2
 from ecomlab.config_schema import validate_config
 from ecomlab.report.table import print_metrics
@@ -78,24 +79,6 @@ def _loggers(cfg: DictConfig) -> list[Any]:
     if not cfg.get("logger"):
         return []
     return [hydra.utils.instantiate(c) for c in cfg.logger.values() if c is not None and "_target_" in c]
-
-
-def resume_checkpoint(folder: Path) -> str | None:
-    """The checkpoint a restarted run continues from: ``last.ckpt``, or when a kill left it truncated (Lightning
-    writes checkpoints in place), the newest readable ``epoch_*.ckpt``; ``None`` starts afresh."""
-    candidates = [folder / "last.ckpt", *sorted(folder.glob("epoch_*.ckpt"), key=lambda p: p.stat().st_mtime,
-                                                reverse=True)]
-    for path in candidates:
-        if not path.is_file():
-            continue
-        try:
-            torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # truncated or corrupt: any reader error means the file is unusable
-            log.warning("cannot read checkpoint %s (%s: %s); trying an older one", path, type(err).__name__,
-                        str(err)[:200])
-            continue
-        return str(path)
-    return None
 
 
 def compile_network(net: torch.nn.Module) -> None:
@@ -159,15 +142,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if task.trainable:
         resume = resume_checkpoint(output_dir / "checkpoints")
         if resume:
+            mismatch = checkpoint_mismatch(resume, task)
+            if mismatch:
+                raise ValueError(f"{resume}: cannot resume this run from it, it holds another model ({mismatch}); "
+                                 "run the directory's own config again, or choose a new hydra.run.dir")
             log.info("resuming from %s", resume)
-        trainer.fit(task, datamodule=datamodule, ckpt_path=resume)
+        trainer.fit(task, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         ckpt_path = best or None
     fit_seconds = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    val = trainer.validate(task, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
-    test = trainer.test(task, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    # checkpoints hold only tensors and plain values (see ecomlab.callbacks): nothing in one may run code
+    val = trainer.validate(task, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True)
+    test = trainer.test(task, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True)
     eval_seconds = time.perf_counter() - t0
 
     metrics = {**(val[0] if val else {}), **(test[0] if test else {})}
