@@ -246,3 +246,16 @@ def test_progress_bar_counts_epochs_from_one() -> None:
         bar.setup(trainer, pl.LightningModule(), stage="fit")
         assert bar._get_train_description(0).strip() == first
         assert bar._get_train_description(1 if max_epochs == 2 else 4).strip() == last
+
+
+def test_the_readme_output_folders_are_git_ignored() -> None:
+    """The README writes bundles/, exports/ and reports/ into the checkout; none of them may show up in git."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    for folder in ("bundles", "exports", "reports"):
+        assert re.search(rf"[ =]{folder}/\w", readme), f"the README no longer writes into {folder}/"
+        probe = subprocess.run(["git", "check-ignore", "-q", f"{folder}/some_output/file.json"], cwd=root,
+                               timeout=30)
+        assert probe.returncode == 0, f"{folder}/ is not in .gitignore"
