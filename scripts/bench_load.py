@@ -24,10 +24,12 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import httpx
@@ -94,6 +96,130 @@ def run_load(url: str, n_requests: int, clients: int, body: Callable[[int], dict
              ) -> dict[str, Any]:
     """Send ``n_requests`` ``POST /recommend`` bodies ``body(i)`` from ``clients`` concurrent clients."""
     return asyncio.run(_load(url, n_requests, clients, body, max_seconds, client_timeout, expect_items))
+
+
+class HeldConnections:
+    """``n`` sockets to ``host:port`` held open by a background thread, as a client that hoards them would.
+
+    Even slots connect and send nothing (idle); odd slots send a request line and then one byte of a header
+    line every ``trickle_s`` seconds, so the header block never ends (slow headers). A socket the server
+    closes is counted and opened again at once, so about ``n`` stay open for as long as the block runs.
+    """
+
+    REQUEST_LINE = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    HEADER = b"X-Slow: still-coming\r\n"
+
+    def __init__(self, host: str, port: int, n: int, trickle_s: float = 1.0) -> None:
+        self.host, self.port, self.n, self.trickle_s = host, port, n, trickle_s
+        self.open_now = 0
+        self.opened = 0
+        self.closed_by_server = {"idle": 0, "slow_headers": 0}
+        self.connect_errors = 0
+        self.open_samples: list[int] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _slot(self, i: int) -> None:
+        assert self._stop is not None
+        slow = i % 2 == 1
+        kind = "slow_headers" if slow else "idle"
+        while not self._stop.is_set():
+            try:
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+            except OSError:
+                self.connect_errors += 1
+                await asyncio.sleep(0.1)
+                continue
+            self.opened += 1
+            self.open_now += 1
+            sent = 0
+            try:
+                if slow:
+                    writer.write(self.REQUEST_LINE)
+                while not self._stop.is_set():
+                    if slow:
+                        writer.write(self.HEADER[sent % len(self.HEADER):][:1])
+                        sent += 1
+                        await writer.drain()
+                    try:
+                        data = await asyncio.wait_for(reader.read(65536), self.trickle_s)
+                    except TimeoutError:
+                        continue
+                    if not data:  # the server closed it
+                        self.closed_by_server[kind] += 1
+                        break
+            except (ConnectionError, OSError):
+                self.closed_by_server[kind] += 1
+            finally:
+                self.open_now -= 1
+                writer.close()
+
+    async def _sample(self) -> None:
+        assert self._stop is not None
+        while not self._stop.is_set():
+            self.open_samples.append(self.open_now)
+            await asyncio.sleep(0.5)
+
+    async def _main(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        tasks = [asyncio.create_task(self._slot(i)) for i in range(self.n)]
+        tasks.append(asyncio.create_task(self._sample()))
+        self._ready.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def __enter__(self) -> HeldConnections:
+        from ecomlab.serve import raise_open_file_limit  # imports torch: only here, not for run_load's users
+
+        raise_open_file_limit(self.n + 1024)
+        self._thread.start()
+        self._ready.wait(timeout=30)
+        return self
+
+    def wait_open(self, timeout: float) -> bool:
+        """Whether all ``n`` sockets were open at once within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while self.open_now < self.n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.open_samples.clear()  # from now on: how many stay open while the server closes and we reopen
+        return self.open_now >= self.n
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=60)
+
+    def stats(self) -> dict[str, Any]:
+        samples = self.open_samples or [self.open_now]
+        return {"held_target": self.n, "held_min": int(min(samples)), "held_mean": round(float(np.mean(samples)), 1),
+                "opened": self.opened, "closed_by_server": dict(self.closed_by_server),
+                "connect_errors": self.connect_errors}
+
+
+def probe_health(url: str, seconds: float, interval_s: float = 0.05, timeout: float = 5.0) -> dict[str, Any]:
+    """``GET /health`` on a fresh connection every ``interval_s`` for ``seconds``: statuses and latencies.
+
+    A new connection per probe, as a load balancer's health check makes it: it has to get through the accept
+    queue the held sockets crowd, not ride an old keep-alive connection.
+    """
+    latencies: list[float] = []
+    statuses: Counter[str] = Counter()
+    deadline = time.monotonic() + seconds
+    with httpx.Client(timeout=timeout, limits=httpx.Limits(max_keepalive_connections=0)) as http:
+        while time.monotonic() < deadline:
+            t0 = time.perf_counter()
+            try:
+                statuses[str(http.get(f"{url}/health").status_code)] += 1
+            except httpx.HTTPError as err:
+                statuses[type(err).__name__] += 1
+            latencies.append(time.perf_counter() - t0)
+            time.sleep(max(0.0, interval_s - (time.perf_counter() - t0)))
+    ms = np.asarray(latencies) * 1e3
+    p50, p99 = (float(x) for x in np.percentile(ms, [50, 99]))
+    return {"probes": len(latencies), "statuses": dict(statuses), "ok": statuses.get("200", 0),
+            "p50_ms": round(p50, 2), "p99_ms": round(p99, 2), "max_ms": round(float(ms.max()), 2)}
 
 
 def start_server(bundle: Path, port: int, workdir: Path, *extra: str, start_timeout: float = 300.0

@@ -1,4 +1,5 @@
-"""The HTTP server: every endpoint through FastAPI's TestClient, and one real uvicorn subprocess."""
+"""The HTTP server: every endpoint through FastAPI's TestClient, its limits on a real granian server in this
+process, and real ``ecomlab-serve`` subprocesses (slow)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
 import httpx
@@ -17,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import ecomlab
+import ecomlab.export
 from ecomlab.export.writer import export_run
 from ecomlab.serve import create_app
 from test_export import TINY_SALES, TINY_SHOP, train_run
@@ -152,6 +155,170 @@ def test_limits_must_be_positive(bundles: dict[str, Path]) -> None:
         create_app(ecomlab.load(bundles["rec"]), request_timeout_s=0)
 
 
+RAW = {"content-type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    ("client", "path", "body"),
+    [
+        ("rec", "/recommend", b'{"user_ids": ["u0000"], "k": 1e999}'),
+        ("rec", "/recommend", b'{"user_ids": ["u0000"], "k": NaN}'),
+        ("rec", "/recommend", b'{"user_ids": ["u0000"], "k": -Infinity}'),
+        ("rec", "/recommend", b'{"user_ids": ["u0000"], "k": 2.5}'),
+        ("rec", "/recommend", b'{"user_ids": [NaN]}'),
+        ("rec", "/recommend", b'{"user_ids": ["u0000"], "candidates": [1e999]}'),
+        ("rec", "/recommend", b'{"user_ids": ["x"], "histories": {"x": [Infinity]}}'),
+        ("rec", "/recommend", b'{"user_ids": ["u0000"], "exclude_seen": NaN}'),
+        ("rec", "/similar-items", b'{"item_ids": [-1e999], "k": 3}'),
+        ("rec", "/similar-items", b'{"item_ids": ["i0001"], "k": NaN}'),
+        ("sales", "/forecast", b'{"history": [{"unique_id": "a", "ds": "2024-01-01", "y": NaN}]}'),
+        ("sales", "/forecast", b'{"history": [{"unique_id": "a", "ds": "2024-01-01", "y": 1e999}]}'),
+        ("sales", "/forecast", b'{"history": [{"unique_id": NaN, "ds": "2024-01-01", "y": 1}]}'),
+        ("sales", "/forecast", b'{"history": [{"unique_id": "a", "ds": "2024-01-01", "y": 1}], "horizon": 1e999}'),
+        ("sales", "/forecast", b'{"history": [{"unique_id": "a", "ds": "2024-01-01", "y": 1}], "levels": [NaN]}'),
+    ],
+)
+def test_numbers_that_are_not_finite_integers_are_422_anywhere(bundles: dict[str, Path], client: str, path: str,
+                                                             body: bytes) -> None:
+    # pydantic refuses these, but its error echoes the input: inf and NaN used to fail the 422's own rendering (500)
+    app = create_app(ecomlab.load(bundles[client]))
+    response = TestClient(app, raise_server_exceptions=False).post(path, content=body, headers=RAW)
+    assert response.status_code == 422, response.text
+    assert any(f"should be a {what}" in response.text for what in ("finite number", "valid integer",
+                                                                   "valid boolean")), response.text
+    json.loads(response.text)  # strict JSON: no bare NaN or Infinity in the answer
+
+
+def test_ids_that_utf8_cannot_carry_come_back_escaped(rec_client: TestClient) -> None:
+    # a lone surrogate is valid JSON (\ud800) but not encodable as UTF-8: an unknown user is echoed as the query
+    response = rec_client.post("/recommend", content=b'{"user_ids": ["\\ud800"], "k": 2}', headers=RAW)
+    assert response.status_code == 200, response.text
+    assert response.json()["results"][0]["query"] == "\ud800"
+    missing = rec_client.post("/similar-items", content=b'{"item_ids": ["\\udfff"]}', headers=RAW)
+    assert missing.status_code == 404 and "\\udfff" in missing.text
+
+
+def test_an_answer_over_max_answer_items_is_refused_before_any_work(bundles: dict[str, Path]) -> None:
+    model = ecomlab.load(bundles["rec"])
+    app = create_app(model, max_answer_items=100)
+    client = TestClient(app)
+    users = model.users.raw[:10].tolist()
+    assert client.post("/recommend", json={"user_ids": users, "k": 10}).status_code == 200
+    big = client.post("/recommend", json={"user_ids": [*users, users[0]], "k": 10})
+    assert big.status_code == 422 and "11 users x k=10 = 110 entries" in big.text and "max_answer_items=100" in big.text
+    # k past the catalogue or the candidates is bounded by them, not refused
+    assert client.post("/recommend", json={"user_ids": users, "k": 10_000,
+                                           "candidates": model.items.raw[:5].tolist()}).status_code == 200
+    assert client.post("/similar-items", json={"item_ids": model.items.raw[:2].tolist(), "k": 10_000}).status_code == 422
+    assert app.state.model_calls.chunks == 2  # the refused requests computed nothing
+    sales = TestClient(create_app(ecomlab.load(bundles["sales"]), max_answer_items=100))
+    rows = [{"unique_id": s, "ds": f"2020-{m:02d}-01", "y": 1.0 + m} for s in ("a", "b") for m in range(1, 13)]
+    refused = sales.post("/forecast", json={"history": rows, "horizon": 51})
+    assert refused.status_code == 422 and "2 series x horizon 51 = 102 entries" in refused.text
+
+
+def _computing_threads() -> list[str]:
+    """Names of the threads whose stack is inside the bundle's model code (``ecomlab.export``) right now."""
+    package = str(Path(ecomlab.export.__file__).parent) + os.sep
+    names = {t.ident: t.name for t in threading.enumerate()}
+    return [names.get(ident, str(ident)) for ident, frame in sys._current_frames().items()
+            if any(s.filename.startswith(package) for s in traceback.extract_stack(frame))]
+
+
+def test_a_timed_out_request_stops_its_work(bundles: dict[str, Path]) -> None:
+    model = ecomlab.load(bundles["rec"])
+    # one user per chunk (chunk_scores = the catalogue size): 1,000 model calls, far past a 50 ms deadline
+    app = create_app(model, request_timeout_s=0.05, chunk_scores=model.n_items)
+    client = TestClient(app)
+    users = (model.users.raw.tolist() * 10)[:1000]
+    response = client.post("/recommend", json={"user_ids": users, "k": 5})
+    assert response.status_code == 503, response.text
+    assert "request_timeout_s=0.05" in response.json()["detail"] and "stopped" in response.json()["detail"]
+    calls = app.state.model_calls
+    deadline = time.monotonic() + 30  # one chunk is one user's scores: the thread is gone long before this
+    while (calls.in_flight or _computing_threads()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert calls.in_flight == 0 and not _computing_threads(), (calls, _computing_threads())
+    assert calls.stopped == 1 and calls.chunks < len(users), calls  # it stopped early, not after all 1,000 users
+    done = calls.chunks
+    time.sleep(0.2)
+    assert calls.chunks == done  # and nothing computes on afterwards
+    fast = TestClient(create_app(model, request_timeout_s=30, chunk_scores=model.n_items))
+    assert fast.post("/recommend", json={"user_ids": users[:50], "k": 5}).status_code == 200
+
+
+class LiveServer:
+    """``app`` on a real granian server (:class:`ecomlab.serve.HTTPServer`) in a thread of this process."""
+
+    def __init__(self, app: object, **options: float) -> None:
+        from ecomlab.serve import HTTPServer
+
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = HTTPServer(app, "127.0.0.1", self.port, **options)  # type: ignore[arg-type]
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import asyncio
+
+        asyncio.run(self.server.serve(on_listening=self.ready.set))
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        assert self.ready.wait(60), "the server did not start listening"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop()
+        self.thread.join(timeout=60)
+
+    def until_closed(self, payload: bytes, wait_s: float = 30) -> bytes:
+        """Send ``payload`` on a new connection and read until the server closes it; what it answered."""
+        with socket.create_connection(("127.0.0.1", self.port)) as sock:
+            sock.settimeout(wait_s)  # a socket the server keeps open fails the test here (socket.timeout)
+            sock.sendall(payload)
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+            return data
+
+
+def test_idle_slow_header_and_idle_keep_alive_sockets_are_closed(bundles: dict[str, Path]) -> None:
+    app = create_app(ecomlab.load(bundles["rec"]), body_timeout_s=1)
+    with LiveServer(app, header_timeout_s=1) as live:
+        assert live.until_closed(b"") == b""  # connected, never sent a byte
+        assert live.until_closed(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a") == b""  # head never ends
+        answered = live.until_closed(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # then idle keep-alive
+        assert answered.startswith(b"HTTP/1.1 200") and answered.endswith(b'"format":"onnx"}')
+        late = live.until_closed(b"POST /recommend HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+                                 b"\r\nContent-Length: 100\r\n\r\n{\"user_ids\"")  # a body that stops coming
+        assert late.startswith(b"HTTP/1.1 408") and b"body_timeout_s=1 s" in late
+        # everyone else is served throughout
+        users = ecomlab.load(bundles["rec"]).users.raw[:2].tolist()
+        assert httpx.post(f"{live.url}/recommend", json={"user_ids": users, "k": 3}).status_code == 200
+
+
+def test_model_calls_past_limit_concurrency_get_503_at_once(bundles: dict[str, Path]) -> None:
+    model = ecomlab.load(bundles["rec"])
+    app = create_app(model, request_timeout_s=30, chunk_scores=model.n_items, limit_concurrency=1)
+    users = (model.users.raw.tolist() * 20)[:1000]
+    with LiveServer(app) as live:
+        first: list[httpx.Response] = []
+        worker = threading.Thread(target=lambda: first.append(httpx.post(
+            f"{live.url}/recommend", json={"user_ids": users, "k": 5}, timeout=60)))
+        worker.start()
+        deadline = time.monotonic() + 30
+        while app.state.model_calls.in_flight == 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        # the first is 1,000 model calls of one user each: it is still computing when this one arrives
+        second = httpx.post(f"{live.url}/recommend", json={"user_ids": users[:1], "k": 5}, timeout=60)
+        worker.join(timeout=60)
+        assert second.status_code == 503 and "limit_concurrency=1" in second.text, second.text
+        assert first and first[0].status_code == 200, first
+        assert httpx.get(f"{live.url}/health").status_code == 200
+
+
 def test_forecast_endpoint(sales_client: TestClient, bundles: dict[str, Path]) -> None:
     history = [{"unique_id": "shop", "ds": f"20{10 + m // 12}-{m % 12 + 1:02d}-01", "y": 100.0 + m % 12 * 3 + m}
                for m in range(48)]
@@ -162,7 +329,7 @@ def test_forecast_endpoint(sales_client: TestClient, bundles: dict[str, Path]) -
     assert {"y_hat", "lo_80", "hi_95", "q0.1"} <= set(rows[0])
     assert all(r["lo_95"] <= r["lo_80"] <= r["y_hat"] <= r["hi_80"] <= r["hi_95"] for r in rows)
     bad = sales_client.post("/forecast", json={"history": [{**history[0], "y": "NaN"}]})
-    assert bad.status_code == 422 and "not a finite number" in bad.text
+    assert bad.status_code == 422 and "finite number" in bad.text
     assert sales_client.post("/forecast", json={"history": history, "horizon": 0}).status_code == 422
     assert sales_client.post("/recommend", json={"user_ids": ["u0000"]}).status_code == 400
 
