@@ -210,3 +210,32 @@ def test_report_links_existing_plots(runs_dir: Path, tmp_path: Path) -> None:
     assert "forecast_retail_series_a10.png" in links
     for name in ("table.md", "table.csv", "table.tex", "compare.json"):
         assert (report / name).exists()
+
+
+def test_runs_configured_differently_are_not_averaged(runs_dir: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The auditor's case: one seed trained for 2 and for 3 epochs is not '2 runs, mean ± std'."""
+    runs = tmp_path / "runs"
+    make_runs(tmp_path, [("bpr", [*SHOP, "trainer.max_epochs=3"], 0)])
+    shutil.move(runs / "bpr_s0", runs / "bpr_s0_e3")
+    shutil.copytree(runs_dir / "bpr_s0", runs / "bpr_s0_e2")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(runs), "--metrics", "test/ndcg@10"])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: runs of model bpr on dataset synthetic_shop differ in config key "
+                           "trainer.max_epochs")
+    assert f"2 in {runs / 'bpr_s0_e2'}" in line and f"3 in {runs / 'bpr_s0_e3'}" in line
+    assert "--config-keys trainer.max_epochs" in line
+    # split into variants, each its own row of one run
+    table = run([str(runs), "--metrics", "test/ndcg@10", "--config-keys", "trainer.max_epochs"])["table"]
+    assert list(table["trainer.max_epochs"]) == [2, 3] and list(table["runs"]) == [1, 1]
+
+
+def test_seeds_and_run_directories_may_differ_within_a_row(runs_dir: Path) -> None:
+    # bpr seeds 0 and 1: different seed-derived keys (data.seed, data.split.seed) and output paths, one row
+    runs = load_runs([runs_dir])
+    bpr = [r for r in runs if r.model == "bpr"]
+    assert {r.config["data.split.seed"] for r in bpr} == {0, 1}
+    assert {r.config["callbacks.model_checkpoint.dirpath"] for r in bpr} == {"<paths.output_dir>/checkpoints"}
+    assert run([str(runs_dir), "--metrics", "test/ndcg@10"])["table"].set_index("model").loc["bpr", "runs"] == 2

@@ -10,10 +10,12 @@ Inputs are run directories, sweep directories (searched for ``metrics.json``) or
 grouped by model and dataset (and ``--config-keys``); every metric is shown as mean ± standard deviation over
 the group's runs (seeds), the best group per dataset in bold, with the number of runs. Runs of one dataset
 evaluated under different protocols (split, candidate set, K, seasonality, backtest, data) are refused unless
-``--allow-mixed-protocols``. With ``--baseline``, every other model is tested against it on paired per-user /
-per-series values (Wilcoxon signed-rank and paired t-test, Holm-corrected, with effect sizes); with several
-seeds each unit's values are first averaged over the seeds both models ran. Bad input (no runs, an unknown
-metric or baseline, mixed protocols) exits with code 2 and one message.
+``--allow-mixed-protocols``. Runs of one group configured differently beyond their seed (say
+``trainer.max_epochs``) are refused, naming the keys: ``--config-keys`` makes them separate rows. With
+``--baseline``, every other model is tested against it on paired per-user / per-series values (Wilcoxon
+signed-rank and paired t-test, Holm-corrected, with effect sizes); with several seeds each unit's values are
+first averaged over the seeds both models ran. Bad input (no runs, an unknown metric or baseline, mixed
+protocols or configs) exits with code 2 and one message.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ecomlab.cli import user_errors_exit_2
 from ecomlab.report import render
 from ecomlab.report.compare import (
     Run,
+    check_configs,
     check_metrics,
     check_protocols,
     dataset_protocols,
@@ -99,6 +102,7 @@ def build(runs: Sequence[Run], metrics: Sequence[str], config_keys: Sequence[str
     """Everything a comparison holds (the content of ``compare.json``, plus the table as a DataFrame)."""
     check_metrics(runs, metrics)
     mismatches = check_protocols(runs, allow_mixed)
+    check_configs(runs, config_keys)
     table = group_table(runs, metrics, config_keys)
     return {
         "metrics": [{"name": m, "lower_is_better": lower_is_better(m)} for m in metrics],

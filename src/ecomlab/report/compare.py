@@ -4,6 +4,10 @@ Runs are grouped by ``(dataset, model, *config_keys)``; each metric is summarise
 deviation (``ddof=1``) over the group's runs (one per seed), and the best group of each dataset is marked per
 metric (lower is better for error, loss and time metrics, higher for everything else).
 
+Config rule: the runs of one group must share their resolved config except for the seed and where they write
+(:mod:`ecomlab.report.grouping`); runs that differ in another key (``trainer.max_epochs``) are refused, naming
+the key, unless ``config_keys`` splits them into variants.
+
 Protocol rule: runs of one dataset must agree on every key of ``metrics.json``'s ``protocol`` except the run
 seed and the data-cache state. Runs that drew different data (a different split seed, or a data source seeded
 from the run seed) may differ in the realised data only: fingerprint, split sizes, user / window counts, the
@@ -29,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ecomlab.report.grouping import Member, check_groups, comparable_config
 from ecomlab.report.significance import holm, paired_comparison
 from ecomlab.report.study import config_value, find_records
 
@@ -60,6 +65,8 @@ class Run:
     monitor: str | None
     keys: dict[str, Any] = field(default_factory=dict)
     draw: tuple[Any, ...] = ()
+    #: the flattened config without where the run wrote (see ecomlab.report.grouping.comparable_config)
+    config: dict[str, Any] = field(default_factory=dict)
 
     def group(self, config_keys: Sequence[str]) -> tuple[Any, ...]:
         return (self.dataset, self.model, *(self.keys.get(k) for k in config_keys))
@@ -100,6 +107,7 @@ def load_runs(patterns: Iterable[str | Path], config_keys: Sequence[str] = ()) -
             monitor=record.get("monitor") or config_value(config, "model.monitor"),
             keys={k: config_value(config, k) for k in config_keys},
             draw=(_flat(protocol).get("split.seed"), *_seeds_in(config.get("data", {}))),
+            config=comparable_config(config),
         ))
     if not runs:
         raise FileNotFoundError("no finished runs (metrics.json of ecomlab-train) found under "
@@ -137,6 +145,18 @@ def check_metrics(runs: Sequence[Run], metrics: Sequence[str]) -> None:
     unknown = [m for m in metrics if m not in available]
     if unknown:
         raise ValueError(f"unknown metric {', '.join(unknown)}; the runs have: {', '.join(available)}")
+
+
+# --------------------------------------------------------------------------- configs
+
+
+def check_configs(runs: Sequence[Run], config_keys: Sequence[str] = ()) -> None:
+    """Refuse (:class:`~ecomlab.report.grouping.ConfigMismatch`) a group whose runs differ in a config key other
+    than the seed, naming the key."""
+    groups: dict[tuple[Any, ...], list[Member]] = {}
+    for run in runs:
+        groups.setdefault(run.group(config_keys), []).append(Member(str(run.path), run.seed, run.config))
+    check_groups(groups, config_keys)
 
 
 # --------------------------------------------------------------------------- protocol
