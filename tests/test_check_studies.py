@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,8 +76,8 @@ def test_a_moved_number_is_seen(tmp_path: Path) -> None:
     out = check("--experiments", str(experiments), "--workdir", str(tmp_path / "runs"))
     assert out.returncode == 1, out.stdout + out.stderr
     lines = {line.split(":", 1)[0]: line for line in out.stdout.splitlines() if not line.startswith("note")}
-    assert lines["OK   baselines_forecast"].endswith("4 metrics equal exactly")
-    assert "1 of 4 metrics moved, e.g. test/mase published" in lines["FAIL baselines_forecast_moved"]
+    assert lines["OK   baselines_forecast"].endswith("metrics equal exactly")
+    assert re.search(r"1 of \d+ metrics moved, e.g. test/mase published", lines["FAIL baselines_forecast_moved"])
 
 
 @pytest.mark.slow  # every study's row (minutes); a study whose data folder is absent is skipped by the script
