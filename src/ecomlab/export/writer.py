@@ -2,6 +2,7 @@
 
     bundle/
       manifest.json          SHA-256 of every other file; task, model, format, runtime objects
+      manifest.sig           HMAC-SHA256 of manifest.json, when ECOMLAB_BUNDLE_KEY was set at export
       README.md              the model card
       config.yaml            the run's composed config
       metrics.json           test metrics, protocol, provenance of the run
@@ -34,10 +35,10 @@ import torch
 from omegaconf import OmegaConf
 
 import ecomlab
-from ecomlab.eval import LoadedRun, RunDirError, load_run
+from ecomlab.eval import LoadedRun, RunDirError, load_run, load_run_weights
 from ecomlab.export.card import model_card
 from ecomlab.export.forecasters import export_forecaster
-from ecomlab.export.manifest import write_manifest
+from ecomlab.export.manifest import bundle_key, sign_manifest, write_manifest
 from ecomlab.export.recommenders import ExportContext, export_recommender
 
 FORMATS = ("onnx", "torchscript", "native")
@@ -47,13 +48,12 @@ FORMATS = ("onnx", "torchscript", "native")
 RebuiltRun = LoadedRun
 
 
-def rebuild_run(run_dir: str | Path, ckpt: str = "best") -> RebuiltRun:
-    run = load_run(run_dir, ckpt, arg="run")
+def rebuild_run(run_dir: str | Path, ckpt: str = "best", trust_config: bool = False) -> RebuiltRun:
+    run = load_run(run_dir, ckpt, arg="run", trust_config=trust_config)
     if run.task.trainable:
         if run.checkpoint is None:
             raise RunDirError(f"run={run_dir}: a trained model without a best checkpoint; pass ckpt=last or a path")
-        state = torch.load(run.checkpoint, map_location="cpu", weights_only=True)
-        run.task.load_state_dict(state["state_dict"])
+        load_run_weights(run)
     run.task.eval()
     return run
 
@@ -108,19 +108,23 @@ def _write_contents(run: RebuiltRun, fmt: str, root: Path, run_dir: Path) -> dic
     return meta
 
 
-def export_run(run_dir: str | Path, fmt: str, out: str | Path, ckpt: str = "best") -> Path:
-    """Export the run in ``run_dir`` as a bundle at ``out`` (which must not exist yet); returns ``out``."""
+def export_run(run_dir: str | Path, fmt: str, out: str | Path, ckpt: str = "best", trust_config: bool = False) -> Path:
+    """Export the run in ``run_dir`` as a bundle at ``out`` (which must not exist yet); returns ``out``. With
+    ``ECOMLAB_BUNDLE_KEY`` set the manifest is signed (:func:`ecomlab.export.manifest.sign_manifest`)."""
     if fmt not in FORMATS:
         raise ValueError(f"format={fmt!r}; expected one of {list(FORMATS)}")
     out = Path(out)
     if out.exists():
         raise ValueError(f"out={out}: already exists; choose a new bundle directory (bundles are never overwritten)")
-    run = rebuild_run(run_dir, ckpt)
+    key = bundle_key()  # an empty key is refused before any work
+    run = rebuild_run(run_dir, ckpt, trust_config)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         meta = _write_contents(run, fmt, tmp, Path(run_dir))
         write_manifest(tmp, meta)
+        if key is not None:
+            sign_manifest(tmp, key)
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a bundle is as readable as any directory
         os.rename(tmp, out)  # atomic on one file system; refuses if out appeared meanwhile
     except BaseException:

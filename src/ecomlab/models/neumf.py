@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ecomlab.checkpoints import is_url, read_checkpoint
 from ecomlab.models.base import Recommender
 from ecomlab.models.losses import rows
 
@@ -191,10 +192,11 @@ class NeuMF(Recommender):
 
 
 def _read_net_state(path: str) -> dict[str, Tensor]:
-    """The network's weights from a Lightning checkpoint (keys ``net.*``, prefix removed)."""
-    if not Path(path).is_file():
+    """The network's weights from a Lightning checkpoint (keys ``net.*``, prefix removed); read with
+    ``weights_only=True``, and a truncated or foreign file is an error naming it."""
+    if not is_url(str(path)) and not Path(path).is_file():
         raise FileNotFoundError(f"NeuMF pre-training checkpoint not found: {path}")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = read_checkpoint(path)
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise ValueError(f"{path}: not a Lightning checkpoint (no state_dict)")
