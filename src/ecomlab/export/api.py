@@ -7,7 +7,10 @@
     ecomlab.load("bundles/ets_sales").forecast(history_df, horizon=12)
 
 Loading verifies the manifest first (:mod:`ecomlab.export.manifest`): a changed, missing or unlisted file is
-refused naming the file. Scores of known users are the trained model's ``net(users)``; the top ``k`` follow
+refused naming the file, and so is an unsigned or wrongly signed bundle whenever ``ECOMLAB_BUNDLE_KEY`` is set. A
+bundle is data: the manifest names its runtime objects from a fixed table (:data:`RUNTIME_OBJECTS`), and the
+model configs inside ``model/*.json`` may name only ecomlab's model classes, at every nesting level
+(:func:`ecomlab.config_trust.check_targets`); anything else is refused with the file and key. Scores of known users are the trained model's ``net(users)``; the top ``k`` follow
 the training tie policy (:func:`ecomlab.models.base.rank_topk`: equal scores rank the lower item index
 first). Fallbacks, in order, each reported in the result's ``source``:
 
@@ -25,13 +28,14 @@ query items are an error.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -57,13 +61,50 @@ class SimilarItems:
     source: str  # model | item_vectors | popularity
 
 
-def _instantiate(entry: Mapping[str, Any], root: Path) -> Any:
-    """A runtime object named by the manifest; only ecomlab's export code may be named there."""
-    target = str(entry.get("_target_", ""))
-    if not target.startswith("ecomlab.export."):
-        raise BundleIntegrityError(f"{root / 'manifest.json'}: runtime object {target!r} is not part of "
-                                   "ecomlab.export; refusing to import it")
-    return hydra.utils.get_class(target)(root, **{k: v for k, v in entry.items() if k != "_target_"})
+#: the runtime objects a manifest may name, by role: class path -> parameters that are bundle files. A bundle is
+#: data: nothing else is ever imported or built from it (see :func:`_build`).
+_RT, _FC = "ecomlab.export.runtime.", "ecomlab.export.forecasters."
+RUNTIME_OBJECTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "scorer": {_RT + "OnnxScorer": ("path",), _RT + "TorchScriptScorer": ("path",), _RT + "DotScorer": ("path",),
+               _RT + "TorchNetScorer": ("net", "weights"), _RT + "PopularityScorer": ("path",),
+               _RT + "ItemKNNScorer": ("similarity", "train_rows"), _RT + "TfidfScorer": ("item_matrix", "train_rows")},
+    "history": {_RT + "ProjectedMeanHistory": ("path", "item_vectors")},
+    "item_encoder": {_RT + "ScratchTextEncoder": ("tokenizer", "weights"),
+                     _RT + "GraphTextEncoder": ("tokenizer", "graph"),
+                     _RT + "PretrainedTextEncoder": ("tokenizer", "graph"),
+                     _RT + "TfidfTextEncoder": ("spec", "idf")},
+    "forecaster": {_FC + "BundleForecaster": ("path",), _FC + "BundleLSTM": ("spec", "weights", "scaling", "graph"),
+                   _FC + "BundleGBT": ("spec", "trees")},
+}
+
+
+def _build(manifest: Mapping[str, Any], role: str, root: Path) -> Any:
+    """The runtime object of ``manifest[role]``: a class from :data:`RUNTIME_OBJECTS` (a fixed table, so a
+    manifest can never make the loader import anything else), plain JSON scalars as arguments, and every file
+    argument one of the bundle's own (hashed) files."""
+    where = root / "manifest.json"
+    entry = manifest.get(role)
+    if not isinstance(entry, Mapping):
+        raise BundleIntegrityError(f"{where}: key '{role}' = {entry!r}; expected a runtime object")
+    target = entry.get("_target_")
+    allowed = RUNTIME_OBJECTS[role]
+    if target not in allowed:
+        raise BundleIntegrityError(f"{where}: key '{role}._target_' = {target!r} is not one of ecomlab's {role} "
+                                   f"runtime objects; refusing to build it")
+    kwargs = {k: v for k, v in entry.items() if k != "_target_"}
+    for key, value in kwargs.items():
+        if not isinstance(value, str | int | float | bool) and value is not None:  # nested objects: never built
+            raise BundleIntegrityError(f"{where}: key '{role}.{key}' holds a {type(value).__name__}; runtime "
+                                       "objects take plain values only")
+        if key in allowed[target] and value is not None and value not in manifest["files"]:
+            raise BundleIntegrityError(f"{where}: key '{role}.{key}' = {value!r} is not a file of this bundle")
+    module, name = str(target).rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+    try:
+        inspect.signature(cls).bind(root, **kwargs)
+    except TypeError as err:
+        raise BundleIntegrityError(f"{where}: key '{role}': {err} for {name}") from None
+    return cls(root, **kwargs)
 
 
 class IdIndex:
@@ -117,9 +158,9 @@ class LoadedRecommender:
 
     def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
         self.root, self.manifest = root, manifest
-        self.scorer = _instantiate(manifest["scorer"], root)
-        self.history_encoder = _instantiate(manifest["history"], root) if manifest.get("history") else None
-        self.item_encoder = _instantiate(manifest["item_encoder"], root) if manifest.get("item_encoder") else None
+        self.scorer = _build(manifest, "scorer", root)
+        self.history_encoder = _build(manifest, "history", root) if manifest.get("history") else None
+        self.item_encoder = _build(manifest, "item_encoder", root) if manifest.get("item_encoder") else None
         self.users = IdIndex(pd.read_parquet(root / "data" / "users.parquet")["raw_id"].to_numpy())
         self.item_table = pd.read_parquet(root / "data" / "items.parquet")
         self.items = IdIndex(self.item_table["raw_id"].to_numpy())
@@ -232,7 +273,7 @@ class LoadedForecaster:
 
     def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
         self.root, self.manifest = root, manifest
-        self.forecaster = _instantiate(manifest["forecaster"], root)
+        self.forecaster = _build(manifest, "forecaster", root)
 
     def forecast(self, history_df: pd.DataFrame, horizon: int | None = None, covariates: pd.DataFrame | None = None,
                  levels: Sequence[int] | None = None) -> pd.DataFrame:

@@ -42,6 +42,7 @@ from omegaconf import OmegaConf
 
 from ecomlab.data.forecast_datamodule import Series, WindowTensors, calendar_features
 from ecomlab.export.graphs import write_forecast_graph
+from ecomlab.export.runtime import read_model_spec
 from ecomlab.export.trees import NumpyHGB, hgb_arrays
 from ecomlab.metrics.probabilistic import quantiles_from_intervals
 from ecomlab.models.base import Forecaster, ForecastTrainData
@@ -236,7 +237,7 @@ class BundleGBT:
     """Gradient-boosted trees on lags rebuilt from their bundle; see the module docstring."""
 
     def __init__(self, root: Path, spec: str, trees: str) -> None:
-        self.spec = json.loads((Path(root) / spec).read_text(encoding="utf-8"))
+        self.spec = read_model_spec(root, spec)
         if self.spec["config"].get("_target_") != "ecomlab.models.gbt_lags.GBTLags":
             raise ValueError(f"{Path(root) / spec}: expected the GBTLags forecaster")
         config = {**self.spec["config"], "refit": False}  # no panel to refit on: see the module docstring
@@ -290,9 +291,7 @@ class BundleLSTM:
                  graph: str | None = None, runtime: str | None = None) -> None:
         import torch
 
-        self.spec = json.loads((Path(root) / spec).read_text(encoding="utf-8"))
-        if not str(self.spec["config"].get("_target_", "")).startswith("ecomlab.models."):
-            raise ValueError(f"{Path(root) / spec}: the forecaster must be an ecomlab model")
+        self.spec = read_model_spec(root, spec)
         self.net: LSTMForecaster | ForecastEnsemble = instantiate_with_dims(OmegaConf.create(self.spec["config"]), self.spec["dims"])
         self.runner = None
         if graph is not None:
@@ -361,10 +360,7 @@ class BundleForecaster:
     """A local forecaster rebuilt from its bundle spec; see the module docstring."""
 
     def __init__(self, root: Path, path: str) -> None:
-        spec = json.loads((Path(root) / path).read_text(encoding="utf-8"))
-        target = str(spec["config"].get("_target_", ""))
-        if not target.startswith("ecomlab.models."):
-            raise ValueError(f"{Path(root) / path}: the forecaster must be an ecomlab model, got {target!r}")
+        spec = read_model_spec(root, path)
         self.net: Forecaster = instantiate_with_dims(OmegaConf.create(spec["config"]), spec["dims"])
         self.levels: list[int] = [int(v) for v in spec["levels"]]
         self.freq: str | None = spec["freq"]

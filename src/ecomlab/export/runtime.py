@@ -1,7 +1,8 @@
 """Serving-time scorers: each reads its bundle files and maps item/user indices to score rows.
 
-A bundle's manifest names one scorer by ``_target_`` (restricted to this module, so a manifest can never
-make the loader import arbitrary code) with the files it reads. Every scorer gives
+A bundle's manifest names one scorer by ``_target_`` (looked up in the fixed table
+:data:`ecomlab.export.api.RUNTIME_OBJECTS`, so a manifest can never make the loader import anything else) with
+the files it reads. Every scorer gives
 
 * ``scores(users [B]) -> [B, N]`` float32 for known users -- the trained model's ``net(users)``;
 * ``history_scores(rows [B, N] CSR) -> [B, N] | None`` for users unknown to the model but with a supplied
@@ -23,8 +24,30 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ecomlab.config_trust import BUNDLE_TARGETS, UntrustedConfigError, check_targets
+from ecomlab.export.manifest import BundleIntegrityError
 from ecomlab.models.text_tokens import ScratchTokens
 from ecomlab.models.tfidf import MixedAnalyzer
+
+
+def read_model_spec(root: Path, name: str) -> dict[str, Any]:
+    """A bundle's model JSON (``model/*.json``: the network's ``config`` and its ``dims``), checked before
+    anything is built from it: only ecomlab's model classes, at every nesting level, and no interpolation."""
+    path = Path(root) / name
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BundleIntegrityError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict) or not isinstance(spec.get("dims"), dict):
+        raise BundleIntegrityError(f"{path}: expected a JSON object with 'config' and 'dims' mappings")
+    if "_target_" not in spec["config"]:
+        raise BundleIntegrityError(f"{path}: key config._target_ missing; expected an ecomlab model class")
+    try:
+        for key in ("config", "dims"):  # the two parts that reach Hydra and OmegaConf
+            check_targets(spec[key], path, BUNDLE_TARGETS, path=key)
+    except UntrustedConfigError as err:
+        raise BundleIntegrityError(str(err)) from None
+    return spec
 
 
 class Scorer:
@@ -106,11 +129,11 @@ class TorchNetScorer(Scorer):
         import hydra
         import torch
 
-        spec = json.loads((self.root / net).read_text(encoding="utf-8"))
-        if not str(spec["config"].get("_target_", "")).startswith("ecomlab.models."):
-            raise ValueError(f"{self.root / net}: the network must be an ecomlab model, got {spec['config']}")
+        spec = read_model_spec(self.root, net)
+        # the weights come from weights.npz: a pre-training checkpoint named in the config is never read
+        config = {**spec["config"], **{k: None for k in ("pretrained_gmf", "pretrained_mlp") if k in spec["config"]}}
         self.torch = torch
-        self.net = hydra.utils.instantiate(spec["config"], **spec["dims"]).eval()
+        self.net = hydra.utils.instantiate(config, **spec["dims"]).eval()
         with np.load(self.root / weights, allow_pickle=False) as arrays:
             state = {k: torch.from_numpy(arrays[k]) for k in arrays.files}
         self.net.load_state_dict(state)
