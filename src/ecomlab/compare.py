@@ -79,6 +79,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "(default: the first series)")
     parser.add_argument("--report", type=Path, default=None,
                         help="folder for a self-contained Markdown report (README.md, tables, plots, JSON)")
+    parser.add_argument("--trust-config", action="store_true",
+                        help="build the forecast plot's history from each run's config.yaml whatever it names "
+                             "(by default only ecomlab's classes and the libraries its own configs use)")
     parser.add_argument("--title", default="Comparison", help="report title")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level for the * marks")
     return parser.parse_args(argv)
@@ -131,7 +134,7 @@ def write_tables(result: dict[str, Any], out: Path, extra: dict[str, Any] | None
 
 
 def write_plots(runs: Sequence[Run], result: dict[str, Any], out: Path, kinds: Sequence[str],
-                series: Sequence[str]) -> list[Path]:
+                series: Sequence[str], trust_config: bool = False) -> list[Path]:
     if not kinds:
         return []
     from ecomlab.report import plots
@@ -145,7 +148,7 @@ def write_plots(runs: Sequence[Run], result: dict[str, Any], out: Path, kinds: S
     if "curves" in kinds:
         written += plots.plot_curves(runs, out, keys)
     if "forecast" in kinds:
-        written += plots.plot_forecasts(runs, out, series, keys)
+        written += plots.plot_forecasts(runs, out, series, keys, trust_config=trust_config)
     if "units" in kinds:
         written += plots.plot_units(runs, metrics, out, keys)
     return written
@@ -223,11 +226,12 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     plot_files: list[Path] = []
     if args.out is not None:
-        plot_files = write_plots(runs, result, args.out, kinds, args.series) if args.report is None else []
+        plot_files = (write_plots(runs, result, args.out, kinds, args.series, args.trust_config)
+                      if args.report is None else [])
         written = write_tables(result, args.out, {"command": command, "plots": [p.name for p in plot_files]})
         console.print(f"wrote {', '.join(p.name for p in written + plot_files)} to {args.out}")
     if args.report is not None:
-        plot_files = write_plots(runs, result, args.report, kinds, args.series)
+        plot_files = write_plots(runs, result, args.report, kinds, args.series, args.trust_config)
         write_tables(result, args.report, {"command": command, "plots": [p.name for p in plot_files]})
         atomic_write_text(args.report / "README.md",
                           report_markdown(result, args.title, command, plot_files, args.alpha))

@@ -182,17 +182,23 @@ def plot_curves(runs: Sequence[Run], out: Path, config_keys: Sequence[str] = ())
     return written
 
 
-def series_history(run: Run, unique_id: str) -> pd.DataFrame | None:
-    """``(ds, y)`` of one series as the run loaded it (data rebuilt from ``config.yaml``); None if unavailable."""
+def series_history(run: Run, unique_id: str, trust_config: bool = False) -> pd.DataFrame | None:
+    """``(ds, y)`` of one series as the run loaded it (data rebuilt from ``config.yaml``); None if unavailable.
+    The config is checked first (:func:`ecomlab.config_trust.load_run_config`): a ``_target_`` outside ecomlab and
+    the libraries its configs use is refused unless ``trust_config`` (``--trust-config``)."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
+
+    from ecomlab.config_trust import load_run_config
 
     config = run.path / "config.yaml"
     if not config.exists():
         return None
+    data = load_run_config(config, trust_config, flag="--trust-config").get("data")
+    if data is None:
+        return None
     try:
-        datamodule = instantiate(OmegaConf.load(config).data)
+        datamodule = instantiate(data)
         datamodule.setup("fit")
     except (OSError, ValueError, KeyError, ImportError, InstantiationException):
         return None  # the data moved or needs a download: plot the test actuals alone
@@ -201,9 +207,10 @@ def series_history(run: Run, unique_id: str) -> pd.DataFrame | None:
 
 
 def plot_forecasts(runs: Sequence[Run], out: Path, series: Sequence[str] = (), config_keys: Sequence[str] = (),
-                   history: bool = True) -> list[Path]:
+                   history: bool = True, trust_config: bool = False) -> list[Path]:
     """Test forecasts of each group's first run for the chosen series of each forecasting dataset (those of
-    ``series`` it has; its first series when it has none of them)."""
+    ``series`` it has; its first series when it has none of them); the history comes from the run's data, see
+    :func:`series_history` for ``trust_config``."""
     written, found = [], set()
     for dataset in sorted({r.dataset for r in runs}):
         firsts: dict[str, tuple[Run, pd.DataFrame]] = {}
@@ -218,7 +225,7 @@ def plot_forecasts(runs: Sequence[Run], out: Path, series: Sequence[str] = (), c
         ids = [s for s in series if s in available] or available[:1]
         found.update(ids)
         for uid in ids:
-            written.append(_plot_series(dataset, uid, firsts, out, history))
+            written.append(_plot_series(dataset, uid, firsts, out, history, trust_config))
     missing = [s for s in series if s not in found]
     if missing:
         raise ValueError(f"series {', '.join(map(repr, missing))} is not among the test forecasts of any dataset")
@@ -226,10 +233,10 @@ def plot_forecasts(runs: Sequence[Run], out: Path, series: Sequence[str] = (), c
 
 
 def _plot_series(dataset: str, uid: str, firsts: dict[str, tuple[Run, pd.DataFrame]], out: Path,
-                 history: bool) -> Path:
+                 history: bool, trust_config: bool = False) -> Path:
+    hist = series_history(next(iter(firsts.values()))[0], uid, trust_config) if history else None
     fig, ax = plt.subplots(figsize=(13, 4.2), layout="constrained")
     if history:
-        hist = series_history(next(iter(firsts.values()))[0], uid)
         tested = [frame.loc[frame["unique_id"].astype(str) == uid, "ds"] for _, frame in firsts.values()]
         start, n_test = min(t.min() for t in tested if len(t)), max(len(t) for t in tested)
         if hist is not None:
