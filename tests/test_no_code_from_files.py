@@ -590,16 +590,32 @@ def test_minilm_archive_is_extracted_safely(case: str, tmp_path: Path, monkeypat
     assert not [p for p in tmp_path.rglob("*evil*")] and not Path("/tmp/ecomlab-minilm-evil.txt").exists()
 
 
-def test_sentence_transformer_modules_must_be_sentence_transformers_classes(tmp_path: Path) -> None:
-    from ecomlab.models.text_encoders import load_sentence_transformer
-
+def _foreign_modules(tmp_path: Path) -> Path:
+    """A model directory whose ``modules.json`` names ``joblib.numpy_pickle``: sentence-transformers imports a
+    module's ``type`` and calls its ``load`` on the module folder, which would unpickle a file there."""
     model = tmp_path / "model"
     (model / "0_Evil").mkdir(parents=True)
     (model / "modules.json").write_text(json.dumps([{"idx": 0, "name": "0", "path": "0_Evil",
                                                      "type": "joblib.numpy_pickle"}]))
-    with pytest.raises(ValueError, match=r"modules\.json: key \[0\]\.type = 'joblib\.numpy_pickle' is not a "
-                                         r"sentence-transformers module"):
-        load_sentence_transformer(model)
+    return model
+
+
+FOREIGN_MODULE = r"modules\.json: key \[0\]\.type = 'joblib\.numpy_pickle' is not a sentence-transformers module"
+
+
+def test_sentence_transformer_modules_must_be_sentence_transformers_classes(tmp_path: Path) -> None:
+    from ecomlab.models.text_encoders import check_modules
+
+    with pytest.raises(ValueError, match=FOREIGN_MODULE):
+        check_modules(_foreign_modules(tmp_path))
+
+
+def test_loading_a_sentence_transformer_checks_its_modules(tmp_path: Path) -> None:
+    pytest.importorskip("sentence_transformers")  # the text extra
+    from ecomlab.models.text_encoders import load_sentence_transformer
+
+    with pytest.raises(ValueError, match=FOREIGN_MODULE):
+        load_sentence_transformer(_foreign_modules(tmp_path))
 
 
 # ---- 7. a source audit for the paths closed here ------------------------------------------------------------

