@@ -3,11 +3,12 @@
 Every dataset, built-in or loaded from files, becomes one :class:`DatasetBundle`:
 
 * ``interactions`` -- ``(user_id, item_id, timestamp, weight)``; ids are contiguous ``int64`` indices,
-  ``timestamp`` is Unix seconds (``int64``), ``weight`` a non-negative ``float64`` (1.0 for plain implicit
-  feedback, a count or a rating otherwise).
+  ``timestamp`` is Unix seconds (``int64``; read from Unix seconds or any ISO-8601 form, offsets converted to
+  UTC), ``weight`` a non-negative ``float64`` (1.0 for plain implicit feedback, a count or a rating otherwise).
 * ``item_text`` -- optional ``(item_id, text)`` plus any extra item columns (e.g. ``category``).
 * ``social`` -- optional ``(user_id, friend_id)`` edges between known users, as given (directed).
-* ``sales`` -- optional long-format panel ``(unique_id, ds, y)`` plus optional covariate columns.
+* ``sales`` -- optional long-format panel ``(unique_id, ds, y)`` plus optional covariate columns; ``ds`` is
+  ``datetime64[ns]``, the local time a value names (a UTC offset is dropped, not applied).
 
 Raw ids are remapped to contiguous indices; :class:`IdMap` keeps the way back.
 
@@ -19,7 +20,8 @@ problem                                what happens
 missing required column                error (names the file and the missing column)
 NaN / empty user or item id            error (file, column, first offending rows)
 NaN / infinite / negative weight       error
-unparseable or NaN timestamp           error
+unparseable, missing or out-of-range   error (count, first rows, sample values; see
+timestamp / ``ds``                     :func:`parse_times` for the accepted forms)
 duplicate ``(user, item, timestamp)``  ``policy.duplicates``: ``"drop"`` (default, counted warning,
                                        keeps the first row), ``"error"``
 social edge or text row with an id     ``policy.unknown_ids``: ``"drop"`` (default, counted
@@ -36,12 +38,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import warnings
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +169,11 @@ def _rows(mask: np.ndarray | pd.Series, limit: int = 5) -> list[int]:
     return np.flatnonzero(np.asarray(mask))[:limit].tolist()
 
 
+def _sample(values: np.ndarray, limit: int = 5, width: int = 40) -> list[Any]:
+    """The first ``limit`` offending values for a message, long strings cut (a one-line message stays short)."""
+    return [v[:width] + "..." if isinstance(v, str) and len(v) > width else v for v in values[:limit].tolist()]
+
+
 def require_columns(df: pd.DataFrame, columns: tuple[str, ...], where: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
@@ -234,25 +245,187 @@ def _numeric(df: pd.DataFrame, column: str, where: str) -> np.ndarray:
     if bad.any():
         raise DataValidationError(
             f"{where}: column '{column}' has {int(bad.sum())} non-numeric, NaN or infinite value(s); "
-            f"first rows {_rows(bad)}{ROWS} (values {df[column].to_numpy()[bad][:5].tolist()})"
+            f"first rows {_rows(bad)}{ROWS} (values {_sample(df[column].to_numpy()[bad])})"
         )
     return values
 
 
-def _timestamps(df: pd.DataFrame, where: str) -> np.ndarray:
-    col = df["timestamp"]
-    if col.dtype.kind in "iu":  # plain integers are finite: skip the float round trip (2 copies per row)
-        return col.to_numpy(dtype=np.int64)
-    if pd.api.types.is_numeric_dtype(col):
-        return _numeric(df, "timestamp", where).astype(np.int64)
-    parsed = pd.to_datetime(col, errors="coerce", utc=True)
-    bad = parsed.isna().to_numpy()
+#: the instants pandas' ``datetime64[ns]`` holds, as Unix seconds (1677-09-21T00:12:44 .. 2262-04-11T23:47:16 UTC);
+#: describe, the temporal splits and the forecasters all go through pandas, so nothing outside it is accepted
+TIME_RANGE_S = (-9_223_372_036, 9_223_372_036)
+_NAT = np.iinfo(np.int64).min
+_NUMBER_TYPES = (int, float, np.integer, np.floating, np.bool_)
+TIME_FORMS = ("expected Unix seconds or ISO-8601 dates/times (2007-01-31, 2007-01-31 13:45, "
+              "2007-01-31T13:45:00.5+01:00, ...)")
+
+
+def _iso_fallback(text: str, wall_clock: bool) -> int | None:
+    """Nanoseconds of one ISO-8601 value pandas' vectorised parser refused (week dates, a comma before the
+    fraction, lower-case ``t``/``z``, padding), or None; a date outside pandas' range gives ``_NAT + 1``."""
+    try:
+        when = datetime.fromisoformat(text.strip().upper())
+    except ValueError:
+        return None
+    if when.tzinfo is not None:
+        when = when.replace(tzinfo=None) if wall_clock else when.astimezone(UTC).replace(tzinfo=None)
+    seconds = (when - datetime(1970, 1, 1)) // timedelta(seconds=1)
+    if not TIME_RANGE_S[0] <= seconds <= TIME_RANGE_S[1]:
+        return _NAT + 1
+    return (when - datetime(1970, 1, 1)) // timedelta(microseconds=1) * 1000
+
+
+def parse_times(col: pd.Series, where: str, column: str, *, wall_clock: bool = False) -> np.ndarray:
+    """Nanoseconds since 1970-01-01 (``int64``) of every value of a time column, checked value by value.
+
+    Accepted: numbers (Unix seconds, fractions kept), and strings in any ISO-8601 form -- dates, date-times
+    with or without seconds, a ``T`` or a space, fractional seconds, a UTC offset or ``Z``, week dates --
+    mixed freely within one column. A string of digits only is Unix seconds, as in an all-numeric column
+    (so a basic-format date such as ``20070131`` needs its dashes). Values with a UTC offset are converted
+    to UTC (``wall_clock=False``: interaction times are instants) or keep the local time they name
+    (``wall_clock=True``: a sales period is a calendar date of the shop, and converting local midnights to
+    UTC would move them onto the previous day, by an hour more in summer). Values without an offset are read
+    as UTC / as given.
+
+    The column is parsed in one vectorised pass (pandas' ISO-8601 parser); only the values it refuses are
+    looked at one by one, so a clean column of millions of rows costs one pass. A
+    :class:`DataValidationError` reports the values that really fail: missing or unparseable ones (count,
+    first rows, sample values), then values outside pandas' date range.
+    """
+    if isinstance(col.dtype, pd.DatetimeTZDtype):
+        local = col.dt.tz_localize(None) if wall_clock else col.dt.tz_convert("UTC").dt.tz_localize(None)
+        ns = local.to_numpy("datetime64[ns]").view(np.int64)
+    elif col.dtype.kind == "M":
+        ns = col.to_numpy("datetime64[ns]").view(np.int64)
+    elif col.dtype.kind == "b":
+        raise DataValidationError(f"{where}: column '{column}' holds true/false values; {TIME_FORMS}")
+    elif pd.api.types.is_numeric_dtype(col):
+        seconds = _numeric(pd.DataFrame({column: col}), column, where)
+        _check_time_range(seconds, col, where, column)
+        return np.floor(seconds * 1e9).astype(np.int64) if col.dtype.kind == "f" else \
+            col.to_numpy(np.int64) * 1_000_000_000
+    else:
+        ns = _parse_text_times(col, wall_clock)
+    bad = ns == _NAT
     if bad.any():
         raise DataValidationError(
-            f"{where}: column 'timestamp' has {int(bad.sum())} unparseable value(s); first rows {_rows(bad)}{ROWS} "
-            f"(values {col.to_numpy()[bad][:5].tolist()}); expected Unix seconds or ISO dates"
-        )
-    return parsed.dt.as_unit("s").astype("int64").to_numpy()
+            f"{where}: column '{column}' has {int(bad.sum())} missing or unparseable value(s); first rows "
+            f"{_rows(bad)}{ROWS} (values {_sample(col.to_numpy()[bad])}); {TIME_FORMS}")
+    far = ns == _NAT + 1
+    if far.any():
+        raise DataValidationError(
+            f"{where}: column '{column}' has {int(far.sum())} value(s) outside 1677-09-21 .. 2262-04-11, the range "
+            f"pandas can hold; first rows {_rows(far)}{ROWS} (values {_sample(col.to_numpy()[far])})")
+    return ns
+
+
+def _check_time_range(seconds: np.ndarray, col: pd.Series, where: str, column: str) -> None:
+    far = (seconds < TIME_RANGE_S[0]) | (seconds > TIME_RANGE_S[1])
+    if far.any():
+        raise DataValidationError(
+            f"{where}: column '{column}' has {int(far.sum())} Unix time(s) outside {TIME_RANGE_S[0]} .. "
+            f"{TIME_RANGE_S[1]} seconds (1677-09-21 .. 2262-04-11, the range pandas can hold); first rows "
+            f"{_rows(far)}{ROWS} (values {_sample(col.to_numpy()[far])}); times are Unix seconds, not "
+            "milliseconds")
+
+
+def _parse_text_times(col: pd.Series, wall_clock: bool) -> np.ndarray:
+    """``int64`` nanoseconds of a text column; ``_NAT`` where a value is missing or unparseable, ``_NAT + 1``
+    where it is outside pandas' range (see :func:`parse_times`).
+
+    Three passes, each over fewer values: Arrow's strict ISO-8601 cast of the whole column (no offsets, or an
+    offset on every value; it takes the column whole or not at all), else pandas' lenient ISO-8601 parser,
+    and for the values that refused, numbers (Unix seconds) and Python's ``datetime.fromisoformat`` one by one.
+    """
+    values = col.to_numpy(dtype=object)
+    fast = _arrow_times(values, wall_clock)
+    if fast is not None:
+        return fast
+    ns = _pandas_times(col, wall_clock)
+    all_text = pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty")
+    if not all_text:
+        # pandas reads a number among strings as nanoseconds: numbers go through the per-value pass
+        is_number = np.fromiter((isinstance(v, _NUMBER_TYPES) for v in values), dtype=bool, count=len(values))
+        ns[is_number] = _NAT
+    # A digit string that parsed is a year (2007) or a basic-format date (20070131) to pandas, Unix seconds
+    # here; only values at a midnight can be either, so the per-value look stays off most date-times.
+    midnight = np.flatnonzero((ns != _NAT) & (ns % 86_400_000_000_000 == 0))
+    digits = np.fromiter((type(v) is str and v.isdigit() for v in values[midnight]), dtype=bool,
+                         count=len(midnight))
+    ns[midnight[digits]] = _NAT
+    failed = np.flatnonzero(ns == _NAT)
+    if not len(failed):
+        return ns
+    subset = values[failed]
+    seconds = pd.to_numeric(pd.Series(subset, dtype=object), errors="coerce").to_numpy(np.float64)
+    if not all_text:  # true / false are no times
+        seconds[np.fromiter((isinstance(v, bool | np.bool_) for v in subset), dtype=bool, count=len(subset))] = np.nan
+    finite = np.isfinite(seconds)
+    in_range = finite & (seconds >= TIME_RANGE_S[0]) & (seconds <= TIME_RANGE_S[1])
+    ns[failed[in_range]] = np.floor(seconds[in_range] * 1e9).astype(np.int64)
+    ns[failed[finite & ~in_range]] = _NAT + 1
+    for i in failed[np.isnan(seconds)]:
+        if isinstance(values[i], str):
+            parsed = _iso_fallback(values[i], wall_clock)
+            if parsed is not None:
+                ns[i] = parsed
+    return ns
+
+
+#: a UTC offset (or Z) ending a date-time, which a wall-clock reading drops
+_OFFSET = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+
+
+def _arrow_times(values: np.ndarray, wall_clock: bool) -> np.ndarray | None:
+    """Nanoseconds if Arrow's strict ISO-8601 cast takes every value (all without an offset, or all with
+    one), else None. pandas parses values with an offset one by one (4-15 s per million); Arrow does not.
+
+    A cast Arrow refuses costs about as much as one it takes, so the form is chosen on the first value and
+    tried on a probe of 1,000 values before the whole column.
+    """
+    try:
+        strings = pa.array(values, type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None  # not all strings
+    if strings.null_count or not len(strings):
+        return None
+    with_offset = re.search(_OFFSET, str(values[0])) is not None
+    stamp = pa.timestamp("ns", tz="UTC") if with_offset else pa.timestamp("ns")
+    try:
+        strings.slice(0, 1000).cast(stamp)
+        stamps = strings.cast(stamp)
+    except pa.ArrowInvalid:
+        return None
+    if with_offset and wall_clock:
+        stamps = pc.replace_substring_regex(strings, _OFFSET, "").cast(pa.timestamp("ns"))
+    return stamps.cast(pa.int64()).to_numpy(zero_copy_only=False).copy()
+
+
+def _pandas_times(col: pd.Series, wall_clock: bool) -> np.ndarray:
+    """One pass of pandas' ISO-8601 parser; ``_NAT`` where it refused a value."""
+    try:
+        with warnings.catch_warnings():
+            # with wall_clock, values with different UTC offsets come back as Timestamps one by one (handled
+            # below); pandas announces that this will raise one day, which the except below also handles
+            warnings.simplefilter("ignore", FutureWarning)
+            parsed = pd.to_datetime(col, format="ISO8601", errors="coerce", utc=not wall_clock)
+    except (ValueError, TypeError, OverflowError):
+        return np.full(len(col), _NAT, dtype=np.int64)  # every value goes through the per-value pass
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        parsed = parsed.dt.tz_localize(None)
+    if parsed.dtype.kind == "M":
+        return parsed.to_numpy("datetime64[ns]").view(np.int64).copy()
+    return np.fromiter((_NAT if pd.isna(t) else pd.Timestamp(t).tz_localize(None).value for t in parsed),
+                       dtype=np.int64, count=len(parsed))
+
+
+def _timestamps(df: pd.DataFrame, where: str) -> np.ndarray:
+    """Unix seconds (``int64``, fractions floored) of the interactions' ``timestamp`` column; see :func:`parse_times`."""
+    col = df["timestamp"]
+    if col.dtype.kind in "iu":  # plain integers are finite: skip the float round trip (2 copies per row)
+        if len(col) and (col.min() < TIME_RANGE_S[0] or col.max() > TIME_RANGE_S[1]):
+            _check_time_range(col.to_numpy(np.float64), col, where, "timestamp")
+        return col.to_numpy(dtype=np.int64)
+    return parse_times(col, where, "timestamp") // 1_000_000_000
 
 
 def build_bundle(
@@ -390,13 +563,7 @@ def validate_sales(sales: pd.DataFrame, where: str) -> pd.DataFrame:
     out = sales.reset_index(drop=True).copy()
     _check_ids(out, "unique_id", where)
     out["unique_id"] = out["unique_id"].astype(str)
-    ds = pd.to_datetime(out["ds"], errors="coerce")
-    bad = ds.isna().to_numpy()
-    if bad.any():
-        raise DataValidationError(
-            f"{where}: column 'ds' has {int(bad.sum())} unparseable date(s); first rows {_rows(bad)}{ROWS}"
-        )
-    out["ds"] = ds
+    out["ds"] = parse_times(out["ds"], where, "ds", wall_clock=True).view("datetime64[ns]")
     out["y"] = _numeric(out, "y", where)
     dup = out.duplicated(["unique_id", "ds"]).to_numpy()
     if dup.any():
