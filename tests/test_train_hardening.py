@@ -26,7 +26,7 @@ import pytest
 import threadpoolctl
 import torch
 
-from ecomlab.checkpointing import AtomicCheckpointIO, resume_checkpoint
+from ecomlab.checkpoints import AtomicCheckpointIO, resume_checkpoint
 
 TINY = ["data=synthetic_shop", "data.source.n_users=60", "data.source.n_items=40", "eval.print_table=false",
         "callbacks.rich_progress_bar=null"]
@@ -80,7 +80,7 @@ def test_every_thread_pool_runs_one_thread() -> None:
 
 SAVER = textwrap.dedent("""
     import sys, torch
-    from ecomlab.checkpointing import AtomicCheckpointIO
+    from ecomlab.checkpoints import AtomicCheckpointIO
     io, target = AtomicCheckpointIO(), sys.argv[1]
     print("ready", flush=True)
     step = 0
@@ -197,6 +197,8 @@ def test_a_refused_run_says_why_in_its_log(in_tmp: Path, capsys: pytest.CaptureF
     ("trainer.max_epochz=3", r"^error: trainer\.max_epochz: .*did you mean max_epochs"),
     ("model.net.embeding_dim=3", r"^error: model\.net\.embeding_dim: .*did you mean embedding_dim\?"),
     ("nothing.here=1", r"^error: nothing\.here: no such key in the config; keys of the config: callbacks, "),
+    ("callbacks.none_such=null", r"^error: callbacks\.none_such is not in the composed config .*"
+                                 r"\+callbacks\.none_such=null"),
 ])
 def test_a_mistyped_key_without_plus_gets_did_you_mean(override: str, expected: str, in_tmp: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
@@ -259,3 +261,28 @@ def test_the_readme_output_folders_are_git_ignored() -> None:
         probe = subprocess.run(["git", "check-ignore", "-q", f"{folder}/some_output/file.json"], cwd=root,
                                timeout=30)
         assert probe.returncode == 0, f"{folder}/ is not in .gitignore"
+
+
+def test_eval_of_a_run_without_a_checkpoint_is_refused(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A model trained without checkpointing recorded no weights: re-evaluating it must not test untrained ones."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from ecomlab.eval import main
+
+    run_dir = in_tmp / "run"
+    no_bar = [a for a in TINY if not a.startswith("callbacks.")]
+    assert run_train(in_tmp, run_dir, "model=bpr", *no_bar, "trainer.max_epochs=1", "callbacks=none",
+                     "+trainer.enable_checkpointing=false") == 0
+    capsys.readouterr()
+    GlobalHydra.instance().clear()
+    saved, sys.argv = sys.argv, ["ecomlab-eval", f"run_dir={run_dir}", f"hydra.run.dir={in_tmp}/eval"]
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main()
+    finally:
+        sys.argv = saved
+        GlobalHydra.instance().clear()
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "Traceback" not in err
+    assert re.search(r"^error: .*metrics\.json: this trained run records no checkpoint", err, re.M), err
+    assert not (in_tmp / "eval" / "metrics.json").exists()

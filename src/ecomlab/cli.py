@@ -162,8 +162,8 @@ def _override_hint(held: str, config_name: str | None, argv: list[str]) -> str |
             if line:
                 return f"error: {line}"
         else:
-            return (f"error: {key} is a parameter its class takes but the config does not set; a key that is not "
-                    f"in the config is added with a leading +: +{bad}")
+            return (f"error: {key} is not in the composed config (its value would be accepted); a key the config "
+                    f"does not have is added with a leading +: +{bad}")
     cfg = composed([])
     if cfg is None:
         return None

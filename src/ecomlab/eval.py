@@ -57,7 +57,11 @@ def _recorded_checkpoint(run_dir: Path, record: dict[str, Any], metrics_path: Pa
 
 def _resolve_checkpoint(run_dir: Path, ckpt: str, record: dict[str, Any]) -> str | None:
     if ckpt == "best":
-        return _recorded_checkpoint(run_dir, record, run_dir / "metrics.json")
+        best = _recorded_checkpoint(run_dir, record, run_dir / "metrics.json")
+        if best is None:  # trained without checkpointing: the weights it tested were never written
+            raise RunDirError(f"{run_dir / 'metrics.json'}: this trained run records no checkpoint (was it trained "
+                              "without checkpointing?); pass ckpt=last or ckpt=<a checkpoint path>, or train it again")
+        return best
     if ckpt == "last":
         last = run_dir / "checkpoints" / "last.ckpt"
         if not last.exists():

@@ -30,7 +30,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 import ecomlab
-from ecomlab.checkpointing import checkpoint_mismatch, resume_checkpoint
+from ecomlab.checkpoints import checkpoint_mismatch, resume_checkpoint
 from ecomlab.cli import config_errors_exit_2, quiet_third_party, user_errors_exit_2
 from ecomlab.config_schema import validate_config
 from ecomlab.report.table import print_metrics
