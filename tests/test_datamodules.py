@@ -19,8 +19,10 @@ import torch
 from ecomlab.data.builtin import FileSource, MovieLensSmall, RetailSeries
 from ecomlab.data.bundle import DataValidationError
 from ecomlab.data.forecast_datamodule import ForecastDataModule
+from ecomlab.data.preprocess import Preprocess
 from ecomlab.data.rec_datamodule import RecDataModule, cells_mask, csr_entries
-from ecomlab.data.splits import RatioSplit, RollingOrigin
+from ecomlab.data.sources.panels import SalesFile
+from ecomlab.data.splits import ColdStartItemSplit, LeaveOneOutSplit, RatioSplit, RollingOrigin, TemporalSplit
 from ecomlab.data.synthetic import SyntheticShop
 from ecomlab.models.popularity import Popularity
 from ecomlab.models.random import RandomRanker
@@ -413,3 +415,74 @@ def test_evaluation_batches_carry_host_cell_counts() -> None:
     done = dm.on_after_batch_transfer(batch, 0)
     assert len(done["exclude_at"][0]) == n_exclude and len(done["target_at"][0]) == n_target
     assert int(done["n_target"].sum()) == n_target
+
+
+# --------------------------------------------------------------------------- data too small for the protocol
+
+
+def _files_dm(tmp_path: Path, rows: str, split: Any, **kwargs: Any) -> RecDataModule:
+    (tmp_path / "inter.csv").write_text("user_id,item_id,timestamp,weight\n" + rows)
+    return RecDataModule(FileSource("inter.csv", data_dir=str(tmp_path)), split, **kwargs)
+
+
+def test_a_one_row_data_set_is_refused_naming_the_minimum(tmp_path: Path) -> None:
+    """The audit's case: one interaction trained nothing and evaluated nobody, and the run exited 0."""
+    dm = _files_dm(tmp_path, "1,1,100,1\n", RatioSplit())
+    with pytest.raises(DataValidationError) as err:
+        dm.setup()
+    message = str(err.value)
+    for part in ("inter.csv", "too small for its split", "no user has a test item", "at least 3 interactions",
+                 "data.split.min_interactions=3", "1 user(s), 1 item(s) and 1 interaction(s), at most 1 per user"):
+        assert part in message, message
+
+
+def test_the_smallest_data_each_split_evaluates(tmp_path: Path) -> None:
+    """Just enough passes; one interaction less is refused with the number the message gives."""
+    three = "1,1,100,1\n1,2,200,1\n1,3,300,1\n"
+    # RatioSplit evaluates users with min_interactions=3; leave-one-out tests a user with 2, validates with 3
+    for split, stage in ((RatioSplit(), "test"), (LeaveOneOutSplit(), "val")):
+        dm = _files_dm(tmp_path, three, split)
+        dm.setup()
+        assert len(dm.eval_dataset("val")) == len(dm.eval_dataset("test")) == 1
+        with pytest.raises(DataValidationError, match=f"no user has a {stage} item.*at least 3 interactions"):
+            _files_dm(tmp_path, three[:20], split).setup()
+    # a user whose three interactions are one item has nothing to hold out that was not trained on
+    with pytest.raises(DataValidationError, match="no user has a test item"):
+        _files_dm(tmp_path, "1,1,100,1\n1,1,200,1\n1,1,300,1\n", RatioSplit()).setup()
+    with pytest.raises(DataValidationError, match="test part needs at least 2 distinct items"):
+        _files_dm(tmp_path, "1,1,100,1\n2,1,200,1\n", ColdStartItemSplit()).setup()
+    late = TemporalSplit(val_start="2030-01-01", test_start="2031-01-01")
+    with pytest.raises(DataValidationError, match=r"no user has a test item.*data\.split\.test_start=2031-01-01"):
+        _files_dm(tmp_path, three, late).setup()
+    early = TemporalSplit(val_start="1960-01-01", test_start="1960-01-02")
+    with pytest.raises(DataValidationError, match=r"the train part is empty.*before data\.split\.val_start=1960"):
+        _files_dm(tmp_path, three, early).setup()
+
+
+def test_a_split_without_validation_trains_unmonitored(compose_cfg) -> None:
+    """ratios with no validation share: nothing to monitor, so no early stopping (it crashed on the missing
+    val metric), and the test metrics of the last epoch."""
+    from ecomlab.train import train
+
+    cfg = compose_cfg(["model=bpr", "data=synthetic_shop", "data.source.n_users=40", "data.source.n_items=30",
+                       "data.split.ratios=[0.9,0,0.1]", "trainer.max_epochs=1"])
+    record = train(cfg)
+    assert record["metrics"]["test/ndcg@10"] >= 0 and not any(k.startswith("val/") for k in record["metrics"])
+    with pytest.raises(ValueError, match=r"validation and test ratios are both 0"):
+        RatioSplit(ratios=(1.0, 0.0, 0.0))
+
+
+def test_forecast_series_too_short_name_the_backtest_keys(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"unique_id": ["a"] * 30 + ["b"], "ds": list(pd.date_range("2020-01-01", periods=30,
+                                                                                     freq="MS")) + ["2020-01-01"],
+                          "y": np.arange(31.0)})
+    frame.to_csv(tmp_path / "sales.csv", index=False)
+    dm = ForecastDataModule(SalesFile("sales.csv", data_dir=str(tmp_path)), RollingOrigin(horizon=3, n_windows=2),
+                            season_length=12, preprocess=Preprocess(freq="MS"))
+    with pytest.raises(DataValidationError) as err:
+        dm.setup()
+    message = str(err.value)
+    for part in ("series 'b' (1 observation(s)) too short", "(1 of 2 series)", "data.backtest.horizon",
+                 "data.backtest.n_windows", "data.backtest.min_train", "need length >= 15",
+                 "data.preprocess.min_series_length=15"):
+        assert part in message, message

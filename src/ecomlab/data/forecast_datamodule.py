@@ -296,11 +296,9 @@ class ForecastDataModule(pl.LightningDataModule):
         self.val_items: list[tuple[Series, BacktestWindow]] = []
         self.test_items: list[tuple[Series, BacktestWindow]] = []
         self.train_lengths = np.zeros(len(self.series), dtype=np.int64)
+        self._check_lengths(bundle.name)
         for s in self.series:
-            try:
-                val, test = self.backtest.windows(len(s.y))
-            except DataValidationError as err:
-                raise DataValidationError(f"{bundle.name}: series '{s.unique_id}': {err}") from err
+            val, test = self.backtest.windows(len(s.y))
             self._check_nan(s, val + test, bundle.name)
             self.val_items += [(s, w) for w in val]
             self.test_items += [(s, w) for w in test]
@@ -308,6 +306,19 @@ class ForecastDataModule(pl.LightningDataModule):
         self.tensors = WindowTensors(self.series, self.input_size, self.backtest.horizon, len(self.futr_covariates))
         self.static_codes, self.static_levels = self._static(sales, bundle)
         self.bundle = bundle
+
+    def _check_lengths(self, name: str) -> None:
+        """Every series must hold the backtest's windows: name the short ones and what they lack."""
+        need = self.backtest.min_length()
+        short = [s for s in self.series if len(s.y) < need]
+        if not short:
+            return
+        shown = ", ".join(f"'{s.unique_id}' ({len(s.y)} observation(s))" for s in short[:3]) + (
+            ", ..." if len(short) > 3 else "")
+        raise DataValidationError(
+            f"{name}: series {shown} too short for the backtest ({len(short)} of {len(self.series)} series); "
+            f"RollingOrigin's {self.backtest.needs()}. Lower those keys, or leave the short series out with "
+            f"data.preprocess.min_series_length={need}")
 
     def _static(self, sales: pd.DataFrame, bundle: DatasetBundle) -> tuple[np.ndarray, dict[str, list[str]]]:
         """``([S, n_static] codes in one shared code space, {column: its categories in code order})``."""

@@ -322,12 +322,45 @@ class RecDataModule(pl.LightningDataModule):
         self.split_protocol = parts.protocol
         self.candidates: dict[str, np.ndarray] = dict(parts.candidates)
         self._eval_sets: dict[str, EvalDataset] = {}
+        self._check_size(bundle, parts)
         self.bundle = bundle
+
+    def _split_parts(self) -> tuple[str, ...]:
+        """The held-out parts the splitter makes by design (a custom splitter without ``parts()``: both)."""
+        parts = getattr(self.splitter, "parts", None)
+        return tuple(parts()) if callable(parts) else ("val", "test")
+
+    def _check_size(self, bundle: DatasetBundle, parts: Any) -> None:
+        """Refuse data too small for the split: a run on it would train on nothing or end with empty metrics."""
+        requirement = getattr(self.splitter, "requirement", None)
+        per_user = np.bincount(bundle.interactions["user_id"].to_numpy(), minlength=bundle.n_users)
+        origin = bundle.meta.get("files", {}).get("interactions")
+        span = ""
+        if bundle.has_timestamps:
+            ts = bundle.interactions["timestamp"].to_numpy()
+            span = (f"; timestamps {pd.Timestamp(int(ts.min()), unit='s').isoformat()} .. "
+                    f"{pd.Timestamp(int(ts.max()), unit='s').isoformat()}")
+
+        def refuse(stage: str, problem: str) -> DataValidationError:
+            need = requirement(stage) if callable(requirement) else f"{type(self.splitter).__name__} made none"
+            return DataValidationError(
+                f"data set '{bundle.name}'" + (f" ({origin})" if origin else "") + f" is too small for its split: "
+                f"{problem}; {need}. It has {bundle.n_users:,} user(s), {bundle.n_items:,} item(s) and "
+                f"{len(bundle.interactions):,} interaction(s), at most {int(per_user.max()):,} per user{span}; add "
+                "data or change data.split")
+
+        if len(parts.train) == 0:
+            raise refuse("train", "the train part is empty")
+        for stage in sorted(self._split_parts(), key=("test", "val").index):
+            if len(self.eval_dataset(stage)) == 0:
+                raise refuse(stage, f"no user has a {stage} item to rank (one not among the items the user "
+                                    "trained on)")
 
     @property
     def has_validation(self) -> bool:
-        """Every split of a ranking data set has a validation part."""
-        return True
+        """Whether the split holds out a validation part (``setup`` made sure it has users to rank); without
+        one, nothing is monitored and the last epoch's weights are tested."""
+        return "val" in self._split_parts()
 
     @property
     def dims(self) -> dict[str, int]:

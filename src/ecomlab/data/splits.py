@@ -160,6 +160,13 @@ def _check_ratios(owner: str, ratios: Any) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
+def _check_holds_out(owner: str, ratios: tuple[float, float, float]) -> None:
+    """A split that holds nothing out evaluates nothing: every run on it would end with empty metrics."""
+    if ratios[1] <= 0 and ratios[2] <= 0:
+        raise ValueError(f"{owner}.ratios={list(ratios)}; the validation and test ratios are both 0, so nothing "
+                         "would be evaluated; give the test part (or the validation part) a share")
+
+
 def _check_frame(owner: str, interactions: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
     if not isinstance(interactions, pd.DataFrame):
         raise TypeError(f"{owner}: expected a pandas DataFrame of interactions, got {type(interactions).__name__}")
@@ -240,6 +247,7 @@ class RatioSplit:
 
     def __init__(self, ratios: Iterable[float] = (0.8, 0.1, 0.1), seed: int = 0, min_interactions: int = 3) -> None:
         self.ratios = _check_ratios("RatioSplit", ratios)
+        _check_holds_out("RatioSplit", self.ratios)
         self.seed = _check_int("RatioSplit", "seed", seed, 0)
         self.min_interactions = _check_int("RatioSplit", "min_interactions", min_interactions, 1)
 
@@ -261,6 +269,17 @@ class RatioSplit:
         starts = np.flatnonzero(new_user)
         count = np.diff(np.append(starts, n))
 
+        n_test, n_val = self._held_out(count)
+
+        # in sorted order each user's rows are test (lowest keys), validation, then train: one run each
+        runs = np.stack([n_test, n_val, count - n_test - n_val], axis=1).ravel()  # [U, 3] -> [3U]
+        codes = np.tile(np.array([TEST, VAL, TRAIN], dtype=np.int8), len(count))  # [3U]
+        part = np.empty(n, dtype=np.int8)
+        part[order] = np.repeat(codes, runs)  # [n] in sorted order -> row order
+        return _make_split(interactions, part, self.describe())
+
+    def _held_out(self, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(n_test, n_val)`` per user of ``count`` interactions; see the module docstring."""
         _, r_val, r_test = self.ratios
         n_test = _round_half_up(count * r_test)
         n_val = _round_half_up(count * r_val)
@@ -271,14 +290,22 @@ class RatioSplit:
         n_test = np.minimum(n_test, count - 1)          # train keeps at least one row ...
         n_val = np.clip(n_val, 0, count - 1 - n_test)    # ... shrinking validation first
         evaluated = count >= self.min_interactions
-        n_test, n_val = np.where(evaluated, n_test, 0), np.where(evaluated, n_val, 0)
+        return np.where(evaluated, n_test, 0), np.where(evaluated, n_val, 0)
 
-        # in sorted order each user's rows are test (lowest keys), validation, then train: one run each
-        runs = np.stack([n_test, n_val, count - n_test - n_val], axis=1).ravel()  # [U, 3] -> [3U]
-        codes = np.tile(np.array([TEST, VAL, TRAIN], dtype=np.int8), len(count))  # [3U]
-        part = np.empty(n, dtype=np.int8)
-        part[order] = np.repeat(codes, runs)  # [n] in sorted order -> row order
-        return _make_split(interactions, part, self.describe())
+    def parts(self) -> tuple[str, ...]:
+        """The held-out parts this split makes when the data is large enough."""
+        _, r_val, r_test = self.ratios
+        return tuple(stage for stage, share in (("val", r_val), ("test", r_test)) if share > 0)
+
+    def requirement(self, stage: str) -> str:
+        """What a user needs to have an interaction in ``stage`` (for the message when nobody has one)."""
+        counts = np.arange(1, 1001)
+        n_test, n_val = self._held_out(counts)
+        held = n_test if stage == "test" else n_val
+        least = int(counts[held > 0][0]) if (held > 0).any() else None
+        return (f"RatioSplit puts interactions of a user in the {stage} part only when the user has at least "
+                f"{least} interactions, one of them with an item not among the user's others "
+                f"(data.split.min_interactions={self.min_interactions}, data.split.ratios={list(self.ratios)})")
 
     def __repr__(self) -> str:
         return f"RatioSplit(ratios={self.ratios}, seed={self.seed}, min_interactions={self.min_interactions})"
@@ -352,6 +379,22 @@ class TemporalSplit:
                     "val_start_iso": _iso(val_start), "test_start_iso": _iso(test_start)}
         return _make_split(interactions, part, protocol)
 
+    def parts(self) -> tuple[str, ...]:
+        """The held-out parts this split makes when the data reaches its cut-offs."""
+        if self.ratios is not None:
+            return ("val", "test") if self.ratios[1] > 0 else ("test",)
+        return ("val", "test") if self.val_start != self.test_start else ("test",)
+
+    def requirement(self, stage: str) -> str:
+        """What the data needs to have interactions in ``stage`` (or ``train``)."""
+        if self.ratios is not None:
+            return (f"TemporalSplit cuts at the timestamp quantiles data.split.ratios={list(self.ratios)}, so the "
+                    f"{stage} part needs interactions at later times than the earlier parts")
+        cut = {"train": ("before", "val_start", self.val_start), "val": ("from", "val_start", self.val_start),
+               "test": ("from", "test_start", self.test_start)}[stage]
+        return (f"TemporalSplit's {stage} part holds the interactions {cut[0]} data.split.{cut[1]}="
+                f"{_iso(cut[2] or 0)}")
+
     def __repr__(self) -> str:
         return f"TemporalSplit(val_start={self.val_start}, test_start={self.test_start}, ratios={self.ratios})"
 
@@ -390,6 +433,15 @@ class LeaveOneOutSplit:
         part[order] = part_sorted
         return _make_split(interactions, part, self.describe())
 
+    def parts(self) -> tuple[str, ...]:
+        return ("val", "test") if self.val else ("test",)
+
+    def requirement(self, stage: str) -> str:
+        least = 2 if stage == "test" else 3
+        return (f"LeaveOneOutSplit holds out a user's latest interaction for test and the one before for "
+                f"validation (data.split.val={str(self.val).lower()}), so the {stage} part needs users with at "
+                f"least {least} interactions, the held-out one with an item not among the user's earlier ones")
+
     def __repr__(self) -> str:
         return f"LeaveOneOutSplit(seed={self.seed}, val={self.val})"
 
@@ -399,6 +451,7 @@ class ColdStartItemSplit:
 
     def __init__(self, ratios: Iterable[float] = (0.8, 0.1, 0.1), seed: int = 0) -> None:
         self.ratios = _check_ratios("ColdStartItemSplit", ratios)
+        _check_holds_out("ColdStartItemSplit", self.ratios)
         self.seed = _check_int("ColdStartItemSplit", "seed", seed, 0)
 
     def describe(self) -> dict[str, Any]:
@@ -436,6 +489,16 @@ class ColdStartItemSplit:
         split = _make_split(interactions, part, protocol)
         candidates = {"val": unique[codes == VAL].astype(np.int64), "test": unique[codes == TEST].astype(np.int64)}
         return Split(train=split.train, val=split.val, test=split.test, protocol=protocol, candidates=candidates)
+
+    def parts(self) -> tuple[str, ...]:
+        _, r_val, r_test = self.ratios
+        return tuple(stage for stage, share in (("val", r_val), ("test", r_test)) if share > 0)
+
+    def requirement(self, stage: str) -> str:
+        least = 3 if stage == "val" and "test" in self.parts() else 2  # one train item, then test, then val
+        return (f"ColdStartItemSplit holds out whole items (data.split.ratios={list(self.ratios)}; train keeps at "
+                f"least one item, validation shrinks first), so the {stage} part needs at least {least} distinct "
+                "items")
 
     def __repr__(self) -> str:
         return f"ColdStartItemSplit(ratios={self.ratios}, seed={self.seed})"
@@ -490,17 +553,20 @@ class RollingOrigin:
         """``(validation windows, test windows)``, each earliest first."""
         length = _check_int("RollingOrigin", "series_length", series_length, 0)
         if length < self.min_length():
-            raise DataValidationError(
-                f"RollingOrigin: series of length {length} is too short; {self.n_windows} test and "
-                f"{self.val_windows} validation window(s) of horizon {self.horizon}, step {self.step}, with "
-                f"at least {self.min_train} observations of history, need length >= {self.min_length()}"
-            )
+            raise DataValidationError(f"RollingOrigin: series of length {length} is too short; {self.needs()}")
         last_cutoff = length - self.horizon
         first_test = last_cutoff - (self.n_windows - 1) * self.step
         test = [BacktestWindow(i, first_test + i * self.step, self.horizon) for i in range(self.n_windows)]
         val = [BacktestWindow(i, first_test - (self.val_windows - i) * self.step, self.horizon)
                for i in range(self.val_windows)]
         return val, test
+
+    def needs(self) -> str:
+        """The shortest series these windows fit on, and why, naming the config keys."""
+        return (f"{self.n_windows} test window(s) (data.backtest.n_windows) and {self.val_windows} validation "
+                f"window(s) (data.backtest.val_windows) of horizon {self.horizon} (data.backtest.horizon), "
+                f"{self.step} apart (data.backtest.step), after at least {self.min_train} observations of history "
+                f"(data.backtest.min_train), need length >= {self.min_length()}")
 
     def describe(self) -> dict[str, Any]:
         return {"split": "rolling_origin", "horizon": self.horizon, "n_windows": self.n_windows,
