@@ -325,7 +325,7 @@ def test_download_from_local_archive(tmp_path: Path) -> None:
     proc = run("download", "name=ml-100k", f"dest={other}", f"url={archive.as_uri()}", f"+sha256={wrong}",
                f"hydra.run.dir={tmp_path}/r", cwd=tmp_path)
     assert proc.returncode == 2 and wrong in proc.stderr and sha in proc.stderr and "Traceback" not in proc.stderr
-    assert list(other.iterdir()) == []
+    assert not other.exists(), "the folder the refused download made is gone with it"
 
 
 def test_download_resumes_partial_file(tmp_path: Path) -> None:
@@ -380,6 +380,8 @@ class _Server(ThreadingHTTPServer):
     payload: bytes = b""
     honour_range: bool = True
     ranges: list[str | None]
+    #: how many responses to cut short: the full Content-Length is announced, half the body sent, then closed
+    truncate: int = 0
 
 
 class _RangeHandler(BaseHTTPRequestHandler):
@@ -399,6 +401,10 @@ class _RangeHandler(BaseHTTPRequestHandler):
             body = data
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if self.server.truncate > 0:
+            self.server.truncate -= 1
+            body = body[: len(body) // 2]
+            self.close_connection = True
         self.wfile.write(body)
 
     def log_message(self, *args: Any) -> None:
@@ -434,3 +440,69 @@ def test_download_http_resume(tmp_path: Path, http_server: _Server, honour_range
     assert http_server.ranges == [f"bytes={half}-"]
     # a server that ignores Range sends the whole file again: it must replace, not be appended to, the part
     assert (dest / "ml-100k" / "u.data").read_text() == ML_FILES["ml-100k/u.data"]
+
+
+def _leftovers(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.endswith(".part") or ".unpack-" in p.name]
+
+
+def test_download_interrupted_transfers_resume_then_give_up_leaving_nothing(tmp_path: Path,
+                                                                          http_server: _Server) -> None:
+    """A connection that closes early used to be read as the whole file (a checksum mismatch); now it is
+    resumed, and a transfer that keeps breaking fails with exit 2 and leaves no ``.part`` file."""
+    archive = tmp_path / "ml-100k.zip"
+    sha = make_zip(archive, ML_FILES)
+    data = archive.read_bytes()
+    http_server.payload, http_server.truncate = data, 1
+    url = f"http://127.0.0.1:{http_server.server_address[1]}/ml-100k.zip"
+    no_proxy = {"no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
+    dest = tmp_path / "data"
+    proc = run("download", "name=ml-100k", f"dest={dest}", f"url={url}", f"+sha256={sha}",
+               f"hydra.run.dir={tmp_path}/r", cwd=tmp_path, env=no_proxy)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert f"interrupted after {len(data) // 2:,} bytes" in proc.stdout and "resuming (2/3)" in proc.stdout
+    assert http_server.ranges == [None, f"bytes={len(data) // 2}-"]
+    assert (dest / "ml-100k" / "u.data").read_text() == ML_FILES["ml-100k/u.data"]
+
+    http_server.truncate = 100
+    dest = tmp_path / "broken"
+    proc = run("download", "name=ml-100k", f"dest={dest}", f"url={url}", f"+sha256={sha}",
+               f"hydra.run.dir={tmp_path}/r", cwd=tmp_path, env=no_proxy)
+    assert proc.returncode == 2, proc.stdout + proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "download interrupted 3 times" in errors[0] and "Traceback" not in proc.stderr
+    assert not dest.exists() and not _leftovers(tmp_path)
+
+
+@pytest.mark.parametrize("case", ["not-a-zip", "no-marker", "unsafe-entry"])
+def test_a_refused_archive_leaves_nothing(tmp_path: Path, case: str) -> None:
+    """The checksum matched (the user pinned it) but the archive is refused: no ``.part``, no half-unpacked
+    folder, no temp folder stays."""
+    archive = tmp_path / "ml-100k.zip"
+    if case == "not-a-zip":
+        archive.write_bytes(b"user_id,item_id\n1,2\n" * 100)
+        sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+    else:
+        files = {"ml-100k/README": "no ratings here\n"} if case == "no-marker" else {**ML_FILES, "../evil.txt": "x"}
+        sha = make_zip(archive, files)
+    dest = tmp_path / "data"
+    dest.mkdir()
+    proc = run("download", "name=ml-100k", f"dest={dest}", f"url={archive.as_uri()}", f"+sha256={sha}",
+               f"hydra.run.dir={tmp_path}/r", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr[-3000:]
+    message = {"not-a-zip": "not a zip archive", "no-marker": "does not contain u.data",
+               "unsafe-entry": "refusing unsafe entry"}[case]
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert list(dest.iterdir()) == [] and not _leftovers(tmp_path) and not list(tmp_path.rglob("evil*"))
+
+
+def test_convert_a_forecasting_set_says_what_it_wrote(tmp_path: Path) -> None:
+    """It printed "(0 users, 0 items, 0 interactions)" for a sales panel."""
+    out = tmp_path / "retail"
+    proc = run("convert", "data=retail_series", "to=parquet", f"out={out}", f"hydra.run.dir={tmp_path}/r",
+               f"paths.cache_dir={tmp_path}/cache", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sales = pd.read_parquet(out / "sales.parquet")
+    said = f"({sales['unique_id'].nunique()} sales series, {len(sales):,} observations) as parquet to {out}"
+    wrote = [line for line in proc.stdout.splitlines() if line.startswith("wrote ")]
+    assert len(wrote) == 1 and said in wrote[0] and "users" not in wrote[0] and "sales.parquet" in wrote[0], wrote

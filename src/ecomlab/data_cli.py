@@ -14,6 +14,8 @@ traceback unless ``HYDRA_FULL_ERROR=1``.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import os
 import shutil
 import sys
@@ -286,9 +288,23 @@ def cmd_convert(cfg: DictConfig) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     files = sorted(p.name for p in out.iterdir())
-    print(f"wrote {bundle.name} ({bundle.n_users:,} users, {bundle.n_items:,} items, "
-          f"{len(bundle.interactions):,} interactions) as {fmt} to {out}: {', '.join(files)}")
+    print(f"wrote {bundle.name} ({contents(bundle)}) as {fmt} to {out}: {', '.join(files)}")
     return 0
+
+
+def contents(bundle: DatasetBundle) -> str:
+    """What a bundle holds, in words: the parts it has, none it lacks (a sales panel has no users)."""
+    parts = []
+    if len(bundle.interactions):
+        parts.append(f"{bundle.n_users:,} users, {bundle.n_items:,} items, "
+                     f"{len(bundle.interactions):,} interactions")
+    if bundle.item_text is not None:
+        parts.append(f"{len(bundle.item_text):,} item texts")
+    if bundle.social is not None:
+        parts.append(f"{len(bundle.social):,} social edges")
+    if bundle.sales is not None:
+        parts.append(f"{bundle.sales['unique_id'].nunique():,} sales series, {len(bundle.sales):,} observations")
+    return "; ".join(parts) or "nothing"
 
 
 # --------------------------------------------------------------------------- download
@@ -320,18 +336,47 @@ def _is_complete(folder: Path, archive: Archive) -> bool:
     return folder.is_dir() and any(folder.iterdir())
 
 
-def _copy(src: Any, part: Path, mode: str, url: str) -> None:
+class _Interrupted(Exception):
+    """A transfer that stopped early (connection lost, fewer bytes than announced); fetch tries again."""
+
+
+#: tries of one download before it is given up (each resumes where the previous one stopped)
+ATTEMPTS = 3
+
+
+def _copy(src: Any, part: Path, mode: str, expected: int | None) -> None:
+    """Append (``ab``) or write (``wb``) ``src`` to ``part``; ``_Interrupted`` when fewer than ``expected``
+    bytes arrive (``http.client`` returns a short body without an error when the server closes early)."""
+    start = part.stat().st_size if mode == "ab" and part.exists() else 0
     try:
         with part.open(mode) as out:
             shutil.copyfileobj(src, out, 1 << 20)
-    except OSError as err:
-        kept = part.stat().st_size if part.exists() else 0
-        raise DownloadError(f"{url}: download interrupted ({err}); {kept:,} bytes kept in {part}, "
-                            "run the same command again to resume") from err
+    except (OSError, http.client.HTTPException) as err:
+        raise _Interrupted(f"{type(err).__name__}: {err}") from err
+    got = part.stat().st_size - start
+    if expected is not None and got < expected:
+        raise _Interrupted(f"the connection closed after {got:,} of {expected:,} bytes")
 
 
-def fetch(url: str, part: Path, size: int | None = None) -> None:
-    """Download ``url`` into ``part``, continuing an existing partial file (HTTP Range, or a seek for file://)."""
+def fetch(url: str, part: Path, size: int | None = None, attempts: int = ATTEMPTS) -> None:
+    """Download ``url`` into ``part``, continuing an existing partial file (HTTP Range, or a seek for file://).
+
+    A transfer that stops early is resumed up to ``attempts`` times in all before it fails with
+    :class:`DownloadError` (the caller deletes the partial file: a refused download leaves nothing behind).
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            _fetch_once(url, part, size)
+            return
+        except _Interrupted as err:
+            kept = part.stat().st_size if part.exists() else 0
+            if attempt == attempts:
+                raise DownloadError(f"{url}: download interrupted {attempts} times, the last after {kept:,} "
+                                    f"bytes ({err})") from None
+            print(f"download interrupted after {kept:,} bytes ({err}); resuming ({attempt + 1}/{attempts})")
+
+
+def _fetch_once(url: str, part: Path, size: int | None) -> None:
     have = part.stat().st_size if part.exists() else 0
     if size is not None and have > size:  # longer than the archive can be: start over
         part.unlink()
@@ -343,11 +388,12 @@ def fetch(url: str, part: Path, size: int | None = None) -> None:
         src_path = Path(url2pathname(parsed.path))
         if not src_path.is_file():
             raise FileNotFoundError(f"{url}: no such file")
-        if have > src_path.stat().st_size:
+        total = src_path.stat().st_size
+        if have > total:
             have = 0
         with src_path.open("rb") as src:
             src.seek(have)
-            _copy(src, part, "ab" if have else "wb", url)
+            _copy(src, part, "ab" if have else "wb", total - have)
         return
     if parsed.scheme not in ("http", "https"):
         raise ValueError(f"url={url}: only http(s):// and file:// addresses are supported")
@@ -362,13 +408,13 @@ def fetch(url: str, part: Path, size: int | None = None) -> None:
         raise DownloadError(f"{url}: HTTP {err.code} {err.reason}") from err
     except (URLError, OSError) as err:
         reason = getattr(err, "reason", err)
-        raise DownloadError(f"cannot download {url}: {reason}" + (
-            f"; {have:,} bytes kept in {part}, run again to resume" if have else "")) from err
+        raise DownloadError(f"cannot download {url}: {reason}") from err
     with response:
         # A server that ignores Range answers 200 with the whole file: start over rather than append it.
         resumed = have and response.status == 206 and str(
             response.headers.get("Content-Range", "")).startswith(f"bytes {have}-")
-        _copy(response, part, "ab" if resumed else "wb", url)
+        length = response.headers.get("Content-Length")
+        _copy(response, part, "ab" if resumed else "wb", int(length) if str(length).isdigit() else None)
 
 
 def unpack(archive_path: Path, dest: Path, folder: str) -> Path:
@@ -405,21 +451,32 @@ def cmd_download(cfg: DictConfig) -> int:
     if archive.sha256 is None:
         raise ValueError(f"{name}: no published SHA-256 is pinned for {archive.url}; check the archive and pass "
                          "+sha256=<hex> to download it")
+    made_dest = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
+    # The partial file stays only while this process runs (or after it is killed, when the next run resumes it):
+    # a refused download -- wrong checksum, a refused archive, a transfer that kept failing, Ctrl-C -- deletes it.
     part = dest / f".{archive.filename}.part"
-    resume = part.stat().st_size if part.exists() else 0
-    print(f"{name}: downloading {archive.url}" + (f" (resuming after {resume:,} bytes)" if resume else ""))
-    fetch(archive.url, part, archive.size)
-    actual = sha256_file(part)
-    if actual != archive.sha256:
+    try:
+        resume = part.stat().st_size if part.exists() else 0
+        print(f"{name}: downloading {archive.url}" + (f" (resuming after {resume:,} bytes)" if resume else ""))
+        fetch(archive.url, part, archive.size)
+        actual = sha256_file(part)
+        if actual != archive.sha256:
+            raise DownloadError(f"{archive.url}: checksum mismatch: expected sha256 {archive.sha256}, "
+                                f"got {actual}; deleted the download")
+        size = part.stat().st_size
+        unpack(part, dest, archive.folder)
+        if not _is_complete(final, archive):
+            shutil.rmtree(final, ignore_errors=True)
+            raise DownloadError(f"{archive.url}: the archive does not contain {archive.marker}, so it is not "
+                                f"{name}; nothing was kept")
+    except BaseException:
         part.unlink(missing_ok=True)
-        raise DownloadError(f"{archive.url}: checksum mismatch: expected sha256 {archive.sha256}, "
-                            f"got {actual}; deleted the download")
-    size = part.stat().st_size
-    unpack(part, dest, archive.folder)
+        if made_dest:
+            with contextlib.suppress(OSError):
+                dest.rmdir()  # only if empty: the folder this command made for nothing
+        raise
     part.unlink(missing_ok=True)
-    if not _is_complete(final, archive):
-        raise DownloadError(f"{archive.url}: the archive did not contain {archive.marker}; check {final}")
     print(f"{name}: {size:,} bytes, sha256 {actual} verified; unpacked to {final}")
     return 0
 
