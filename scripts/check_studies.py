@@ -145,6 +145,8 @@ def commit_problems(results: pd.DataFrame) -> tuple[list[str], int]:
     """Rows whose ``git_commit`` is not a clean commit of this repository, and the count of rows naming none."""
     if "git_commit" not in results.columns:
         return [], len(results)
+    if subprocess.run(["git", "rev-parse", "--git-dir"], cwd=ROOT, capture_output=True).returncode != 0:
+        return [], 0  # an unpacked archive, not a checkout: there is no history to look the commits up in
     commits = results["git_commit"].dropna().astype(str)
     problems = []
     for commit in sorted(set(commits)):
