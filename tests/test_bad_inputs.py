@@ -1,5 +1,6 @@
-"""Bad-input matrix: every malformed file, config name or run directory is refused with exit code 2 and one
-message naming the file, row or key -- no traceback, no ``metrics.json``, no temp files left behind.
+"""Bad-input matrix: every malformed file, config value or name, data too small for its protocol, command
+line of ``ecomlab-data`` and run directory is refused with exit code 2 and one message naming the file, row or
+key -- no traceback, no ``metrics.json``, no temp, ``.part`` or half-unpacked files left behind.
 
 The console entries run in-process (their ``main`` with argv) on real files written into ``tmp_path``; a few
 run as real subprocesses to check what a user sees. Cases whose documented policy is "warn and continue" (see
@@ -8,11 +9,15 @@ the table in :mod:`ecomlab.data.bundle`) carry ``warn`` in their id and assert t
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import json
 import os
 import re
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,7 +97,7 @@ CASES: dict[str, Case] = {
     "inter-user-id-empty": train_files(r"inter\.csv: column 'user_id' has 1 missing/empty.*first rows \[1\]",
                                        HEADER + "1,1,1,1\n,2,2,1\n2,1,3,1\n"),
     "inter-timestamp-unparseable": train_files(
-        r"inter\.csv: column 'timestamp' has 1 unparseable.*first rows \[1\].*yesterday",
+        r"inter\.csv: column 'timestamp' has 1 missing or unparseable.*first rows \[1\].*yesterday",
         HEADER + "1,1,2020-01-01,1\n1,2,yesterday,1\n2,1,2020-01-03,1\n"),
     "inter-timestamp-missing": train_files(r"inter\.csv: column 'timestamp' has 1 .*NaN.*first rows \[0\]",
                                            HEADER + "1,1,,1\n1,2,2,1\n2,1,3,1\n"),
@@ -133,15 +138,12 @@ CASES: dict[str, Case] = {
     "sales-y-inf": sales(SALES.replace("b,2020-02-01,11", "b,2020-02-01,-inf"),
                          r"sales\.csv: column 'y' .*infinite.*first rows \[49\]"),
     "sales-ds-unparseable": sales(SALES.replace("a,2020-05-01", "a,someday"),
-                                  r"sales\.csv: column 'ds' has 1 unparseable.*first rows \[4\]"),
+                                  r"sales\.csv: column 'ds' has 1 missing or unparseable.*first rows \[4\].*someday"),
     "sales-duplicate-conflict": sales(SALES + "a,2020-01-01,999\n",
                                       r"sales\.csv: 1 duplicate \(unique_id, ds\) row\(s\); first rows \[96\]"),
     "sales-gap": sales(SALES.replace("b,2021-06-01,27\n", ""), r"series 'b'.*2021-05-01"),
     "sales-single-point": sales("unique_id,ds,y\na,2020-01-01,3\n",
                                 r"sales: cannot infer the sales frequency.*fewer than 3 observations.*preprocess\.freq"),
-    "sales-single-point-freq": sales("unique_id,ds,y\na,2020-01-01,3\n",
-                                     r"sales: series 'a': RollingOrigin: series of length 1 is too short",
-                                     "data.preprocess.freq=MS"),
     "sales-header-only": sales("unique_id,ds,y\n", r"sales\.csv: the sales panel has no rows"),
     # ---- "warn and continue" under the documented policy: counted, not refused
     "warn-inter-duplicate-conflict-drop": warn(r"duplicate_interactions", {"duplicate_interactions": 2},
@@ -176,6 +178,333 @@ CASES: dict[str, Case] = {
     "data-unknown-data": Case("data", ["describe", "data=no_such_data"], r"data/no_such_data"),
     "data-unknown-command": Case("data", ["explode"], r"unknown command 'explode'"),
 }
+
+
+# --------------------------------------------------------------------------- more bad inputs (issue 21)
+
+def _zip(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+    return buffer.getvalue()
+
+
+def _sha(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def named(tool_args: list[str], message: str, name: str, content: str | bytes, *extra: str) -> Case:
+    """``data=files`` with the interactions in a file called ``name`` (a suffix of its own)."""
+    return Case("train", [*tool_args, "data=files", f"data.source.interactions={name}", *extra], message,
+                {name: content})
+
+
+def bad_value(key: str, shown: str) -> str:
+    """The config check's line for ``key``: its value as shown, refused."""
+    return rf"{re.escape(key)}: {re.escape(shown)} (is not allowed|has the wrong type)"
+
+
+def config(message: str, *overrides: str, model: str = "popularity") -> Case:
+    """A bad config value on an otherwise good ``data=files`` run."""
+    written, args = shop()
+    return Case("train", [f"model={model}", *args, *overrides], message, written)
+
+
+def forecast_config(message: str, *overrides: str, model: str = "seasonal_naive") -> Case:
+    return Case("train", ["data=sales-file", "data.source.path=sales.csv", f"model={model}", *overrides], message,
+                {"sales.csv": SALES})
+
+
+def data_cmd(command: str, message: str, *args: str, files: dict[str, str | bytes] | None = None) -> Case:
+    return Case("data", [command, *args], message, dict(files or {}))
+
+
+ROWS_CRLF = (HEADER + "1,1,1,1\n1,2,2,1\n2,1,3,x\n").replace("\n", "\r\n")
+_UNIX_ROWS = [f"{u},{i},{1_167_609_600 + 60 * (16 * u + i)},1\n" for u in range(1, 9) for i in range(1, 16)]
+_UNIX_ROWS[13] = "1,14,yesterday,1\n"  # the audit's case: one bad value among Unix seconds, at data row 13
+UNIX_ONE_BAD = HEADER + "".join(_UNIX_ROWS)
+COVARIATES = "unique_id,ds,y,promo,region\n" + "".join(
+    f"{s},{2020 + m // 12}-{m % 12 + 1:02d}-01,{10 + m},{'yes' if m % 2 else 'no'},{s if m < 40 else 'x'}\n"
+    for s in ("a", "b") for m in range(48))
+NOT_A_ZIP = b"user_id,item_id\n1,2\n" * 50
+UNSAFE_ZIP = _zip({"ml-100k/u.data": "1\t1\t4\t1\n", "../evil.txt": "x"})
+NO_MARKER_ZIP = _zip({"ml-100k/README": "no ratings here\n"})
+ZEROS = "0" * 64
+LOO = ["data.split._target_=ecomlab.data.splits.LeaveOneOutSplit", "~data.split.ratios"]
+TEMPORAL = ["data.split._target_=ecomlab.data.splits.TemporalSplit", "~data.split.ratios", "~data.split.seed"]
+COLD = ["data.split._target_=ecomlab.data.splits.ColdStartItemSplit"]
+DL = ["dest={tmp}/dl"]
+
+MORE: dict[str, Case] = {
+    # ---- file formats and encodings (issue 21)
+    "inter-utf16-bom": train_files(r"inter\.csv: UTF-16 text \(it starts with a UTF-16 byte-order mark\); save it as "
+                                   r"UTF-8", INTER.encode("utf-16")),
+    "inter-utf32-bom": train_files(r"inter\.csv: UTF-32 text", INTER.encode("utf-32")),
+    "inter-duplicated-header": train_files(r"inter\.csv: column name\(s\) \['user_id'\] appear more than once",
+                                           INTER.replace(HEADER, "user_id,item_id,user_id,weight\n", 1)),
+    "inter-parquet-really-csv": named(["model=popularity"], r"inter\.parquet: not a parquet file.*a CSV file needs "
+                                      r"a \.csv suffix", "inter.parquet", INTER),
+    "inter-gzip-garbage": named(["model=popularity"], r"inter\.csv\.gz: not a valid gz file", "inter.csv.gz",
+                                b"\x1f\x8b\x08garbage" * 10),
+    "inter-bz2-garbage": named(["model=popularity"], r"inter\.csv\.bz2: not a valid bz2 file", "inter.csv.bz2",
+                               b"BZh9 not bzip2 at all"),
+    "inter-xz-garbage": named(["model=popularity"], r"inter\.csv\.xz: not a valid xz file", "inter.csv.xz",
+                              b"\xfd7zXZ\x00 truncated"),
+    "inter-zip-garbage": named(["model=popularity"], r"inter\.csv\.zip: not a valid zip file", "inter.csv.zip",
+                               b"PK\x03\x04 truncated"),
+    "inter-gzip-of-binary": named(["model=popularity"], r"inter\.csv\.gz: binary data \(a NUL byte at offset 0\)",
+                                  "inter.csv.gz", gzip.compress(bytes(range(256)) * 8)),
+    "inter-xlsx-as-csv": named(["model=popularity"], r"inter\.xlsx: binary data", "inter.xlsx",
+                               _zip({"xl/workbook.xml": "<workbook/>"})),
+    "inter-html-page": train_files(r"inter\.csv: missing column\(s\) \['user_id', 'item_id'\].*404",
+                                   "<html><body>404 Not Found</body></html>\n"),
+    "inter-header-spaces": train_files(r"inter\.csv: missing column\(s\) \['user_id', 'item_id'\].*'user_id '",
+                                       "user_id , item_id , timestamp\n1,2,3\n"),
+    "inter-fullwidth-header": train_files(r"inter\.csv: missing column\(s\) \['user_id'\]",
+                                          "ｕｓｅｒ_id,item_id\n1,2\n"),
+    "inter-bom-utf8-wrong-header": train_files(r"inter\.csv: missing column\(s\) \['item_id'\]",
+                                               "\ufeffuser_id,product\n1,2\n".encode()),
+    "inter-only-ids-header": train_files(r"inter\.csv: missing column\(s\) \['item_id'\]", "user_id\n1\n2\n"),
+    "inter-crlf-bad-weight": train_files(r"inter\.csv: column 'weight' has 1 non-numeric.*first rows \[2\]",
+                                         ROWS_CRLF.encode()),
+    "inter-weight-column-empty": train_files(r"inter\.csv: column 'weight' has 2 non-numeric",
+                                             HEADER + "1,1,1,\n1,2,2,\n"),
+    "inter-user-column-empty": train_files(r"inter\.csv: column 'user_id' has 2 missing/empty",
+                                           HEADER + ",1,1,1\n,2,2,1\n"),
+    "inter-item-id-blank": train_files(r"inter\.csv: column 'item_id' has 1 missing/empty.*first rows \[1\]",
+                                       HEADER + "1,1,1,1\n1,   ,2,1\n2,1,3,1\n"),
+    "inter-weight-hex": train_files(r"inter\.csv: column 'weight' has 1 non-numeric.*0x10",
+                                    HEADER + "1,1,1,1\n1,2,2,0x10\n"),
+    "inter-weight-overflow": train_files(r"inter\.csv: column 'weight' has 1 non-numeric, NaN or infinite",
+                                         HEADER + "1,1,1,1\n1,2,2,1e400\n"),
+    "inter-weight-comma-decimal": train_files(r"inter\.csv: column 'weight' has 1 non-numeric.*1,5",
+                                              HEADER + "1,1,1,1\n1,2,2,\"1,5\"\n"),
+    # ---- timestamps (issue 21: only the rows that really fail)
+    "inter-timestamp-one-bad-among-unix": train_files(
+        r"inter\.csv: column 'timestamp' has 1 missing or unparseable value\(s\); first rows \[13\].*yesterday",
+        UNIX_ONE_BAD),
+    "inter-timestamp-year-3000": train_files(r"column 'timestamp' has 1 value\(s\) outside 1677-09-21 \.\. "
+                                             r"2262-04-11.*first rows \[1\]",
+                                             HEADER + "1,1,2020-01-01,1\n1,2,3000-01-01,1\n"),
+    "inter-timestamp-milliseconds": train_files(r"column 'timestamp' has 2 Unix time\(s\) outside.*not milliseconds",
+                                                HEADER + "1,1,1577836800000,1\n1,2,1577836900000,1\n"),
+    "inter-timestamp-true-false": train_files(r"column 'timestamp' holds true/false values",
+                                              HEADER + "1,1,True,1\n1,2,False,1\n"),
+    "inter-timestamp-february-30": train_files(r"column 'timestamp' has 1 missing or unparseable.*2020-02-30",
+                                               HEADER + "1,1,2020-02-28,1\n1,2,2020-02-30,1\n"),
+    "inter-timestamp-us-order": train_files(r"column 'timestamp' has 1 missing or unparseable.*first rows \[1\]",
+                                            HEADER + "1,1,2020-01-31,1\n1,2,01/31/2020,1\n"),
+    # ---- data too small for the protocol (issue 21)
+    "inter-one-row": train_files(r"inter\.csv\) is too small for its split: no user has a test item.*at least 3 "
+                                 r"interactions.*data\.split\.min_interactions=3.*1 user\(s\), 1 item\(s\)",
+                                 HEADER + "1,1,1,1\n"),
+    "inter-two-rows-one-user": train_files(r"too small for its split: no user has a test item.*at least 3",
+                                           HEADER + "1,1,1,1\n1,2,2,1\n"),
+    "inter-every-user-one-item": train_files(r"too small for its split: no user has a test item to rank \(one not among",
+                                             HEADER + "1,1,1,1\n1,1,2,1\n1,1,3,1\n2,2,1,1\n2,2,2,1\n2,2,3,1\n"),
+    "loo-single-interactions": train_files(r"no user has a test item.*LeaveOneOutSplit.*at least 2 interactions",
+                                           HEADER + "1,1,1,1\n2,2,2,1\n3,3,3,1\n", *LOO),
+    "temporal-test-start-after-data": train_files(r"no user has a test item.*data\.split\.test_start=2031-01-01",
+                                                  INTER, *TEMPORAL, "+data.split.val_start=2030-01-01",
+                                                  "+data.split.test_start=2031-01-01"),
+    "temporal-val-start-before-data": train_files(r"the train part is empty.*before data\.split\.val_start=1960",
+                                                  INTER, *TEMPORAL, "+data.split.val_start=1960-01-01",
+                                                  "+data.split.test_start=1960-01-02"),
+    "temporal-no-timestamps": train_files(r"TemporalSplit needs timestamps", "user_id,item_id\n1,1\n1,2\n2,1\n",
+                                          *TEMPORAL, "+data.split.ratios=[0.8,0.1,0.1]"),
+    "temporal-val-after-test": train_files(r"val_start.*is after test_start", INTER, *TEMPORAL,
+                                           "+data.split.val_start=2021-01-01", "+data.split.test_start=2020-01-01"),
+    "temporal-start-not-a-date": train_files(r"TemporalSplit\.val_start='someday'", INTER, *TEMPORAL,
+                                             "+data.split.val_start=someday", "+data.split.test_start=2020-01-01"),
+    "cold-start-one-item": train_files(r"ColdStartItemSplit.*test part needs at least 2 distinct items",
+                                       HEADER + "1,1,1,1\n2,1,2,1\n3,1,3,1\n", *COLD),
+    "horizon-absurd": sales(SALES, r"series 'a' \(48 observation\(s\)\), 'b' \(48 observation\(s\)\) too short.*"
+                                   r"horizon 1000000", "data.backtest.horizon=1000000"),
+    "eval-negatives-absurd": train_files(r"eval_negatives=1000000000: users .* fewer than 1000000000 unseen", INTER,
+                                         "data.eval_negatives=1000000000"),
+    "inter-timestamp-column-empty": train_files(r"column 'timestamp' has 2 non-numeric, NaN",
+                                                HEADER + "1,1,,1\n1,2,,1\n"),
+    "inter-tsv-holding-commas": named(["model=popularity"], r"inter\.tsv: missing column\(s\) \['user_id', 'item_id'\]",
+                                      "inter.tsv", INTER),
+    "k-core-empties-data": train_files(r"no interactions left after the k-core filter.*user_k_core=100", INTER,
+                                       "data.preprocess.user_k_core=100"),
+    "rating-threshold-empties-data": train_files(r"no interactions left after preprocess\.rating_threshold=5",
+                                                 INTER, "data.preprocess.rating_threshold=5"),
+    "eval-negatives-beyond-catalogue": train_files(r"eval_negatives=50: users .* fewer than 50 unseen items", INTER,
+                                                   "data.eval_negatives=50"),
+    "source-unknown-ids-policy": train_files(r"ValidationPolicy\.unknown_ids='maybe'", INTER,
+                                             "data.source.unknown_ids=maybe"),
+    "source-duplicates-policy": train_files(r"ValidationPolicy\.duplicates='bogus'", INTER,
+                                            "data.source.duplicates=bogus"),
+    "source-interactions-missing-key": Case("train", ["model=popularity", "data=files"],
+                                            r"data\.source\.interactions"),
+    # ---- item text and social files
+    "text-duplicated-header": train_files(r"item_text\.csv: column name\(s\) \['text'\] appear more than once",
+                                          INTER, item_text="item_id,text,text\n1,a,b\n"),
+    "text-utf16": train_files(r"item_text\.csv: UTF-16 text", INTER, item_text="item_id,text\n1,a\n".encode("utf-16")),
+    "text-missing-item-column": train_files(r"item_text\.csv: missing column\(s\) \['item_id'\]", INTER,
+                                            item_text="id,text\n1,a\n"),
+    "social-duplicated-header": train_files(r"social\.csv: column name\(s\) \['user_id'\] appear more than once",
+                                            INTER, social="user_id,user_id\n1,2\n"),
+    "social-binary": train_files(r"social\.csv: binary data", INTER, social=bytes(range(256))),
+    "social-empty-file": train_files(r"social\.csv: file is empty", INTER, social=""),
+    # ---- sales files
+    "sales-utf16": sales(SALES.encode("utf-16"), r"sales\.csv: UTF-16 text"),
+    "sales-duplicated-header": sales(SALES.replace("unique_id,ds,y", "unique_id,ds,y,y", 1),
+                                     r"sales\.csv: column name\(s\) \['y'\] appear more than once"),
+    "sales-parquet-really-csv": Case("train", ["data=sales-file", "data.source.path=sales.parquet",
+                                               "model=seasonal_naive"], r"sales\.parquet: not a parquet file",
+                                     {"sales.parquet": SALES}),
+    "sales-ds-year-3000": sales(SALES.replace("a,2020-05-01", "a,3000-05-01"),
+                                r"column 'ds' has 1 value\(s\) outside 1677-09-21.*first rows \[4\]"),
+    "sales-ds-month-13": sales(SALES.replace("b,2020-05-01", "b,2020-13-01"),
+                               r"column 'ds' has 1 missing or unparseable.*first rows \[52\].*2020-13-01"),
+    "sales-ds-true-false": sales("unique_id,ds,y\na,True,1\na,False,2\n", r"column 'ds' holds true/false values"),
+    "sales-y-empty-column": sales("unique_id,ds,y\na,2020-01-01,\na,2020-02-01,\n",
+                                  r"sales\.csv: column 'y' has 2 non-numeric"),
+    "sales-unique-id-blank": sales(SALES.replace("b,2020-03-01", "  ,2020-03-01"),
+                                   r"column 'unique_id' has 1 missing/empty id\(s\); first rows \[50\]"),
+    "sales-one-series-too-short": sales("unique_id,ds,y\n" + "".join(f"a,2020-{m:02d}-01,{m}\n" for m in range(1, 6)),
+                                        r"series 'a' \(5 observation\(s\)\) too short for the backtest.*"
+                                        r"data\.backtest\.horizon.*min_series_length=72"),
+    "sales-single-point-freq": sales("unique_id,ds,y\na,2020-01-01,3\n",
+                                     r"sales: series 'a' \(1 observation\(s\)\) too short for the backtest",
+                                     "data.preprocess.freq=MS"),
+    "sales-irregular-series": sales(SALES.replace("a,2020-05-01", "a,2020-05-17"), r"series 'a'.*not regular"),
+    "sales-mixed-frequencies": sales("unique_id,ds,y\n" + "".join(f"a,2020-{m:02d}-01,{m}\n" for m in range(1, 13))
+                                     + "".join(f"b,2020-01-{d:02d},{d}\n" for d in range(1, 13)),
+                                     r"the sales series disagree on their frequency"),
+    "sales-freq-mismatch": sales(SALES, r"series 'a' is not regular at freq 'D'", "data.preprocess.freq=D"),
+    "sales-freq-invalid": sales(SALES, r"Preprocess\.freq='XYZ' is not a pandas frequency",
+                                "data.preprocess.freq=XYZ"),
+    "sales-min-series-length-too-big": sales(SALES, r"no sales series left after preprocess\.min_series_length=1000",
+                                             "data.preprocess.min_series_length=1000"),
+    "sales-series-filter-unknown": sales(SALES, r"data\.series names unknown series \['zzz'\]", "+data.series=[zzz]"),
+    "sales-covariate-missing": sales(SALES, r"sales\.csv: missing column\(s\) \['promo'\]",
+                                     "data.source.covariates=[promo]"),
+    "sales-covariate-not-numeric": Case("train", ["data=sales-file", "data.source.path=sales.csv",
+                                                  "model=seasonal_naive", "data.source.covariates=[promo]",
+                                                  "data.futr_covariates=[promo]"],
+                                        r"covariate 'promo' has dtype object; covariates must be numeric",
+                                        {"sales.csv": COVARIATES}),
+    "sales-static-covariate-varying": Case("train", ["data=sales-file", "data.source.path=sales.csv",
+                                                     "model=seasonal_naive", "data.source.covariates=[region]",
+                                                     "+data.static_covariates=[region]", "data.backtest.n_windows=1"],
+                                           r"static covariate 'region' must hold exactly one value per series",
+                                           {"sales.csv": COVARIATES}),
+    "sales-static-covariate-unknown": sales(SALES, r"static covariate 'state' is neither a column",
+                                            "+data.static_covariates=[state]", "data.backtest.n_windows=1"),
+    "sales-covariate-declared-twice": sales(SALES, r"declared both known-future and past-only",
+                                            "data.futr_covariates=[y2]", "data.hist_covariates=[y2]"),
+    "sales-with-ranking-model": Case("train", ["data=sales-file", "data.source.path=sales.csv", "model=popularity"],
+                                     r"(forecasting|ranking)", {"sales.csv": SALES}),
+    "files-with-forecasting-model": config(r"(forecasting|ranking)", model="seasonal_naive"),
+    # ---- config values: numbers out of range, wrong types, unknown choices
+    "lr-negative": config(bad_value("model.optimizer.lr", "-1"), "model.optimizer.lr=-1", model="bpr"),
+    "lr-zero": config(bad_value("model.optimizer.lr", "0"), "model.optimizer.lr=0", model="bpr"),
+    "lr-not-a-number": config(bad_value("model.optimizer.lr", "'fast'"), "model.optimizer.lr=fast", model="bpr"),
+    "lr-nan": config(bad_value("model.optimizer.lr", "nan"), "model.optimizer.lr=nan", model="bpr"),
+    "lr-inf": config(bad_value("model.optimizer.lr", "inf"), "model.optimizer.lr=inf", model="bpr"),
+    "embedding-dim-zero": config(bad_value("model.net.embedding_dim", "0"), "model.net.embedding_dim=0", model="bpr"),
+    "embedding-dim-negative": config(bad_value("model.net.embedding_dim", "-8"), "model.net.embedding_dim=-8", model="bpr"),
+    "embedding-dim-fraction": config(bad_value("model.net.embedding_dim", "1.5"), "model.net.embedding_dim=1.5", model="bpr"),
+    "weight-decay-negative": config(bad_value("model.optimizer.weight_decay", "-0.1"), "model.optimizer.weight_decay=-0.1", model="bpr"),
+    "dropout-above-one": config(bad_value("model.net.dropout", "1.5"), "model.net.dropout=1.5", model="mlp"),
+    "batch-size-zero": config(bad_value("data.batch_size", "0"), "data.batch_size=0"),
+    "batch-size-negative": config(bad_value("data.batch_size", "-5"), "data.batch_size=-5"),
+    "batch-size-text": config(bad_value("data.batch_size", "'big'"), "data.batch_size=big"),
+    "batch-size-float": config(bad_value("data.batch_size", "1000000000000.0"), "data.batch_size=1e12"),
+    "eval-batch-size-zero": config(bad_value("data.eval_batch_size", "0"), "data.eval_batch_size=0"),
+    "num-negatives-zero": config(bad_value("data.num_negatives", "0"), "data.num_negatives=0"),
+    "num-workers-negative": config(bad_value("data.num_workers", "-1"), "data.num_workers=-1"),
+    "eval-negatives-zero": config(bad_value("data.eval_negatives", "0"), "data.eval_negatives=0"),
+    "split-ratios-two": config(bad_value("data.split.ratios", "[0.5, 0.5]"), "data.split.ratios=[0.5,0.5]"),
+    "split-ratios-sum": config(bad_value("data.split.ratios", "[0.8, 0.1, 0.2]"), "data.split.ratios=[0.8,0.1,0.2]"),
+    "split-ratios-negative": config(bad_value("data.split.ratios", "[1.2, -0.1, -0.1]"), "data.split.ratios=[1.2,-0.1,-0.1]"),
+    "split-ratios-nothing-held-out": config(r"ratios.*nothing would be evaluated", "data.split.ratios=[1,0,0]"),
+    "split-seed-negative": config(bad_value("data.split.seed", "-1"), "data.split.seed=-1"),
+    "split-min-interactions-zero": config(r"min_interactions", "+data.split.min_interactions=0"),
+    "split-unknown-class": config(r"data\.split\._target_: cannot import 'ecomlab\.data\.splits\.NoSuchSplit'",
+                                  "data.split._target_=ecomlab.data.splits.NoSuchSplit"),
+    "seed-text": config(bad_value("seed", "'abc'"), "seed=abc"),
+    "seed-negative": config(bad_value("seed", "-3"), "seed=-3"),
+    "eval-ks-zero": config(bad_value("eval.ks", "[0]"), "eval.ks=[0]"),
+    "eval-ks-negative": config(bad_value("eval.ks", "[-5, 10]"), "eval.ks=[-5,10]"),
+    "k-core-negative": config(bad_value("data.preprocess.user_k_core", "-1"), "data.preprocess.user_k_core=-1"),
+    "rating-threshold-text": config(bad_value("data.preprocess.rating_threshold", "'high'"), "data.preprocess.rating_threshold=high"),
+    "preprocess-duplicates-unknown": config(bad_value("data.preprocess.duplicates", "'newest'"), "data.preprocess.duplicates=newest"),
+    "preprocess-binarize-text": config(bad_value("data.preprocess.binarize", "'maybe'"), "data.preprocess.binarize=maybe"),
+    "trainer-devices-zero": config(bad_value("trainer.devices", "0"), "trainer.devices=0", model="bpr"),
+    "trainer-accelerator-unknown": config(bad_value("trainer.accelerator", "'quantum'"), "trainer.accelerator=quantum", model="bpr"),
+    "trainer-max-epochs-text": config(bad_value("trainer.max_epochs", "'many'"), "trainer.max_epochs=many", model="bpr"),
+    "early-stopping-patience-negative": config(bad_value("callbacks.early_stopping.patience", "-1"), "callbacks.early_stopping.patience=-1", model="bpr"),
+    "horizon-zero": forecast_config(bad_value("data.backtest.horizon", "0"), "data.backtest.horizon=0"),
+    "n-windows-zero": forecast_config(bad_value("data.backtest.n_windows", "0"), "data.backtest.n_windows=0"),
+    "backtest-step-zero": forecast_config(bad_value("data.backtest.step", "0"), "data.backtest.step=0"),
+    "val-windows-negative": forecast_config(bad_value("data.backtest.val_windows", "-1"), "data.backtest.val_windows=-1"),
+    "min-train-zero": forecast_config(bad_value("data.backtest.min_train", "0"), "data.backtest.min_train=0"),
+    "season-length-zero": forecast_config(bad_value("data.season_length", "0"), "data.season_length=0"),
+    "windows-per-epoch-zero": forecast_config(bad_value("data.windows_per_epoch", "0"), "data.windows_per_epoch=0"),
+    "input-size-zero": forecast_config(bad_value("data.input_size", "0"), "data.input_size=0"),
+    "train-window-limit-zero": forecast_config(bad_value("data.train_window_limit", "0"), "data.train_window_limit=0"),
+    "train-sampling-unknown": forecast_config(bad_value("data.train_sampling", "'random'"), "data.train_sampling=random"),
+    "lstm-hidden-size-zero": forecast_config(bad_value("model.net.hidden_size", "0"), "model.net.hidden_size=0", model="lstm"),
+    "lstm-quantile-above-one": forecast_config(bad_value("model.net.head.quantiles", "[0.5, 1.5]"), "model.net.head.quantiles=[0.5,1.5]", model="lstm"),
+    "malformed-override": config(r"(mismatched|extraneous|no viable|parse|override)", "data.batch_size=[1,2"),
+    "override-without-value": config(r"(data\.batch_size|override)", "data.batch_size"),
+    # ---- ecomlab-data: every subcommand
+    "data-no-command": Case("data", [], r"error: a command is needed"),
+    "data-convert-no-out": data_cmd("convert", r"convert needs out=DIR", *shop()[1], files=shop()[0]),
+    "data-convert-out-not-empty": data_cmd("convert", r"exists and is not empty.*\+force=true", *shop()[1],
+                                           "out={tmp}/data", files=shop()[0]),
+    "data-convert-recbole-of-sales": data_cmd("convert", r"has no interactions; RecBole needs a \.inter file",
+                                              "data=sales-file", "data.source.path=sales.csv", "to=recbole",
+                                              "out={tmp}/converted", files={"sales.csv": SALES}),
+    "data-convert-bad-timestamp": data_cmd("convert", r"column 'timestamp' has 1 missing or unparseable", "to=parquet",
+                                           "out={tmp}/converted", *shop(UNIX_ONE_BAD)[1], files=shop(UNIX_ONE_BAD)[0]),
+    "data-validate-header-only": data_cmd("validate", r"inter\.csv: no interaction rows", "data=files",
+                                          "data.source.interactions=inter.csv", files={"inter.csv": HEADER}),
+    "data-validate-utf16": data_cmd("validate", r"inter\.csv: UTF-16 text", *shop()[1],
+                                    files={"inter.csv": INTER.encode("utf-16")}),
+    "data-describe-duplicated-header": data_cmd("describe", r"appear more than once", *shop()[1],
+                                                files={"inter.csv": INTER.replace(HEADER, "user_id,item_id,item_id\n")}),
+    "data-describe-bad-preprocess": data_cmd("describe", r"user_k_core", *shop()[1], "data.preprocess.user_k_core=-2",
+                                             files=shop()[0]),
+    "data-describe-json-out-is-a-directory": data_cmd("describe", r"json_out=.*is a directory", *shop()[1],
+                                                      "json_out={tmp}/data", files=shop()[0]),
+    "data-describe-misspelled-key": data_cmd("describe", r"interactionz", *shop()[1], "data.source.interactionz=x",
+                                             files=shop()[0]),
+    "data-describe-malformed-override": data_cmd("describe", r"(mismatched|extraneous|no viable|parse|override)",
+                                                 "data.batch_size=[1"),
+    "data-download-no-name": data_cmd("download", r"download needs name=", "dest={tmp}/dl"),
+    "data-download-unknown-name": data_cmd("download", r"unknown archive name=nope", "name=nope", "dest={tmp}/dl"),
+    "data-download-bad-sha": data_cmd("download", r"\+sha256=abc: expected 64 hexadecimal", *DL, "name=ml-100k",
+                                      "+sha256=abc"),
+    "data-download-ftp-url": data_cmd("download", r"only http\(s\):// and file:// addresses", *DL, "name=x",
+                                      "url=ftp://example.org/x.zip", f"+sha256={ZEROS}"),
+    "data-download-missing-file-url": data_cmd("download", r"no such file", *DL, "name=x",
+                                               "url=file:///nonexistent/x.zip", f"+sha256={ZEROS}"),
+    "data-download-wrong-checksum": data_cmd("download", r"checksum mismatch", *DL, "name=x",
+                                             "url=file://{tmp}/data/x.zip", f"+sha256={ZEROS}",
+                                             files={"x.zip": NO_MARKER_ZIP}),
+    "data-download-not-a-zip": data_cmd("download", r"file://.*/data/x\.zip: not a zip archive", *DL, "name=x", "url=file://{tmp}/data/x.zip",
+                                        f"+sha256={_sha(NOT_A_ZIP)}", files={"x.zip": NOT_A_ZIP}),
+    "data-download-unsafe-entry": data_cmd("download", r"ml-100k\.zip: refusing unsafe entry '\.\./evil\.txt'", *DL,
+                                           "name=ml-100k", "url=file://{tmp}/data/ml-100k.zip",
+                                           f"+sha256={_sha(UNSAFE_ZIP)}", files={"ml-100k.zip": UNSAFE_ZIP}),
+    "data-download-no-marker": data_cmd("download", r"does not contain u\.data", *DL, "name=ml-100k",
+                                        "url=file://{tmp}/data/ml-100k.zip", f"+sha256={_sha(NO_MARKER_ZIP)}",
+                                        files={"ml-100k.zip": NO_MARKER_ZIP}),
+    "data-download-dest-is-a-file": data_cmd("download", r"dest=.*inter\.csv is not a folder", "name=ml-100k",
+                                             "dest={tmp}/data/inter.csv", files=shop()[0]),
+    "data-download-connection-refused": data_cmd("download", r"cannot download http://127\.0\.0\.1:9/", *DL,
+                                                 "name=x", "url=http://127.0.0.1:9/x.zip", f"+sha256={ZEROS}"),
+    # ---- run directories
+    "eval-run-dir-is-a-file": Case("eval", ["run_dir={tmp}/data/inter.csv"], r"not a finished ecomlab run",
+                                   shop()[0]),
+}
+CASES.update(MORE)
 
 
 def _entry(tool: str) -> Callable[..., None]:
@@ -214,6 +543,8 @@ def setup(tmp_path: Path, case: Case) -> tuple[list[str], Path]:
         target = data / name
         target.write_bytes(content) if isinstance(content, bytes) else target.write_text(content)
     run_dir = tmp_path / "run"
+    if not case.args:  # a bare command name, as typed
+        return [], run_dir
     args = [a.replace("{tmp}", str(tmp_path)) for a in case.args]
     paths = [f"paths.data_dir={data}", f"paths.cache_dir={tmp_path}/cache", f"paths.log_dir={tmp_path}/logs"]
     return [*args, *paths, f"hydra.run.dir={run_dir}"], run_dir
@@ -222,14 +553,19 @@ def setup(tmp_path: Path, case: Case) -> tuple[list[str], Path]:
 def assert_nothing_left(tmp_path: Path, run_dir: Path) -> None:
     assert not (run_dir / "metrics.json").exists(), "a refused run must not write a run record"
     assert not (tmp_path / "converted").exists() and not (tmp_path / "bundle").exists()
-    leftovers = [p for p in tmp_path.rglob("*") if ".tmp" in p.name or ".unpack-" in p.name]
+    leftovers = [p for p in tmp_path.rglob("*") if ".tmp" in p.name or ".unpack-" in p.name
+                 or p.name.endswith(".part")]
     assert not leftovers, f"temp files left behind: {leftovers}"
+    assert not (tmp_path / "dl").exists(), "a refused download leaves no folder behind"
+    assert not list(tmp_path.rglob("evil*"))
 
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     monkeypatch.setenv("ECOMLAB_ROOT", str(tmp_path))
+    monkeypatch.setenv("no_proxy", "127.0.0.1")  # the download cases' local addresses
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     monkeypatch.chdir(tmp_path)
 
 
@@ -249,7 +585,7 @@ def test_bad_input_is_refused(name: str, tmp_path: Path, capsys: pytest.CaptureF
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) <= 1, err
     # ecomlab-data validate reports on stdout (and in validate.json); everything else on stderr
-    assert re.search(case.message, out + err if case.args[0] == "validate" else err), (out + err)[-2000:]
+    assert re.search(case.message, out + err if case.args[:1] == ["validate"] else err), (out + err)[-2000:]
     assert_nothing_left(tmp_path, run_dir)
     if case.warns:
         report = json.loads((run_dir / "validate.json").read_text())
@@ -287,7 +623,8 @@ def test_config_errors_exit_2_wraps_hydra(name: str, tmp_path: Path, capsys: pyt
     assert exc.value.code == 2 and "no interaction rows" in capsys.readouterr().err
 
 
-SUBPROCESS_CASES = ["inter-not-utf8", "eval-not-a-run", "data-unknown-data"]
+SUBPROCESS_CASES = ["inter-not-utf8", "eval-not-a-run", "data-unknown-data", "inter-one-row",
+                    "data-download-not-a-zip"]
 
 
 @pytest.mark.slow
@@ -307,4 +644,4 @@ def test_bad_input_console_script(name: str, tmp_path: Path) -> None:
 
 def test_matrix_size() -> None:
     refused = [n for n, c in CASES.items() if c.code == 2]
-    assert len(refused) >= 30 and len(CASES) - len(refused) >= 5
+    assert len(refused) >= 120 and len(CASES) - len(refused) >= 5

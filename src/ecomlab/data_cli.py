@@ -150,7 +150,10 @@ def load(cfg: DictConfig) -> tuple[DatasetBundle, dict[str, Any]]:
 
 def _json_path(cfg: DictConfig, default_name: str) -> Path:
     if cfg.get("json_out"):
-        return Path(cfg.json_out)
+        path = Path(cfg.json_out)
+        if path.is_dir():
+            raise ValueError(f"json_out={path} is a directory; give the JSON file's name (e.g. {path / default_name})")
+        return path
     return Path(HydraConfig.get().runtime.output_dir) / default_name
 
 
@@ -440,6 +443,8 @@ def unpack(archive_path: Path, dest: Path, folder: str) -> Path:
 def cmd_download(cfg: DictConfig) -> int:
     name, archive = _resolve_archive(cfg)
     dest = Path(cfg.dest) if cfg.get("dest") else Path(cfg.paths.data_dir)
+    if dest.exists() and not dest.is_dir():
+        raise ValueError(f"dest={dest} is not a folder; name the folder that receives the data set")
     final = dest / archive.folder
     if final.exists():
         if _is_complete(final, archive):
@@ -465,7 +470,10 @@ def cmd_download(cfg: DictConfig) -> int:
             raise DownloadError(f"{archive.url}: checksum mismatch: expected sha256 {archive.sha256}, "
                                 f"got {actual}; deleted the download")
         size = part.stat().st_size
-        unpack(part, dest, archive.folder)
+        try:
+            unpack(part, dest, archive.folder)
+        except DownloadError as err:  # name the archive the user gave, not the partial file deleted below
+            raise DownloadError(str(err).replace(str(part), archive.url)) from None
         if not _is_complete(final, archive):
             shutil.rmtree(final, ignore_errors=True)
             raise DownloadError(f"{archive.url}: the archive does not contain {archive.marker}, so it is not "
@@ -493,9 +501,13 @@ HANDLERS: dict[str, Callable[[DictConfig], int]] = {
 
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help", "help"):
-        print(usage(), file=sys.stdout if args else sys.stderr)
-        raise SystemExit(0 if args else 2)
+    if args and args[0] in ("-h", "--help", "help"):
+        print(usage())
+        raise SystemExit(0)
+    if not args or "=" in args[0]:
+        print(f"error: a command is needed first ({', '.join(HANDLERS)}), then key=value arguments\n\n{usage()}",
+              file=sys.stderr)
+        raise SystemExit(2)
     command = args[0]
     if command not in HANDLERS:
         print(f"error: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
