@@ -12,6 +12,16 @@ by itself after the last request or after ``--max-seconds``, whichever comes fir
 An error is any answer other than 200 with one result of 10 items, or a transport error (refused or reset
 connection, client timeout of ``--client-timeout`` seconds). Latency is per request, measured by the client from
 sending to the full answer; requests/s = answered requests / wall time of the whole load phase.
+
+Held connections (``--held 1000``): instead of the load, a client holds ``--held`` sockets open
+(:class:`HeldConnections`: half idle, half sending a never-ending request head a byte per second, each reopened
+as soon as the server closes it) while ``GET /health`` is probed on a fresh connection every 50 ms for
+``--probe-seconds`` (:func:`probe_health`). ``--stacks`` runs the same app on other servers for comparison
+(:func:`serve_with`: the uvicorn setup ecomlab-serve had before, uvicorn without its connection limit,
+hypercorn, granian in HTTP/1-or-2 mode; hypercorn needs ``pip install hypercorn``):
+
+    OMP_NUM_THREADS=1 python scripts/bench_load.py --held 1000 --probe-seconds 30 \\
+        --stacks ecomlab-serve,uvicorn,uvicorn-unlimited,hypercorn,granian-auto --out experiments/serving
 """
 
 from __future__ import annotations
@@ -222,25 +232,33 @@ def probe_health(url: str, seconds: float, interval_s: float = 0.05, timeout: fl
             "p50_ms": round(p50, 2), "p99_ms": round(p99, 2), "max_ms": round(float(ms.max()), 2)}
 
 
-def start_server(bundle: Path, port: int, workdir: Path, *extra: str, start_timeout: float = 300.0
-                 ) -> subprocess.Popen[str]:
-    """``ecomlab-serve`` on 127.0.0.1:``port``, returned once ``/health`` answers."""
-    server = subprocess.Popen([str(Path(sys.executable).parent / "ecomlab-serve"), f"bundle={bundle}",
-                               f"host={HOST}", f"port={port}", f"hydra.run.dir={workdir}/serve", *extra],
-                              env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+def start_server(bundle: Path, port: int, workdir: Path, *extra: str, start_timeout: float = 300.0,
+                 stack: str = "ecomlab-serve") -> subprocess.Popen[str]:
+    """``ecomlab-serve`` (or the same app on another ``stack``, see :func:`serve_with`) on 127.0.0.1:``port``,
+    returned once ``/health`` answers. Its stderr goes to ``workdir/server.log`` (a pipe nobody reads while
+    the server runs could fill and stall it)."""
+    if stack == "ecomlab-serve":
+        command = [str(Path(sys.executable).parent / "ecomlab-serve"), f"bundle={bundle}", f"host={HOST}",
+                   f"port={port}", f"hydra.run.dir={workdir}/serve", *extra]
+    else:
+        command = [sys.executable, __file__, "--serve-with", stack, "--bundle", str(bundle), "--port", str(port),
+                   *extra]
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(workdir / "server.log", "w") as log:
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, text=True,
+                                  env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
     deadline = time.monotonic() + start_timeout
     while True:
         if server.poll() is not None:
-            raise RuntimeError(f"ecomlab-serve exited: {server.communicate()[1][-2000:]}")
+            raise RuntimeError(f"{stack} exited: {(workdir / 'server.log').read_text()[-2000:]}")
         try:
             if httpx.get(f"http://{HOST}:{port}/health", timeout=2).status_code == 200:
                 return server
         except httpx.TransportError:
             pass
         if time.monotonic() > deadline:
-            server.terminate()
-            raise RuntimeError(f"ecomlab-serve did not answer /health within {start_timeout} s")
+            stop_server(server)
+            raise RuntimeError(f"{stack} did not answer /health within {start_timeout} s")
         time.sleep(0.3)
 
 
@@ -251,6 +269,117 @@ def stop_server(server: subprocess.Popen[str]) -> None:
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait(timeout=30)
+
+
+STACKS = {
+    "ecomlab-serve": "ecomlab-serve as configured (granian, HTTP/1.1, header_timeout_s)",
+    "uvicorn": "uvicorn as ecomlab-serve ran it before (limit_concurrency=1000, no header timeout)",
+    "uvicorn-unlimited": "uvicorn without limit_concurrency (no header timeout)",
+    "hypercorn": "hypercorn, keep_alive_timeout = read_timeout = the header timeout",
+    "granian-auto": "granian with HTTP/1-or-2 detection (http=auto), header_read_timeout = the header timeout",
+}
+
+
+def serve_with(stack: str, bundle: Path, port: int, header_timeout_s: float) -> None:
+    """Serve ``create_app(ecomlab.load(bundle))`` on 127.0.0.1:``port`` with another stack, for comparison."""
+    import ecomlab
+    from ecomlab.serve import create_app
+
+    app = create_app(ecomlab.load(bundle))
+    if stack.startswith("uvicorn"):
+        import uvicorn
+
+        uvicorn.run(app, host=HOST, port=port, log_level="warning", backlog=2048,
+                    limit_concurrency=1000 if stack == "uvicorn" else None)
+    elif stack == "hypercorn":
+        from hypercorn.asyncio import serve
+        from hypercorn.config import Config
+
+        config = Config()
+        config.bind, config.backlog, config.loglevel = [f"{HOST}:{port}"], 2048, "WARNING"
+        config.keep_alive_timeout = config.read_timeout = header_timeout_s
+        asyncio.run(serve(app, config))  # type: ignore[arg-type]
+    elif stack == "granian-auto":
+        from granian.constants import HTTPModes, Interfaces
+        from granian.http import HTTP1Settings
+        from granian.server.embed import Server
+
+        asyncio.run(Server(app, address=HOST, port=port, interface=Interfaces.ASGI, http=HTTPModes.auto, backlog=2048,
+                           backpressure=4096, http1_settings=HTTP1Settings(
+                               header_read_timeout=round(header_timeout_s * 1e3))).serve())
+    else:
+        raise SystemExit(f"error: --serve-with {stack}: expected one of {sorted(set(STACKS) - {'ecomlab-serve'})}")
+
+
+def _version(stack: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    name = {"ecomlab-serve": "granian", "granian-auto": "granian"}.get(stack, stack.split("-")[0])
+    try:
+        return f"{name} {version(name)}"
+    except PackageNotFoundError:
+        return f"{name} (not installed)"
+
+
+def held_benchmark(bundle: Path, stacks: list[str], held: int, probe_seconds: float, header_timeout_s: float,
+                   workdir: Path) -> list[dict[str, Any]]:
+    """Per stack: /health probed with nothing held, then while ``held`` sockets are held (see the docstring)."""
+    from bench_serving import free_port
+
+    rows = []
+    for stack in stacks:
+        port = free_port()
+        extra = [f"header_timeout_s={header_timeout_s:g}"] if stack == "ecomlab-serve" else \
+            ["--header-timeout", f"{header_timeout_s:g}"]
+        try:
+            server = start_server(bundle, port, workdir / stack, *extra, stack=stack)
+        except RuntimeError as err:  # hypercorn not installed, say: the row says so
+            rows.append({"stack": stack, "setup": STACKS[stack], "version": _version(stack), "error": str(err)[-300:]})
+            continue
+        url = f"http://{HOST}:{port}"
+        try:
+            baseline = probe_health(url, min(10.0, probe_seconds))
+            with HeldConnections(HOST, port, held) as holder:
+                all_open = holder.wait_open(120)
+                loaded = probe_health(url, probe_seconds)
+                stats = holder.stats()
+            after = probe_health(url, 3.0)
+        finally:
+            stop_server(server)
+        rows.append({"stack": stack, "setup": STACKS[stack], "version": _version(stack), "all_open": all_open,
+                     "baseline": baseline, "held": loaded, "after": after, **stats})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def held_report(rows: list[dict[str, Any]], command: str, model: str, machine: str, load: tuple[float, float],
+                header_timeout_s: float, probe_seconds: float, held: int) -> str:
+    table = ["| stack | /health 200 / probes | p50 ms | p99 ms | max ms | other answers | held (mean, min) | "
+             "closed by server: idle / slow-header | p99 ms, nothing held |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            table.append(f"| {r['stack']} ({r['version']}) | not run: {r['error'].splitlines()[-1]} | | | | | | | |")
+            continue
+        h = r["held"]
+        other = {k: v for k, v in h["statuses"].items() if k != "200"} or "none"
+        table.append(f"| {r['stack']} ({r['version']}) | {h['ok']} / {h['probes']} | {h['p50_ms']} | {h['p99_ms']} | "
+                     f"{h['max_ms']} | {other} | {r['held_mean']:.0f}, {r['held_min']} | "
+                     f"{r['closed_by_server']['idle']} / {r['closed_by_server']['slow_headers']} | "
+                     f"{r['baseline']['p99_ms']} |")
+    setups = [f"- `{r['stack']}`: {r['setup']}" for r in rows]
+    return "\n".join([
+        "# Held connections: /health while a client hoards sockets", "",
+        f"Server: the app of `ecomlab-serve` over {model} on {HOST}, on each stack below (header timeout "
+        f"{header_timeout_s:g} s where the stack has one). One client process holds {held:,} sockets: half "
+        "connect and send nothing, half send a request line and then one byte of a header line per second, so "
+        "their request head never ends; a socket the server closes is opened again at once. Meanwhile `GET "
+        f"/health` is sent on a fresh connection every 50 ms for {probe_seconds:g} s (client timeout 5 s). "
+        "'held (mean, min)' counts the open sockets every 0.5 s once all were open; 'closed by server' counts "
+        "the sockets each kind lost to the server's timeouts.",
+        f"Machine: {machine}; the holder, the prober and the server share it with other jobs (1-minute load "
+        f"average {load[0]} before, {load[1]} after).", "", f"Command: `{command}`", "", *setups, "", *table, "",
+        "Why ecomlab-serve runs on granian: see the docstring of `src/ecomlab/serve.py`.", ""])
 
 
 def main() -> None:
@@ -265,7 +394,20 @@ def main() -> None:
     parser.add_argument("--client-timeout", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="directory for load_test.md and load_test.json")
+    parser.add_argument("--held", type=int, default=0, help="hold this many sockets and probe /health instead")
+    parser.add_argument("--probe-seconds", type=float, default=30.0)
+    parser.add_argument("--header-timeout", type=float, default=5.0)
+    parser.add_argument("--stacks", default="ecomlab-serve", help=f"comma-separated, of {list(STACKS)}")
+    parser.add_argument("--serve-with", default=None, help=argparse.SUPPRESS)  # internal: one comparison server
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_with:
+        serve_with(args.serve_with, Path(args.bundle), args.port, args.header_timeout)
+        return
+    stacks = args.stacks.split(",")
+    unknown = sorted(set(stacks) - set(STACKS))
+    if unknown:
+        parser.error(f"--stacks: unknown {unknown}; expected some of {list(STACKS)}")
 
     # training and export pull in torch and Lightning: only the full benchmark needs them, not run_load's users
     import ecomlab
@@ -287,6 +429,25 @@ def main() -> None:
         size = f"{model.n_users:,} users x {model.n_items:,} items"
         fmt = model.manifest["format"]
         del model
+        if args.held:
+            load_before = os.getloadavg()
+            rows = held_benchmark(bundle, stacks, args.held, args.probe_seconds, args.header_timeout, root / "held")
+            load_after = os.getloadavg()
+            source = f"--bundle {args.bundle}" if args.bundle else f"--data {args.data} --format {args.format}"
+            command = (f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')} python scripts/bench_load.py "
+                       f"{source} --held {args.held} --probe-seconds "
+                       f"{args.probe_seconds:g} --header-timeout {args.header_timeout:g} --stacks {args.stacks}"
+                       + (f" --out {args.out}" if args.out else ""))
+            machine = f"{platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}"
+            loads = (round(load_before[0], 1), round(load_after[0], 1))
+            record = {"command": command, "model": f"BPR-MF d=64 ({size}), {fmt} bundle", "machine": machine,
+                      "load_average_1m_before_after": list(loads), "rows": rows}
+            print(json.dumps(record, indent=2))
+            if args.out:
+                atomic_write_json(Path(args.out) / "held_connections.json", record)
+                atomic_write_text(Path(args.out) / "held_connections.md", held_report(
+                    rows, command, record["model"], machine, loads, args.header_timeout, args.probe_seconds, args.held))
+            return
         port = free_port()
         load_before = os.getloadavg()
         server = start_server(bundle, port, root)

@@ -58,6 +58,7 @@ import signal
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
@@ -125,6 +126,26 @@ class RankedResponse(BaseModel):
 
 class ForecastResponse(BaseModel):
     forecasts: list[dict[str, Any]]
+
+
+class Problem(BaseModel):
+    """Every error answer: a message, or pydantic's list of issues for a body that fails its schema."""
+
+    detail: str | list[dict[str, Any]]
+
+
+_PROBLEMS = {
+    400: "this bundle does not serve the route (recommendations asked of a forecaster, or the reverse)",
+    404: "unknown item ids (query items, candidates)",
+    408: "the body did not arrive within body_timeout_s",
+    413: "the body is larger than max_body_bytes",
+    422: "the body fails its schema (pydantic's issues), or a batch over max_batch, an answer over "
+         "max_answer_items, or values the model refuses (a message)",
+    503: "the model call ran past request_timeout_s (its work was stopped), or limit_concurrency model calls "
+         "are in flight; retry later",
+}
+PROBLEMS: dict[int | str, dict[str, Any]] = {code: {"model": Problem, "description": text}
+                                            for code, text in _PROBLEMS.items()}
 
 
 def _finite(value: Any) -> Any:
@@ -356,7 +377,7 @@ def create_app(model: LoadedRecommender | LoadedForecaster, max_batch: int = 102
     async def card() -> dict[str, Any]:
         return card_json
 
-    @app.post("/recommend", response_model=RankedResponse)
+    @app.post("/recommend", response_model=RankedResponse, responses=PROBLEMS)
     async def recommend(request: RecommendRequest) -> Response:
         rec = recommender()
         check_batch(len(request.user_ids), "user ids")
@@ -371,7 +392,7 @@ def create_app(model: LoadedRecommender | LoadedForecaster, max_batch: int = 102
 
         return await within_timeout(run)
 
-    @app.post("/similar-items", response_model=RankedResponse)
+    @app.post("/similar-items", response_model=RankedResponse, responses=PROBLEMS)
     async def similar_items(request: SimilarItemsRequest) -> Response:
         rec = recommender()
         check_batch(len(request.item_ids), "item ids")
@@ -384,7 +405,7 @@ def create_app(model: LoadedRecommender | LoadedForecaster, max_batch: int = 102
 
         return await within_timeout(run)
 
-    @app.post("/forecast", response_model=ForecastResponse)
+    @app.post("/forecast", response_model=ForecastResponse, responses=PROBLEMS)
     async def forecast(request: ForecastRequest) -> Response:
         if not isinstance(model, LoadedForecaster):
             raise HTTPException(400, f"this server holds a {manifest['task']} bundle; use POST /recommend")
@@ -522,6 +543,9 @@ class HTTPServer:
 def main(cfg: DictConfig) -> None:
     quiet_third_party()
     model = load(str(cfg.bundle))  # a missing or changed bundle stops here, with exit code 2
+    # pandas warns on every history whose dates vary in format: one line per request a client can make the
+    # server write, to a log nobody may be reading (a full stderr pipe stalls every worker thread)
+    warnings.filterwarnings("ignore", message=r"Could not infer format", category=UserWarning)
     app = create_app(model, max_batch=int(cfg.max_batch), max_body_bytes=int(cfg.max_body_bytes),
                      request_timeout_s=float(cfg.request_timeout_s), body_timeout_s=float(cfg.body_timeout_s),
                      max_answer_items=int(cfg.max_answer_items), chunk_scores=int(cfg.chunk_scores),
