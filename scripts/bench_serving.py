@@ -17,8 +17,6 @@ import json
 import os
 import platform
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -83,24 +81,15 @@ def free_port() -> int:
 
 def bench_http(bundle: Path, fmt: str, batches: list[list[str]], singles: list[str], repeats: dict[int, int],
                workdir: Path) -> list[dict]:
+    from bench_load import (  # one way to start and stop the server for both benchmarks
+        start_server,
+        stop_server,
+    )
+
     port = free_port()
-    server = subprocess.Popen([str(Path(sys.executable).parent / "ecomlab-serve"), f"bundle={bundle}", f"port={port}",
-                               f"hydra.run.dir={workdir}/serve_{fmt}"], env={**os.environ, "OMP_NUM_THREADS": "1"},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
+    server = start_server(bundle, port, workdir / f"serve_{fmt}", start_timeout=180)
     try:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            deadline = time.monotonic() + 180
-            while True:
-                if server.poll() is not None:
-                    raise RuntimeError(f"ecomlab-serve exited: {server.communicate()[1][-2000:]}")
-                try:
-                    if client.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.3)
-                if time.monotonic() > deadline:
-                    raise RuntimeError("ecomlab-serve did not start within 180 s")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
 
             def post(users: list[str]) -> None:
                 response = client.post("/recommend", json={"user_ids": users, "k": 10})
@@ -109,8 +98,7 @@ def bench_http(bundle: Path, fmt: str, batches: list[list[str]], singles: list[s
             one = timed(lambda i: post([singles[i % len(singles)]]), repeats[1])
             many = timed(lambda i: post(batches[i % len(batches)]), repeats[256])
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_server(server)
     return [row("HTTP", fmt, 1, one), row("HTTP", fmt, 256, many)]
 
 
@@ -165,7 +153,7 @@ def main() -> None:
         f"{record['metrics'].get('test/ndcg@10', float('nan')):.4f}, the quality is not the point here), exported "
         "with `export_run` (= `ecomlab-export`) in each format and loaded with `ecomlab.load`.",
         "Each request: `recommend(user_ids, k=10)` with the users' seen items excluded (raw ids in and out). "
-        "HTTP: `POST /recommend` to a real `ecomlab-serve` (uvicorn) subprocess on localhost, one keep-alive "
+        "HTTP: `POST /recommend` to a real `ecomlab-serve` (granian) subprocess on localhost, one keep-alive "
         "client, requests one after another (closed loop, no concurrency); requests/s = completed requests "
         "per second of that loop. Single-user requests draw a random user each time; batches are 256 distinct "
         f"random users. {args.single_repeats} single-user and {args.batch_repeats} batch requests per row, "

@@ -88,6 +88,7 @@ def test_similar_items(rec_client: TestClient, bundles: dict[str, Path]) -> None
         ("/recommend", {"user_ids": []}, 422, "at least 1 item"),
         ("/recommend", {"user_ids": ["u0000"], "k": 0}, 422, "greater than or equal to 1"),
         ("/recommend", {"user_ids": ["u0000"], "k": "ten"}, 422, "valid integer"),
+        ("/recommend", {"user_ids": [True]}, 422, "valid string"),  # JSON true is not the user id 1
         ("/recommend", {"k": 5}, 422, "Field required"),
         ("/recommend", {"user_ids": ["u0000"], "candidates": ["no-such-item"]}, 404, "unknown candidate item ids"),
         ("/recommend", {"user_ids": [f"u{i}" for i in range(51)]}, 422, "max_batch=50"),

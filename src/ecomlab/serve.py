@@ -31,20 +31,26 @@ Limits that keep one client from taking the server down (``configs/serve.yaml``)
   computing on for nobody; ``limit_concurrency`` model calls at once, more get 503 at once.
 
 Why granian. The server must keep answering ``/health`` while a client holds 1,000 idle or slow-header
-sockets (``experiments/serving/held_connections.md``, ``scripts/bench_load.py --held 1000``). Measured on
-this 2-core machine with the same app: uvicorn 0.55 has no timeout for a connection that never completes
-its request head (its keep-alive timer starts only after a first answer) and its ``limit_concurrency`` counts
-open connections, so 1,000 held sockets turned every ``/health`` into 503; without that limit the sockets
-are simply held forever. Hypercorn 0.18 closes them (``keep_alive_timeout`` runs from the connection's
-start until its request head is complete), but its per-connection Python work on the event loop pushed
-``/health`` p99 to 0.4-1.1 s while the held sockets were reopened as fast as they were closed. Granian 2.8
-(Rust, hyper) reads request heads off the Python event loop and closes a connection whose head is not
-complete within ``header_read_timeout`` (when it serves HTTP/1 only: its HTTP/1-or-2 detection waits for a
-first byte without a timeout, so sockets that never send one were not closed); p99 stayed near 20 ms. It
-runs embedded here (``granian.server.embed``, marked experimental by granian) so that the bundle is loaded
-once, in this process, and a bad one is refused before the port is touched. Granian binds with
+sockets. Measured with the same app on this 2-core machine (``experiments/serving/held_connections.md``,
+``scripts/bench_load.py --held 1000``; /health probed on fresh connections for 30 s):
+
+* uvicorn 0.55, as ecomlab-serve ran it before: no timeout for a connection that never completes its request
+  head (its keep-alive timer starts only after a first answer), and ``limit_concurrency`` counts open
+  connections, so every probe got 503 (0 of 579 answered 200). Without that limit every probe got 200, but
+  not one held socket was closed: each stays an open file of the server for as long as the client likes.
+* hypercorn 0.18 closes them (``keep_alive_timeout`` runs from a connection's start until its request head is
+  complete), but its per-connection work on the Python event loop, with the sockets reopened as fast as they
+  are closed, put the probes' p99 at 398 ms.
+* granian 2.8 (Rust, hyper) reads request heads off the event loop and closes a connection whose head is not
+  complete within ``header_read_timeout``: 584 of 584 probes answered 200, p99 18 ms. Only when it serves
+  HTTP/1 alone, though: with HTTP/1-or-2 detection it waits for a first byte without a timeout, and the idle
+  sockets were never closed.
+
+Granian runs embedded (``granian.server.embed``, marked experimental by granian) so that the bundle is
+loaded once, in this process, and a bad one is refused before the port is touched. It binds with
 ``SO_REUSEPORT``, which would let a second server share a busy port silently; the port is therefore first
-bound here without it, and a port in use is refused.
+bound here without that option, and one in use is refused (exit 2). The line ``serving ... on http://...``
+is printed once a TCP connection to the port has been accepted.
 """
 
 from __future__ import annotations
@@ -68,9 +74,10 @@ import anyio.to_thread
 import hydra
 import pandas as pd
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from omegaconf import DictConfig
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -79,7 +86,7 @@ from ecomlab.cli import config_errors_exit_2, quiet_third_party, user_errors_exi
 from ecomlab.export.api import LoadedForecaster, LoadedRecommender, load
 from ecomlab.utils import config_dir
 
-RawId = str | int
+RawId = StrictStr | StrictInt  # strict: JSON true or 1.0 is not the id 1
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -135,7 +142,8 @@ class Problem(BaseModel):
 
 
 _PROBLEMS = {
-    400: "this bundle does not serve the route (recommendations asked of a forecaster, or the reverse)",
+    400: "this bundle does not serve the route (recommendations asked of a forecaster, or the reverse), or a "
+         "body Python cannot read as JSON at all (an integer of more than 4,300 digits)",
     404: "unknown item ids (query items, candidates)",
     408: "the body did not arrive within body_timeout_s",
     413: "the body is larger than max_body_bytes",
@@ -301,7 +309,7 @@ def create_app(model: LoadedRecommender | LoadedForecaster, max_batch: int = 102
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> SafeJSON:
         # pydantic echoes the offending input; 1e999 and NaN parse to floats that JSON cannot carry back
-        return SafeJSON({"detail": _named(list(exc.errors()))}, status_code=422)
+        return SafeJSON({"detail": jsonable_encoder(_named(list(exc.errors())))}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def refused(request: Request, exc: StarletteHTTPException) -> SafeJSON:
