@@ -142,3 +142,16 @@ def test_parse_times_keeps_sub_second_ns_and_treats_numbers_among_strings_as_sec
     col = pd.Series(["2007-01-01T00:00:00.123456789", T0 + 1, "2007-01-01"], dtype=object)
     got = parse_times(col, "frame", "t")
     assert got.tolist() == [T0 * 10**9 + 123456789, (T0 + 1) * 10**9, T0 * 10**9]
+
+
+@pytest.mark.parametrize("values", [["2007-01-31", "2007-02-01"], ["2007-01-31", "2007-02-01 10:00:00"],
+                                    ["2007-01-31T10:00:00+02:00", "2007-02-01T10:00:00Z"]])
+def test_clean_columns_take_the_vectorised_arrow_pass(values: list[str]) -> None:
+    """Whole-column forms go through Arrow's cast, not value by value (a date's "-31" once read as a UTC
+    offset sent every date-only column down the slow path)."""
+    from ecomlab.data.bundle import _arrow_times
+
+    got = _arrow_times(np.array(values, dtype=object), wall_clock=False)
+    assert got is not None
+    want = pd.to_datetime(pd.Series(values), format="ISO8601", utc=True).dt.tz_localize(None)
+    assert got.tolist() == want.to_numpy("datetime64[ns]").view(np.int64).tolist()

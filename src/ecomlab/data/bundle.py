@@ -371,8 +371,10 @@ def _parse_text_times(col: pd.Series, wall_clock: bool) -> np.ndarray:
     return ns
 
 
-#: a UTC offset (or Z) ending a date-time, which a wall-clock reading drops
+#: a UTC offset (or Z) ending a value, which a wall-clock reading drops (applied only where every value has one)
 _OFFSET = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+#: a time of day followed by a UTC offset (a date's own "-31" is not one)
+_TIME_WITH_OFFSET = re.compile(r"[T ]\d{2}(?::?\d{2}){0,2}(?:[.,]\d+)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$")
 
 
 def _arrow_times(values: np.ndarray, wall_clock: bool) -> np.ndarray | None:
@@ -388,7 +390,7 @@ def _arrow_times(values: np.ndarray, wall_clock: bool) -> np.ndarray | None:
         return None  # not all strings
     if strings.null_count or not len(strings):
         return None
-    with_offset = re.search(_OFFSET, str(values[0])) is not None
+    with_offset = _TIME_WITH_OFFSET.search(str(values[0])) is not None
     stamp = pa.timestamp("ns", tz="UTC") if with_offset else pa.timestamp("ns")
     try:
         strings.slice(0, 1000).cast(stamp)
