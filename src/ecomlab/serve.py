@@ -157,7 +157,7 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {code: {"model": Problem, "descripti
 
 
 def _finite(value: Any) -> Any:
-    """``value`` with every float that JSON cannot hold (inf, NaN) replaced: by its name, or ``None``."""
+    """``value`` with every float that JSON cannot hold (inf, NaN) replaced by ``None``."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
