@@ -247,7 +247,8 @@ def test_reindex_subsets_index_aligned_meta() -> None:
 
 
 def test_threshold_that_empties_the_data_names_dataset_and_filter() -> None:
-    with pytest.raises(DataValidationError, match=r"my_shop: no interactions left after preprocess\.rating_threshold=9"):
+    with pytest.raises(DataValidationError,
+                       match=r"my_shop: no interactions left after data\.preprocess\.rating_threshold=9"):
         Preprocess(rating_threshold=9)(_bundle([("u", "i", 1, 5.0)], name="my_shop"))
 
 
@@ -270,7 +271,8 @@ def test_min_series_length_drops_and_counts_short_series() -> None:
     assert steps["short_series_dropped"] == 1 and steps["short_series"] == ["short"]
     assert out.meta["preprocess"]["before"]["n_series"] == 3 and out.meta["preprocess"]["after"]["n_series"] == 2
     assert out.meta["freq"] == "MS"
-    with pytest.raises(DataValidationError, match=r"panel: no sales series left after preprocess\.min_series_length=50"):
+    with pytest.raises(DataValidationError,
+                       match=r"panel: no sales series left after data\.preprocess\.min_series_length=50"):
         Preprocess(min_series_length=50)(bundle)
 
 

@@ -150,7 +150,7 @@ class Preprocess:
             steps["rating_threshold_dropped"] = int((~kept).sum())
             if not kept.any():
                 raise DataValidationError(
-                    f"{bundle.name}: no interactions left after preprocess.rating_threshold="
+                    f"{bundle.name}: no interactions left after data.preprocess.rating_threshold="
                     f"{self.rating_threshold:g} (keeps weight >= {self.rating_threshold:g}; the weights range "
                     f"{weights.min():g}..{weights.max():g})")
             frame = frame.loc[kept].reset_index(drop=True)
@@ -164,7 +164,7 @@ class Preprocess:
             steps["k_core_iterations"] = iterations
             if not kept.any():
                 raise DataValidationError(
-                    f"{bundle.name}: no interactions left after the k-core filter (preprocess.user_k_core="
+                    f"{bundle.name}: no interactions left after the k-core filter (data.preprocess.user_k_core="
                     f"{self.user_k_core}, item_k_core={self.item_k_core}; {n_before} interactions before it)")
             frame = frame.take(np.flatnonzero(kept))  # one copy; loc + reset_index would make two
             frame.index = pd.RangeIndex(len(frame))
@@ -229,7 +229,7 @@ class Preprocess:
                          self.min_series_length)
             if len(short) == len(lengths):
                 raise DataValidationError(
-                    f"{bundle.name}: no sales series left after preprocess.min_series_length="
+                    f"{bundle.name}: no sales series left after data.preprocess.min_series_length="
                     f"{self.min_series_length} (the longest series has {int(lengths.max())} observations)")
             if len(short):
                 sales = sales.loc[~sales["unique_id"].isin(short.index)].reset_index(drop=True)
@@ -321,7 +321,7 @@ def _irregular(name: str, uid: str, ds: pd.DatetimeIndex, freq: str | None) -> D
             "missing periods in the source (e.g. with zeros) or drop the series")
     return DataValidationError(
         f"{name}: sales series '{uid}' has irregular dates (pandas.infer_freq finds no frequency; first dates "
-        f"{[_fmt(d) for d in ds[:4]]}); make the series regular or set preprocess.freq")
+        f"{[_fmt(d) for d in ds[:4]]}); make the series regular or set data.preprocess.freq")
 
 
 def infer_panel_freq(sales: pd.DataFrame, freq: str | None = None, *, name: str = "sales") -> str:
@@ -354,7 +354,7 @@ def infer_panel_freq(sales: pd.DataFrame, freq: str | None = None, *, name: str 
         if not found:
             raise DataValidationError(
                 f"{name}: cannot infer the sales frequency: every series has fewer than 3 observations; "
-                "set preprocess.freq")
+                "set data.preprocess.freq")
         freq = next(iter(found))
         series = [(uid, ds) for uid, ds in series if len(ds) < 3]  # the rest were inferred regular at freq
     for uid, ds in series:
