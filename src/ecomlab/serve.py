@@ -64,7 +64,6 @@ import signal
 import socket
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
@@ -551,9 +550,6 @@ class HTTPServer:
 def main(cfg: DictConfig) -> None:
     quiet_third_party()
     model = load(str(cfg.bundle))  # a missing or changed bundle stops here, with exit code 2
-    # pandas warns on every history whose dates vary in format: one line per request a client can make the
-    # server write, to a log nobody may be reading (a full stderr pipe stalls every worker thread)
-    warnings.filterwarnings("ignore", message=r"Could not infer format", category=UserWarning)
     app = create_app(model, max_batch=int(cfg.max_batch), max_body_bytes=int(cfg.max_body_bytes),
                      request_timeout_s=float(cfg.request_timeout_s), body_timeout_s=float(cfg.body_timeout_s),
                      max_answer_items=int(cfg.max_answer_items), chunk_scores=int(cfg.chunk_scores),

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
+from ecomlab.data.bundle import parse_times
 from ecomlab.data.forecast_datamodule import Series, WindowTensors, calendar_features
 from ecomlab.export.graphs import write_forecast_graph
 from ecomlab.export.runtime import read_model_spec
@@ -226,7 +227,7 @@ def _future_known(covariates: pd.DataFrame | None, uid: Any, future: pd.Datetime
     if missing:
         raise ValueError(f"covariates: missing column(s) {missing}")
     rows = covariates[covariates["unique_id"].astype(str) == str(uid)]
-    known = rows.set_index(pd.to_datetime(rows["ds"]))
+    known = rows.set_index(pd.to_datetime(parse_times(rows["ds"], "covariates", "ds", wall_clock=True)))
     if not future.isin(known.index).all():
         raise ValueError(f"covariates: series '{uid}' lacks known-future values for {len(future)} steps from "
                          f"{future[0].date()}")
@@ -393,10 +394,8 @@ def _check_history(history_df: pd.DataFrame, extra: Sequence[str] = ()) -> pd.Da
     if missing:
         raise ValueError(f"history: missing column(s) {missing}; expected a long frame unique_id, ds, y")
     frame = history_df[["unique_id", "ds", "y", *extra]].reset_index(drop=True)
-    try:
-        frame["ds"] = pd.to_datetime(frame["ds"])
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"history: column 'ds' has unparseable dates ({err})") from err
+    # the data sets' own parser: every ISO-8601 form, rows that fail named, and no per-request pandas warning
+    frame["ds"] = pd.to_datetime(parse_times(frame["ds"], "history", "ds", wall_clock=True))
     y = pd.to_numeric(frame["y"], errors="coerce")
     bad = np.flatnonzero(~np.isfinite(y.to_numpy(np.float64)))
     if len(bad):
