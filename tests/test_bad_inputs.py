@@ -164,7 +164,13 @@ CASES: dict[str, Case] = {
     # ecomlab.cli.config_errors_exit_2 for the wrapper that train/eval/export mains still have to adopt.
     "train-unknown-data": Case("train", ["data=no_such_data"], r"data/no_such_data"),
     "train-unknown-model": Case("train", ["model=no_such_model"], r"model/no_such_model"),
-    "train-misspelled-key": Case("train", ["model=popularity", "data.source.n_userz=5"], r"n_userz"),
+    "train-misspelled-key": Case("train", ["model=popularity", "data.source.n_userz=5"],
+                                 r"error: data\.source\.n_userz: not a parameter of .*MovieLensSmall"),
+    "train-misspelled-key-did-you-mean": Case("train", ["model=bpr", "model.net.embeding_dim=8"],
+                                              r"error: model\.net\.embeding_dim: .*did you mean embedding_dim\?"),
+    "train-key-needs-plus": Case("train", ["model=bpr", "trainer.enable_checkpointing=false"],
+                                 r"error: trainer\.enable_checkpointing is not in the composed config.*"
+                                 r"\+trainer\.enable_checkpointing=false"),
     "eval-not-a-run": Case("eval", ["run_dir={tmp}/data"], r"run_dir=.*data: not a finished ecomlab run"),
     "eval-missing-dir": Case("eval", ["run_dir={tmp}/absent"], r"run_dir=.*absent: not a finished ecomlab run"),
     "export-not-a-run": Case("export", ["run={tmp}/data", "out={tmp}/bundle"], r"data.*(not a|run)"),
@@ -486,8 +492,9 @@ MORE: dict[str, Case] = {
                                              files=shop()[0]),
     "data-describe-json-out-is-a-directory": data_cmd("describe", r"json_out=.*is a directory", *shop()[1],
                                                       "json_out={tmp}/data", files=shop()[0]),
-    "data-describe-misspelled-key": data_cmd("describe", r"interactionz", *shop()[1], "data.source.interactionz=x",
-                                             files=shop()[0]),
+    "data-describe-misspelled-key": data_cmd("describe", r"error: data\.source\.interactionz: no such key in the "
+                                             r"config; did you mean interactions\?", *shop()[1],
+                                             "data.source.interactionz=x", files=shop()[0]),
     "data-describe-malformed-override": data_cmd("describe", r"(mismatched|extraneous|no viable|parse|override)",
                                                  "data.batch_size=[1"),
     "data-download-no-name": data_cmd("download", r"download needs name=", "dest={tmp}/dl"),
@@ -518,6 +525,14 @@ MORE: dict[str, Case] = {
     "eval-run-dir-is-a-file": Case("eval", ["run_dir={tmp}/data/inter.csv"], r"not a finished ecomlab run",
                                    shop()[0]),
 }
+MORE.update({
+    # ---- sizes the data or the machine cannot hold
+    "train-k-larger-than-catalogue": config(r"eval\.ks=\[5, 10, 20\]: K=20 is larger than the 15 items of this "
+                                            r"data set; .*eval\.ks=\[5, 10\]", model="bpr"),
+    "train-embedding-beyond-memory": config(r"model\.net: ecomlab\.models\.bpr\.BPRMF with \{'embedding_dim': "
+                                            r"1000000000000\}.* needs more memory than this machine has",
+                                            "model.net.embedding_dim=1000000000000", model="bpr"),
+})
 CASES.update(MORE)
 
 
@@ -584,9 +599,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 #: refusals Hydra may word itself: config names, keys and overrides it cannot compose or parse
-HYDRA_MESSAGES = {"train-unknown-data", "train-unknown-model", "train-misspelled-key", "data-unknown-data",
-                  "malformed-override", "override-without-value", "data-describe-misspelled-key",
-                  "data-describe-malformed-override"}
+HYDRA_MESSAGES = {"train-unknown-data", "train-unknown-model", "data-unknown-data", "malformed-override",
+                  "override-without-value", "data-describe-malformed-override"}
 #: Hydra's own refusals (composition errors), turned into exit 2 by ecomlab.cli.config_errors_exit_2
 HYDRA_EXIT_1 = {"train-unknown-data", "train-unknown-model", "train-misspelled-key"}
 

@@ -53,6 +53,12 @@ class _Progress:
     task_started = False
 
 
+def mark_task_started() -> None:
+    """For a task function not wrapped in :func:`user_errors_exit_2`: Hydra composed the config and the task
+    runs, so its output goes straight through and an exit code is the task's own."""
+    _Progress.task_started = True
+
+
 def _to_log_files(message: str) -> None:
     """Append ``message`` to the run's log files (Hydra's ``train.log``), not to the console, which has it already.
 

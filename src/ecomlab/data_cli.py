@@ -38,7 +38,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ecomlab.archives import extract_zip
-from ecomlab.cli import user_errors_exit_2
+from ecomlab.cli import config_errors_exit_2, mark_task_started, user_errors_exit_2
 from ecomlab.data.bundle import DatasetBundle, DataValidationError, DataWarning
 from ecomlab.data.describe import describe_bundle, exit_code, quality_report
 from ecomlab.utils import atomic_write_json, config_dir, sha256_file
@@ -517,6 +517,7 @@ def main(argv: list[str] | None = None) -> None:
     @hydra.main(config_path=config_dir(), config_name="data_tool", version_base="1.3")
     def _app(cfg: DictConfig) -> None:
         nonlocal status
+        mark_task_started()
         status = HANDLERS[command](cfg)
 
     # Hydra parses sys.argv itself: hand it the overrides only, under a program name that shows the command.
@@ -524,7 +525,7 @@ def main(argv: list[str] | None = None) -> None:
     saved = sys.argv
     sys.argv = [prog, *args[1:]]
     try:
-        _app()
+        config_errors_exit_2(_app)()  # a mistyped key gets ecomlab's one-line did-you-mean
     except SystemExit as err:
         # Hydra exits 1 on a config it cannot compose (or a crash); 1 means "warnings only" for validate.
         raise SystemExit(2 if err.code == 1 else err.code) from None

@@ -26,6 +26,7 @@ import hydra
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -91,7 +92,16 @@ def compile_network(net: torch.nn.Module) -> None:
 
 def build_task(model_cfg: DictConfig, datamodule: Any) -> Any:
     """The model config's task around its network, sized by the (set-up) data module's ``dims``."""
-    net = instantiate_with_dims(model_cfg.net, datamodule.dims)
+    try:
+        net = instantiate_with_dims(model_cfg.net, datamodule.dims)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, MemoryError) or (isinstance(cause, RuntimeError) and "allocate" in str(cause)):
+            sizes = {k: v for k, v in model_cfg.net.items() if isinstance(v, int) and not isinstance(v, bool)}
+            raise ValueError(f"model.net: {model_cfg.net._target_} with {sizes} and the data's "
+                             f"{dict(datamodule.dims)} needs more memory than this machine has "
+                             f"({' '.join(str(cause).split())[:160]}); choose smaller sizes") from None
+        raise
     task = hydra.utils.instantiate(model_cfg, net=net)
     task.set_metric_namespace(datamodule.metric_namespace)
     return task

@@ -100,8 +100,14 @@ class RankingTask(pl.LightningModule):
         """Hand the network its fixed inputs before training or evaluation.
 
         Classical models fit here in closed form; trained models take what they need beyond ids (the
-        normalised interaction graph, social edges, item text) and otherwise keep ``fit`` a no-op.
+        normalised interaction graph, social edges, item text) and otherwise keep ``fit`` a no-op. A cut-off
+        larger than the catalogue is refused here, before any training, rather than at the first evaluation.
         """
+        n_items = data.train.shape[1]
+        if self.ks[-1] > n_items:
+            fits = [k for k in self.ks if k <= n_items]
+            raise ValueError(f"eval.ks={self.ks}: K={self.ks[-1]} is larger than the {n_items} items of this data "
+                             f"set; rank at most {n_items}" + (f", e.g. eval.ks={fits}" if fits else ""))
         self.net.fit(data)
 
     def setup(self, stage: str) -> None:
