@@ -236,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
                 failed = True
                 print(f"FAIL {name}: {problem}")
             if unrecorded:
-                print(f"note {name}: {unrecorded} of {len(results)} rows name no git_commit (published before "
-                      "runs were re-run for it)")
+                print(f"note {name}: {unrecorded} of {len(results)} rows name no git_commit (their runs' commits "
+                      "were not recorded)")
             if not study_checks:
                 print(f"note {name}: no `bash check` block in its README; nothing re-run")
             for check in study_checks:
