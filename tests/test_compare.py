@@ -239,3 +239,8 @@ def test_seeds_and_run_directories_may_differ_within_a_row(runs_dir: Path) -> No
     assert {r.config["data.split.seed"] for r in bpr} == {0, 1}
     assert {r.config["callbacks.model_checkpoint.dirpath"] for r in bpr} == {"<paths.output_dir>/checkpoints"}
     assert run([str(runs_dir), "--metrics", "test/ndcg@10"])["table"].set_index("model").loc["bpr", "runs"] == 2
+
+
+def test_a_list_valued_config_key_splits_rows(runs_dir: Path) -> None:
+    table = run([str(runs_dir), "--metrics", "test/ndcg@10", "--config-keys", "eval.ks"])["table"]
+    assert set(table["eval.ks"]) == {"[5, 10, 20]"} and table.set_index("model").loc["bpr", "runs"] == 2

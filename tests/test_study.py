@@ -108,3 +108,16 @@ def test_summary_keeps_models_that_lack_a_config_key() -> None:
     text = summarize(results, ["test/ndcg@10"], ["model.net.reg_weight"])
     assert "| d | bpr | 0.0001 | 2 | 0.2000 ± 0.1414 |" in text
     assert "| d | neumf |  | 1 | 0.5000 |" in text
+
+
+def test_a_list_valued_config_key_tells_variants_apart(tmp_path: Path) -> None:
+    for name, seed, sizes in (("a", 0, [36, 48]), ("b", 1, [36, 48]), ("c", 0, [24])):
+        write_record(tmp_path / "runs" / name, "lstm_ensemble", seed, 1e-3, 0.1 * (seed + 1))
+        path = tmp_path / "runs" / name / "metrics.json"
+        record = json.loads(path.read_text())
+        record["config"]["model"]["net"] = {"input_sizes": sizes}
+        path.write_text(json.dumps(record))
+    results = publish_study("s", [tmp_path / "runs"], tmp_path / "out", config_keys=["model.net.input_sizes"])
+    assert len(results) == 3
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "| d | lstm_ensemble | [36, 48] | 2 |" in summary and "| d | lstm_ensemble | [24] | 1 |" in summary

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ecomlab.report.grouping import Member, check_groups, comparable_config
+from ecomlab.report.grouping import Member, check_groups, comparable_config, group_key
 from ecomlab.report.significance import holm, paired_comparison
 from ecomlab.report.study import config_value, find_records
 
@@ -105,7 +105,8 @@ def load_runs(patterns: Iterable[str | Path], config_keys: Sequence[str] = ()) -
             seed=int(record["seed"]), metrics=metrics, protocol=protocol,
             # records written before the run record named its monitor: the model config's
             monitor=record.get("monitor") or config_value(config, "model.monitor"),
-            keys={k: config_value(config, k) for k in config_keys},
+            # a list value as its JSON text, so that rows can be grouped by it
+            keys=dict(zip(config_keys, group_key(*(config_value(config, k) for k in config_keys)), strict=True)),
             draw=(_flat(protocol).get("split.seed"), *_seeds_in(config.get("data", {}))),
             config=comparable_config(config),
         ))
@@ -155,7 +156,7 @@ def check_configs(runs: Sequence[Run], config_keys: Sequence[str] = ()) -> None:
     than the seed, naming the key."""
     groups: dict[tuple[Any, ...], list[Member]] = {}
     for run in runs:
-        groups.setdefault(run.group(config_keys), []).append(Member(str(run.path), run.seed, run.config))
+        groups.setdefault(group_key(*run.group(config_keys)), []).append(Member(str(run.path), run.seed, run.config))
     check_groups(groups, config_keys)
 
 

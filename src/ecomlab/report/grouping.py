@@ -18,6 +18,7 @@ values of the first one and the runs that hold them; ``--config-keys KEY`` split
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,11 @@ class Member:
     path: str
     seed: int
     config: Mapping[str, Any]
+
+
+def group_key(*values: Any) -> tuple[Any, ...]:
+    """A group's key as a dict key: a list or mapping value (``model.net.input_sizes``) as its JSON text."""
+    return tuple(json.dumps(v, sort_keys=True, default=str) if isinstance(v, list | dict) else v for v in values)
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:

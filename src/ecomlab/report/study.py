@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ecomlab.report.grouping import Member, check_groups, comparable_config
+from ecomlab.report.grouping import Member, check_groups, comparable_config, group_key
 from ecomlab.utils import atomic_write_text
 
 ID_COLUMNS = ["study", "model", "dataset", "seed"]
@@ -86,12 +86,14 @@ def collect_runs(paths: Iterable[str | Path], study: str, config_keys: Sequence[
                 "come from a run of committed code (run it from a clean checkout), or pass --allow-uncommitted")
         config = record.get("config", {})
         row = {"study": study, "model": record["model"], "dataset": record["dataset"], "seed": record["seed"]}
-        row.update({key: config_value(config, key) for key in config_keys})
+        # a list value (model.net.input_sizes) as its JSON text: a table cell, and a key pandas can group by
+        row.update(dict(zip(config_keys, group_key(*(config_value(config, key) for key in config_keys)),
+                            strict=True)))
         # validation metrics too: they are what picked a variant, so a reader must be able to check the choice
         row.update({k: v for k, v in record["metrics"].items() if k.startswith(("val/", "test/"))})
         row.update({k: record.get(k) for k in TIME_COLUMNS + RUN_COLUMNS})
         rows.append(row)
-        group = (row["dataset"], row["model"], *(row[k] for k in config_keys))
+        group = group_key(row["dataset"], row["model"], *(row[k] for k in config_keys))
         groups.setdefault(group, []).append(Member(str(record_path.parent), int(record["seed"]),
                                                    comparable_config(config)))
     if not rows:
