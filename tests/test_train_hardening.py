@@ -287,3 +287,14 @@ def test_eval_of_a_run_without_a_checkpoint_is_refused(in_tmp: Path, capsys: pyt
     assert exc.value.code == 2 and "Traceback" not in err
     assert re.search(r"^error: .*metrics\.json: this trained run records no checkpoint", err, re.M), err
     assert not (in_tmp / "eval" / "metrics.json").exists()
+
+
+def test_last_ckpt_is_written_after_every_validation(in_tmp: Path) -> None:
+    """With a learning rate of 1e-30 (no change in float32) the metric never improves after epoch 0; ``last.ckpt`` must still be the latest
+    epoch (Lightning 2.6 rewrote it only on improvement, so a killed run redid every epoch since its best)."""
+    run_dir = in_tmp / "run"
+    assert run_train(in_tmp, run_dir, "model=bpr", *TINY, "trainer.max_epochs=3", "model.optimizer.lr=1e-30",
+                     "callbacks.early_stopping=null") == 0
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    best = sorted(p.name for p in (run_dir / "checkpoints").glob("epoch_*.ckpt"))
+    assert last["epoch"] == 2 and best == ["epoch_000.ckpt"], (last["epoch"], best)

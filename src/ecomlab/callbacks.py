@@ -102,3 +102,27 @@ class TrainingOutcome(pl.Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.reason = stop_reason(trainer)
+
+
+class ModelCheckpoint(pl.callbacks.ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` whose ``save_last`` writes ``last.ckpt`` after every validation.
+
+    Lightning 2.6 rewrites ``last.ckpt`` only when a top-k checkpoint was saved in the same step, i.e. when the
+    monitored metric improved; a run killed after some epochs without improvement then resumed from its best
+    epoch and trained those epochs again (exactly, thanks to :class:`RNGState`, but for nothing).
+    """
+
+    def _save_last_too(self, trainer: pl.Trainer) -> None:
+        # _should_skip_saving_checkpoint is true where this step was saved already (a new best: last too)
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):  # the default: validation runs before this hook
+            self._save_last_too(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_too(trainer)

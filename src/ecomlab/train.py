@@ -31,6 +31,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 import ecomlab
+from ecomlab.callbacks import TrainingOutcome
 from ecomlab.checkpoints import checkpoint_mismatch, resume_checkpoint
 from ecomlab.cli import config_errors_exit_2, quiet_third_party, user_errors_exit_2
 from ecomlab.config_schema import validate_config
@@ -144,7 +145,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     loggers = _loggers(cfg)
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=_callbacks(cfg, task, datamodule.has_validation), logger=loggers or False)
+        cfg.trainer, callbacks=[*_callbacks(cfg, task, datamodule.has_validation), TrainingOutcome()],
+        logger=loggers or False)
 
     t0 = time.perf_counter()
     ckpt_path: str | None = None
