@@ -45,6 +45,8 @@ from typing import Any
 
 import pandas as pd
 
+from ecomlab.report.study import config_value
+
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"^```bash check(?P<options>[^\n]*)\n(?P<body>.*?)^```", re.MULTILINE | re.DOTALL)
 #: results.csv columns that are not variant keys, metrics or run facts
@@ -97,15 +99,6 @@ def parse_checks(study_dir: Path) -> list[Check]:
     return checks
 
 
-def _value(config: dict[str, Any], dotted: str) -> Any:
-    node: Any = config
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def _same_key(published: Any, rerun: Any) -> bool:
     """A variant column's value in results.csv against the re-run config's (NaN there: the key was absent)."""
     if published is None or (isinstance(published, float) and math.isnan(published)):
@@ -132,9 +125,9 @@ def published_row(results: pd.DataFrame, record: dict[str, Any], results_path: P
     chosen = results[(results["model"] == record["model"]) & (results["dataset"] == record["dataset"])
                      & (results["seed"] == record["seed"])]
     for key in keys:
-        chosen = chosen[[_same_key(v, _value(record.get("config", {}), key)) for v in chosen[key]]]
+        chosen = chosen[[_same_key(v, config_value(record.get("config", {}), key)) for v in chosen[key]]]
     if len(chosen) != 1:
-        variant = ", ".join(f"{k}={_value(record.get('config', {}), k)!r}" for k in keys)
+        variant = ", ".join(f"{k}={config_value(record.get('config', {}), k)!r}" for k in keys)
         raise CheckError(f"{results_path}: {len(chosen)} rows for model {record['model']}, dataset "
                          f"{record['dataset']}, seed {record['seed']}{', ' + variant if variant else ''}; "
                          "the check block must re-run exactly one published row")

@@ -27,14 +27,12 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
 
 from ecomlab.data.builtin import RetailSeries
 from ecomlab.data.synthetic import SyntheticShop
 from ecomlab.utils import config_dir
+from test_export import train_run  # one tiny real run, composed like tests/conftest.py does
 
 BIN = Path(sys.executable).parent
 KEY = "a-test-signing-key-0123456789abcdef"
@@ -44,23 +42,6 @@ TINY_SALES = ["data=retail_series", "data.source.series=[souvenirs,a10]", "data.
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------
-def _train(out: Path, overrides: list[str]) -> Path:
-    from ecomlab.train import train
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, "logger=[]", "eval.print_table=false"], return_hydra_config=True)
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out)
-        for key in ("log_dir", "data_dir", "cache_dir"):
-            cfg.paths[key] = str(out.parent / key)
-        del cfg["hydra"]
-    train(cfg)
-    GlobalHydra.instance().clear()
-    return out
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """``runs(name)``: a tiny finished run (``bpr``, ``neumf``, ``seasonal_naive``), trained once per module."""
@@ -71,7 +52,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
 
     def get(name: str) -> Path:
         if name not in done:
-            done[name] = _train(root / name, recipes[name])
+            done[name] = train_run(root / name, recipes[name])
         return done[name]
 
     return get
