@@ -1,4 +1,5 @@
-"""Unit tests for ecomlab.metrics.ranking and ecomlab.metrics.forecasting (hand-computed values)."""
+"""Unit tests for ecomlab.metrics.ranking, ecomlab.metrics.forecasting and the scaled CRPS of
+ecomlab.metrics.probabilistic (hand-computed values; RMSSE and scaled CRPS also against utilsforecast)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ from ecomlab.metrics.forecasting import (
     mase_scale,
     per_series,
     rmse,
+    rmsse,
+    rmsse_scale,
     smape,
 )
+from ecomlab.metrics.probabilistic import scaled_crps
 from ecomlab.metrics.ranking import (
     RANKING_METRICS,
     hit_at_k,
@@ -422,3 +426,72 @@ def test_aggregate_weights_series_equally() -> None:
     assert math.isnan(aggregate(per_window)["mase"])
     with pytest.raises(ValueError):
         aggregate(per_window.drop(columns=["window"]))
+
+
+def test_rmsse_m5_scale_drops_leading_zeros_by_hand() -> None:
+    # active history from the first non-zero: [2, 0, 4, 1]; one-step diffs -2, 4, -3 -> scale (4+16+9)/3
+    insample = np.array([0.0, 0.0, 2.0, 0.0, 4.0, 1.0])
+    assert rmsse_scale(insample) == pytest.approx(29 / 3)
+    # the whole history (leading zeros kept): diffs 0, 2, -2, 4, -3 -> (0+4+4+16+9)/5
+    assert rmsse_scale(insample, drop_leading_zeros=False) == pytest.approx(33 / 5)
+    # errors 1, -2, 0 -> MSE 5/3 -> RMSSE sqrt((5/3) / (29/3)) = sqrt(5/29)
+    y, yh = np.array([1.0, 0.0, 3.0]), np.array([0.0, 2.0, 3.0])
+    assert rmsse(y, yh, insample) == pytest.approx(math.sqrt(5 / 29))
+    assert rmsse(y, yh, scale=29 / 3) == pytest.approx(math.sqrt(5 / 29))
+    # season 2 on the active part [2, 0, 4, 1]: diffs 4-2, 1-0 -> (4+1)/2
+    assert rmsse_scale(insample, 2) == pytest.approx(2.5)
+
+
+def test_rmsse_degenerate_histories_and_batches() -> None:
+    # all zero: no active history -> NaN scale and NaN RMSSE (skipped by the aggregation)
+    assert math.isnan(rmsse_scale(np.zeros(5)))
+    assert math.isnan(rmsse(np.array([0.0]), np.array([1.0]), np.zeros(5)))
+    # a single non-zero value at the end: one active observation -> undefined
+    assert math.isnan(rmsse_scale(np.array([0.0, 0.0, 3.0])))
+    # a constant active history: zero scale -> NaN, like MASE
+    assert math.isnan(rmsse(np.array([5.0]), np.array([6.0]), np.full(4, 5.0)))
+    # rows keep their own start: [0, 1, 3] -> [1, 3]: 4; [2, 2, 5] -> (0 + 9) / 2
+    batch = np.array([[0.0, 1.0, 3.0], [2.0, 2.0, 5.0]])
+    np.testing.assert_allclose(rmsse_scale(batch), [4.0, 4.5])
+    out = rmsse(np.array([[1.0], [2.0]]), np.array([[3.0], [5.0]]), batch)
+    np.testing.assert_allclose(out, [math.sqrt(4 / 4), math.sqrt(9 / 4.5)])
+    with pytest.raises(ValueError):
+        rmsse(np.array([1.0]), np.array([1.0]))  # neither insample nor scale
+    with pytest.raises(ValueError):
+        rmsse_scale(batch, 0)
+
+
+def test_rmsse_equals_utilsforecast() -> None:
+    """Without the M5 leading-zero rule RMSSE is utilsforecast's (Nixtla's) ``rmsse``."""
+    losses = pytest.importorskip("utilsforecast.losses")
+    rng = np.random.default_rng(0)
+    train, test, ours = [], [], {}
+    for uid, season in (("a", 1), ("b", 1), ("c", 1)):
+        history = rng.poisson(3.0, 30).astype(float)
+        future = rng.poisson(3.0, 7).astype(float)
+        forecast = future + rng.normal(0, 2, 7)
+        train.append(pd.DataFrame({"unique_id": uid, "ds": np.arange(30), "y": history}))
+        test.append(pd.DataFrame({"unique_id": uid, "ds": np.arange(30, 37), "y": future, "model": forecast}))
+        ours[uid] = rmsse(future, forecast, scale=rmsse_scale(history, season, drop_leading_zeros=False))
+    ref = losses.rmsse(pd.concat(test), models=["model"], seasonality=1, train_df=pd.concat(train))
+    np.testing.assert_allclose(ref.set_index("unique_id")["model"].loc[list(ours)].to_numpy(),
+                               list(ours.values()), rtol=1e-12)
+
+
+def test_scaled_crps_by_hand_and_against_utilsforecast() -> None:
+    y = np.array([2.0, 0.0, 4.0])
+    quantiles = {0.1: np.array([1.0, 0.0, 1.0]), 0.5: np.array([2.0, 1.0, 3.0]), 0.9: np.array([3.0, 2.0, 6.0])}
+    # pinball terms: q=0.1: u = 1, 0, 3 -> 0.1 + 0 + 0.3 = 0.4; q=0.5: u = 0, -1, 1 -> 0 + 0.5 + 0.5 = 1.0;
+    # q=0.9: u = -1, -2, -2 -> 0.1 + 0.2 + 0.2 = 0.5 -> sum over levels and steps 1.9, mean over levels 1.9/3
+    assert scaled_crps(y, quantiles) == pytest.approx(2 * (1.9 / 3) / 6.0)
+    # a window of zero actuals has no scale
+    assert math.isnan(scaled_crps(np.zeros(3), quantiles))
+    batch = scaled_crps(np.stack([y, 2 * y]), {q: np.stack([v, 2 * v]) for q, v in quantiles.items()})
+    np.testing.assert_allclose(batch, [2 * (1.9 / 3) / 6.0] * 2)  # scale-free: doubling everything keeps it
+
+    losses = pytest.importorskip("utilsforecast.losses")
+    levels = np.array([0.1, 0.5, 0.9])
+    frame = pd.DataFrame({"unique_id": "a", "ds": np.arange(3), "y": y,
+                          **{f"m_q{int(q * 100)}": quantiles[q] for q in levels}})
+    ref = losses.scaled_crps(frame, models={"m": [f"m_q{int(q * 100)}" for q in levels]}, quantiles=levels)
+    assert ref["m"].iloc[0] == pytest.approx(scaled_crps(y, quantiles), rel=1e-9)

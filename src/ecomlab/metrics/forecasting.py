@@ -11,8 +11,8 @@ Every metric accepts either
 propagate (no silent skipping inside a forecast).
 
 ``FORECAST_METRICS`` holds the metrics that only need ``(y, y_hat)`` (``mae``, ``rmse``, ``smape``).
-``mase`` is deliberately *not* in it because it additionally needs the in-sample history (or a
-precomputed scale from :func:`mase_scale`).
+``mase`` and ``rmsse`` are deliberately *not* in it because they additionally need the in-sample history
+(or a precomputed scale from :func:`mase_scale` / :func:`rmsse_scale`).
 
 Aggregation: :func:`per_series` averages a per-window table over the windows of each series and
 :func:`aggregate` then averages over series, both ignoring NaNs (nanmean); NaN appears e.g. for MASE
@@ -34,6 +34,8 @@ __all__ = [
     "mase_scale",
     "per_series",
     "rmse",
+    "rmsse",
+    "rmsse_scale",
     "smape",
 ]
 
@@ -147,12 +149,76 @@ def mase(
     return _out(out)
 
 
+def rmsse_scale(insample: np.ndarray, season_length: int = 1, *, drop_leading_zeros: bool = True) -> FloatOrArray:
+    """In-sample mean squared seasonal-naive error, the RMSSE denominator (M5 definition).
+
+    ``scale = (1/(n-m)) * sum_{t=m..n-1} (x_t - x_{t-m})^2`` over the history ``x``; with
+    ``drop_leading_zeros`` (the M5 rule) ``x`` starts at the first non-zero observation, so a product's
+    periods before it was first sold do not count. The M5 competition uses ``m = 1`` (the default).
+
+    Fallbacks as :func:`mase_scale`: ``m = 1`` when ``n <= m``, NaN when even ``n <= 1`` (an all-zero history
+    with ``drop_leading_zeros`` has ``n = 0``). ``insample`` is 1-D ``[T]`` (returns float) or 2-D ``[B, T]``
+    (returns ``[B]``; the leading zeros are dropped per row).
+    """
+    if (
+        isinstance(season_length, bool)
+        or not isinstance(season_length, int | np.integer)
+        or season_length < 1
+    ):
+        raise ValueError(f"season_length must be an int >= 1, got {season_length!r}")
+    x = np.asarray(insample, dtype=np.float64)
+    if x.ndim not in (1, 2):
+        raise ValueError(f"insample must be 1-D [T] or 2-D [B, T], got ndim={x.ndim}")
+    rows = x.reshape(-1, x.shape[-1])  # [B, T] (a 1-D history is one row)
+    t_len = rows.shape[1]
+    nonzero = rows != 0  # NaN != 0: a NaN counts as observed and propagates
+    first = np.where(nonzero.any(axis=1), nonzero.argmax(axis=1), t_len) if drop_leading_zeros \
+        else np.zeros(len(rows), dtype=np.int64)  # [B] start of the active history
+    n = t_len - first  # [B]
+    m = np.where(n > season_length, int(season_length), 1)  # [B]
+    out = np.full(len(rows), np.nan)
+    for b in np.flatnonzero(n > 1):  # row by row: each has its own start and lag
+        active = rows[b, first[b]:]  # [n_b]
+        out[b] = np.mean((active[m[b]:] - active[: -m[b]]) ** 2)  # [n_b - m_b] -> scalar
+    return _out(out.reshape(x.shape[:-1]))
+
+
+def rmsse(
+    y: np.ndarray,
+    y_hat: np.ndarray,
+    insample: np.ndarray | None = None,
+    season_length: int = 1,
+    *,
+    scale: FloatOrArray | None = None,
+) -> FloatOrArray:
+    """Root mean squared scaled error (Hyndman & Koehler 2006; the M5 competition's point metric).
+
+    ``RMSSE = sqrt( (1/h) * sum_t (y_t - ŷ_t)^2 / scale )`` with ``scale = rmsse_scale(insample,
+    season_length)``, the in-sample mean squared (seasonal) naive error from the first non-zero observation.
+    Pass either ``insample`` (+ ``season_length``, default 1 as in M5) or a precomputed ``scale``, not both.
+    A scale of 0 or NaN gives NaN, as for :func:`mase`. Squared errors make RMSSE favour forecasts of the mean
+    (MASE favours the median): on intermittent demand a forecast of zero can win MASE and lose RMSSE.
+    """
+    if (insample is None) == (scale is None):
+        raise ValueError("pass exactly one of `insample` or `scale`")
+    if scale is None:
+        assert insample is not None
+        scale = rmsse_scale(insample, season_length)
+    num = np.asarray(rmse(y, y_hat), dtype=np.float64) ** 2  # [...] mean squared error
+    s = np.asarray(scale, dtype=np.float64)
+    if s.shape not in ((), num.shape):
+        raise ValueError(f"scale shape {s.shape} does not match the number of forecasts {num.shape}")
+    s = np.broadcast_to(s, num.shape)
+    out = np.divide(num, s, out=np.full(num.shape, np.nan), where=s > 0)  # NaN > 0 is False
+    return _out(np.sqrt(out))
+
+
 FORECAST_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], FloatOrArray]] = {
     "mae": mae,
     "rmse": rmse,
     "smape": smape,
 }
-"""Metrics of signature ``fn(y, y_hat)``. ``mase`` is separate: it needs ``insample`` or ``scale``."""
+"""Metrics of signature ``fn(y, y_hat)``. ``mase`` and ``rmsse`` are separate: they need ``insample`` or ``scale``."""
 
 
 _KEYS = ("unique_id", "window")

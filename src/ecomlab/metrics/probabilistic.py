@@ -1,4 +1,5 @@
-"""Probabilistic forecast metrics (numpy): pinball (quantile) loss, mean scaled quantile loss, coverage.
+"""Probabilistic forecast metrics (numpy): pinball (quantile) loss, mean scaled quantile loss, scaled CRPS,
+coverage.
 
 Shapes follow :mod:`ecomlab.metrics.forecasting`: ``y`` and each forecast are 1-D ``[h]`` (returns a float)
 or 2-D ``[B, h]`` (returns ``[B]``). Values are float64; NaNs propagate.
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["coverage", "msql", "pinball_loss", "quantiles_from_intervals"]
+__all__ = ["coverage", "msql", "pinball_loss", "quantiles_from_intervals", "scaled_crps"]
 
 FloatOrArray = float | np.ndarray
 
@@ -57,6 +58,25 @@ def msql(y: np.ndarray, quantiles: Mapping[float, np.ndarray], scale: FloatOrArr
                    axis=0)  # [Q, ...] -> [...]
     s = np.broadcast_to(np.asarray(scale, dtype=np.float64), loss.shape)
     return _out(np.divide(loss, s, out=np.full(loss.shape, np.nan), where=s > 0))
+
+
+def scaled_crps(y: np.ndarray, quantiles: Mapping[float, np.ndarray]) -> FloatOrArray:
+    """Scaled CRPS of a quantile forecast (Rangapuram et al. 2021; GluonTS's mean weighted quantile loss,
+    utilsforecast's ``scaled_crps``): the CRPS, approximated by twice the pinball loss averaged over the levels
+    ``Q``, summed over the horizon and divided by the sum of absolute actuals,
+
+    ``sCRPS = (2/|Q|) * sum_{q in Q} sum_t rho_q(y_t - y_q,t) / sum_t |y_t|``.
+
+    Unlike :func:`msql` it needs no history: it is relative to the window's own level, so it is comparable
+    across series of any scale but undefined (NaN) for a window whose actuals are all zero.
+    """
+    if not quantiles:
+        raise ValueError("scaled_crps needs at least one quantile forecast")
+    a = np.asarray(y, dtype=np.float64)
+    loss = np.mean([np.asarray(pinball_loss(a, y_q, q), dtype=np.float64) for q, y_q in quantiles.items()],
+                   axis=0)  # [Q, ...] -> [...] mean over levels of the per-step mean
+    norm = np.mean(np.abs(a), axis=-1)  # [..., h] -> [...]: sums over h, both divided by h
+    return _out(np.divide(2.0 * loss, norm, out=np.full(loss.shape, np.nan), where=norm > 0))
 
 
 def coverage(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> FloatOrArray:
