@@ -132,7 +132,7 @@ def retail_dm() -> ForecastDataModule:
 
 def test_forecast_windows_end_at_the_cutoffs(retail_dm: ForecastDataModule) -> None:
     assert retail_dm.dims == {"n_series": 4, "horizon": 12, "season_length": 12, "input_size": 24, "n_futr": 0,
-                              "n_hist": 0, "n_calendar": 2}
+                              "n_hist": 0, "n_calendar": 2, "nonnegative": True}
     sales = retail_dm.bundle.sales
     batches = list(retail_dm.test_dataloader())
     assert [len(b["unique_id"]) for b in batches] == [5, 5, 2]

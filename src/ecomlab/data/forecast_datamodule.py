@@ -216,6 +216,8 @@ class ForecastDataModule(pl.LightningDataModule):
     ``windows_per_epoch`` training windows are drawn per epoch, in batches of ``batch_size``; evaluation takes
     ``eval_batch_size`` (series, window) pairs per batch (default ``batch_size``): local models fit a batch's
     series in parallel and wait for its slowest, so fewer, larger batches keep the workers busy.
+    ``nonnegative`` (``None``: inferred, true when no training value is below zero) reaches models as
+    ``dims["nonnegative"]`` and ``ForecastTrainData.nonnegative`` and the run record's protocol.
     """
 
     kind = "forecasting"
@@ -229,8 +231,10 @@ class ForecastDataModule(pl.LightningDataModule):
                  calendar: bool = True, input_size: int | None = None, windows_per_epoch: int = 2048,
                  static_covariates: Sequence[str] | None = None, train_window_limit: int | None = None,
                  train_sampling: Literal["window", "series"] = "window", eval_batch_size: int | None = None,
-                 pin_memory: bool | None = None) -> None:
+                 pin_memory: bool | None = None, nonnegative: bool | None = None) -> None:
         super().__init__()
+        #: ``None``: non-negative exactly when no training value is below zero (see :meth:`setup`)
+        self.nonnegative_setting = nonnegative
         if num_workers < 0:
             raise ValueError(f"num_workers={num_workers}; expected an integer >= 0")
         #: ``None``: pin host memory exactly when the trainer runs on a GPU
@@ -303,6 +307,9 @@ class ForecastDataModule(pl.LightningDataModule):
             self.val_items += [(s, w) for w in val]
             self.test_items += [(s, w) for w in test]
             self.train_lengths[s.index] = (val or test)[0].cutoff
+        # a demand target: judged on the training parts only (NaN < 0 is False), so no evaluation value decides it
+        self.nonnegative = self.nonnegative_setting if self.nonnegative_setting is not None else not any(
+            np.any(s.y[:n] < 0) for s, n in zip(self.series, self.train_lengths, strict=True))
         self.tensors = WindowTensors(self.series, self.input_size, self.backtest.horizon, len(self.futr_covariates))
         self.static_codes, self.static_levels = self._static(sales, bundle)
         self.bundle = bundle
@@ -397,7 +404,7 @@ class ForecastDataModule(pl.LightningDataModule):
         return {"n_series": len(self.series), "horizon": self.backtest.horizon,
                 "season_length": self.season_length, "input_size": self.input_size,
                 "n_futr": len(self.futr_covariates), "n_hist": len(self.hist_covariates),
-                "n_calendar": 2 * len(self.calendar_attributes),
+                "n_calendar": 2 * len(self.calendar_attributes), "nonnegative": bool(self.nonnegative),
                 # only when declared, so configs of models without static inputs keep their sizes
                 **({"n_static": len(self.static_covariates),
                     "n_static_levels": sum(len(v) for v in self.static_levels.values())}
@@ -417,7 +424,7 @@ class ForecastDataModule(pl.LightningDataModule):
             calendar=[s.calendar[:n] for s, n in zip(self.series, self.train_lengths, strict=True)],
             futr_columns=tuple(self.futr_covariates), hist_columns=tuple(self.hist_covariates),
             static=self.static_codes if self.static_covariates else None,
-            static_columns=tuple(self.static_covariates))
+            static_columns=tuple(self.static_covariates), nonnegative=bool(self.nonnegative))
 
     def train_dataloader(self) -> DataLoader:
         """Random training windows whose targets lie inside each series' training part."""
@@ -473,6 +480,7 @@ class ForecastDataModule(pl.LightningDataModule):
             "static_covariates": {column: len(v) for column, v in self.static_levels.items()},
             "calendar": [name for name, _ in self.calendar_attributes],
             "input_size": self.input_size,
+            "nonnegative": bool(self.nonnegative),
             "train_window_limit": self.train_window_limit,
             "train_sampling": self.train_sampling,
             "n_train_observations": int(self.train_lengths.sum()),

@@ -187,6 +187,8 @@ class ForecastTrainData:
     ``calendar[s]`` is the ``[T_s, n_calendar]`` array of calendar features aligned with ``y[s]`` (``None``
     when the data module derives none). ``static`` is the ``[S, n_static]`` integer array of static covariate
     codes (one shared code space over the ``static_columns``; ``None`` without static covariates).
+    ``nonnegative``: no training value is below zero (sales, demand, counts), so forecasts should not be either:
+    the evaluation clips them at zero and a model may pick a law with non-negative support.
     """
 
     unique_id: Sequence[str]
@@ -199,6 +201,7 @@ class ForecastTrainData:
     hist_columns: tuple[str, ...] = ()
     static: np.ndarray | None = None
     static_columns: tuple[str, ...] = ()
+    nonnegative: bool = False
 
 
 class Forecaster(nn.Module):
