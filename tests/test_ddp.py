@@ -23,6 +23,7 @@ import scipy.sparse as sp
 import torch
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
+from torch_geometric import EdgeIndex
 
 from ecomlab.models.base import RecTrainData
 from ecomlab.models.lightgcn import LightGCN
@@ -81,18 +82,18 @@ def test_ddp_training_on_two_cpu_processes_gathers_metrics_equal_to_one_process(
 
 
 def test_ddp_wraps_a_graph_model_without_broadcasting_its_derived_graph(tmp_path: Path) -> None:
-    """DDP broadcasts buffers from rank 0 when it wraps a model; LightGCN's normalised adjacency is a sparse CSR
-    buffer, which cannot be broadcast (and every rank builds it in prepare()). The task's setup hook, which
-    Lightning runs before wrapping, keeps it out."""
+    """DDP broadcasts buffers from rank 0 when it wraps a model; LightGCN's adjacency (a PyG EdgeIndex with
+    cached CSR/CSC) and its normalised weights need not be broadcast (every rank builds them in prepare()). The
+    task's setup hook, which Lightning runs before wrapping, keeps them out."""
     train = sp.random(30, 20, density=0.2, format="csr", random_state=0, dtype=np.float32)
     task = RankingTask(LightGCN(30, 20, embedding_dim=8), optimizer=torch.optim.Adam)
     task.prepare(RecTrainData(train=train))
     task.setup("fit")
     torch.distributed.init_process_group("gloo", init_method=f"file://{tmp_path}/store", rank=0, world_size=1)
     try:
-        wrapped = DistributedDataParallel(task)  # without setup's exclusion: "Sparse CSR tensors do not have ..."
-        assert wrapped.module.net.adjacency.layout == torch.sparse_csr
-        assert task._ddp_params_and_buffers_to_ignore == ["net.adjacency"]
+        wrapped = DistributedDataParallel(task)
+        assert isinstance(wrapped.module.net.adjacency, EdgeIndex)
+        assert task._ddp_params_and_buffers_to_ignore == ["net.adjacency", "net.edge_weight"]
     finally:
         torch.distributed.destroy_process_group()
 

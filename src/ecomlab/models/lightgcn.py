@@ -11,21 +11,21 @@ and only the layer-0 embeddings ``E^(0)`` are learned, with the BPR loss and L2 
 
     L = -Σ ln σ(ŷ_ui - ŷ_uj) + λ (‖e⁰_u‖² + ‖e⁰_i‖² + ‖e⁰_j‖²) / B.
 
-The normalised adjacency (no self-loops) is a non-persistent sparse CSR buffer built in ``fit(data)``, so
-checkpoints hold only the layer-0 embeddings; being symmetric, its products back-propagate through the same
-matrix (:func:`~ecomlab.models.graph_ops.sym_spmm`). Evaluation propagates once: in eval mode the final embeddings are cached, and the cache is dropped on ``train()`` / ``eval()``, on every
+The graph is a PyG ``HeteroData`` (:func:`~ecomlab.models.graph_ops.interaction_graph`) flattened into one
+undirected :class:`torch_geometric.EdgeIndex` with ``Â``'s values as edge weights, both non-persistent buffers
+built in ``fit(data)``, so checkpoints hold only the layer-0 embeddings; each layer is PyG's ``LGConv`` fused into
+one sparse product (:class:`~ecomlab.models.graph_ops.LightConv`). Evaluation propagates once: in eval mode the final embeddings are cached, and the cache is dropped on ``train()`` / ``eval()``, on every
 training loss and whenever the embedding weights change in place (optimizer step, ``load_state_dict``).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
 from ecomlab.models.base import Recommender, RecTrainData
-from ecomlab.models.graph_ops import sym_norm_csr, sym_spmm
+from ecomlab.models.graph_ops import LightConv, bipartite_adjacency, interaction_graph
 from ecomlab.models.losses import bpr_loss, embedding_l2, positive_and_negative_rows, rows
 
 
@@ -48,16 +48,18 @@ class LightGCN(Recommender):
         self.item_emb = nn.Embedding(n_items, embedding_dim)
         nn.init.normal_(self.user_emb.weight, std=0.1)  # the authors' initialisation
         nn.init.normal_(self.item_emb.weight, std=0.1)
-        self.register_buffer("adjacency", None, persistent=False)  # [U + N, U + N] sparse, set by fit
+        self.conv = LightConv()  # no weights: LightGCN learns only E^(0)
+        self.register_buffer("adjacency", None, persistent=False)  # [U + N, U + N] EdgeIndex, set by fit
+        self.register_buffer("edge_weight", None, persistent=False)  # [E] values of D^-1/2 A D^-1/2
         self._cache: tuple[tuple[int, ...], Tensor, Tensor] | None = None
 
     def fit(self, data: RecTrainData) -> None:
         if data.train.shape != (self.n_users, self.n_items):
             raise ValueError(
                 f"train matrix is {data.train.shape}, model was built for {(self.n_users, self.n_items)}")
-        binary = (sp.csr_matrix(data.train) != 0).astype(np.float32)  # any non-zero weight is one edge
-        bipartite = sp.bmat([[None, binary], [binary.T, None]], format="csr")  # [U + N, U + N], items follow users
-        self.adjacency = sym_norm_csr(bipartite).to(self.user_emb.weight.device)  # D^-1/2 A D^-1/2
+        adjacency, weight = bipartite_adjacency(interaction_graph(sp.csr_matrix(data.train)))  # items follow users
+        device = self.user_emb.weight.device
+        self.adjacency, self.edge_weight = adjacency.to(device), weight.to(device)
         self._cache = None
 
     def train(self, mode: bool = True) -> LightGCN:
@@ -70,7 +72,7 @@ class LightGCN(Recommender):
         layer = torch.cat([self.user_emb.weight, self.item_emb.weight])  # [U, d] ++ [N, d] -> [U + N, d]
         total = layer
         for _ in range(self.n_layers):  # a loop over layers, not over nodes
-            layer = sym_spmm(self.adjacency, layer)  # [U + N, U + N] @ [U + N, d] -> [U + N, d], fp32
+            layer = self.conv(layer, self.adjacency, self.edge_weight)  # [U + N, U + N] @ [U + N, d] -> [U + N, d]
             total = total + layer
         final = total / (self.n_layers + 1)
         return final[: self.n_users], final[self.n_users :]  # [U + N, d] -> [U, d], [N, d]

@@ -28,18 +28,29 @@ Cui, Nguyen, Yin, "XSimGCL: Towards Extremely Simple Graph Contrastive Learning 
 orthant, :math:`e^{(k)} \\leftarrow e^{(k)} + \\epsilon\\,\\mathrm{sign}(e^{(k)}) \\odot
 \\bar\\Delta`, and the InfoNCE above pairs each batch user's (and item's) final embedding with its layer-1
 embedding (``cl_layer``), which spreads the embeddings more uniformly. Evaluation propagates without noise.
+
+The graphs are a PyG ``HeteroData`` (:func:`~ecomlab.models.graph_ops.interaction_graph`: interacts,
+rev_interacts, trusts) turned into undirected ``EdgeIndex`` buffers in ``fit``; both diffusions above are PyG's
+``LGConv`` fused into one sparse product (:class:`~ecomlab.models.graph_ops.LightConv`). ``social_conv`` replaces
+the friend diffusion by any PyG convolution built by Hydra (``_partial_: true``; called with ``in_channels`` and
+``out_channels`` = ``embedding_dim``, one per social layer, on the unweighted undirected friend graph), e.g.
+``GCNConv``, ``SAGEConv``, ``GATConv``, ``GATv2Conv`` (keep ``heads=1`` or ``concat=false``): its weights are
+learned and checkpointed; the layer-0 L2 above does not cover them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch_geometric.nn.conv import MessagePassing
 
 from ecomlab.models.base import Recommender, RecTrainData
-from ecomlab.models.graph_ops import sym_norm_csr, sym_spmm
+from ecomlab.models.graph_ops import LightConv, bipartite_adjacency, friend_adjacency, interaction_graph
 from ecomlab.models.losses import bpr_loss, embedding_l2, positive_and_negative_rows, rows
 
 FUSIONS = ("normalize", "sum", "mean")
@@ -60,7 +71,8 @@ class SocialGNN(Recommender):
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, n_layers: int = 3,
                  social_layers: int | None = None, fusion: str = "normalize", reg_weight: float = 1e-4,
                  ssl_weight: float = 0.0, ssl_temperature: float = 0.2, ssl_view: str = "social",
-                 noise_eps: float = 0.1, cl_layer: int = 1) -> None:
+                 noise_eps: float = 0.1, cl_layer: int = 1,
+                 social_conv: Callable[..., MessagePassing] | None = None) -> None:
         super().__init__()
         if n_users < 1 or n_items < 1 or embedding_dim < 1:
             raise ValueError(f"n_users, n_items, embedding_dim must be >= 1; got {n_users}, {n_items}, {embedding_dim}")
@@ -88,9 +100,15 @@ class SocialGNN(Recommender):
         self.item_emb = nn.Embedding(n_items, embedding_dim)
         nn.init.normal_(self.user_emb.weight, std=0.1)
         nn.init.normal_(self.item_emb.weight, std=0.1)
+        self.conv = LightConv()
+        # one learned convolution per social layer, or None: the parameter-free LightConv with Â's weights
+        self.social_convs = None if social_conv is None else nn.ModuleList(
+            social_conv(in_channels=embedding_dim, out_channels=embedding_dim) for _ in range(social_layers))
         # Derived from the data in fit(); rebuilt, never checkpointed.
-        self.register_buffer("ui_graph", None, persistent=False)  # [U+I, U+I] normalised bipartite adjacency
-        self.register_buffer("social_graph", None, persistent=False)  # [U, U] normalised friend graph
+        self.register_buffer("ui_graph", None, persistent=False)  # [U+I, U+I] EdgeIndex, undirected
+        self.register_buffer("ui_weight", None, persistent=False)  # [E] normalised weights of ui_graph
+        self.register_buffer("social_graph", None, persistent=False)  # [U, U] EdgeIndex of the friend graph
+        self.register_buffer("social_weight", None, persistent=False)  # [E_s] its normalised weights
         self.register_buffer("has_friends", None, persistent=False)  # [U] bool
         self._cache: tuple[tuple[int, ...], Tensor, Tensor] | None = None
 
@@ -108,17 +126,13 @@ class SocialGNN(Recommender):
         if edges.min() < 0 or edges.max() >= self.n_users:
             raise ValueError(f"social edges hold user indices in [{edges.min()}, {edges.max()}], outside "
                              f"[0, {self.n_users}); map friend ids with the same user index as interactions")
-        n_u = self.n_users
-        r = (train != 0).astype(np.float32)  # [U, I] binary interactions
-        bipartite = sp.bmat([[None, r], [r.T, None]], format="csr")  # [U+I, U+I]
-        friends = sp.csr_matrix((np.ones(len(edges), np.float32), (edges[:, 0], edges[:, 1])), shape=(n_u, n_u))
-        friends = ((friends + friends.T) > 0).astype(np.float32)  # undirected, duplicates merged
-        friends.setdiag(0)
-        friends.eliminate_zeros()
+        graph = interaction_graph(train, edges)  # undirected: friendship is mutual, duplicates merged
         device = self.user_emb.weight.device
-        self.ui_graph = sym_norm_csr(bipartite).to(device)
-        self.social_graph = sym_norm_csr(friends).to(device)
-        self.has_friends = torch.from_numpy(np.diff(friends.indptr) > 0).to(device)  # [U]
+        ui_graph, ui_weight = bipartite_adjacency(graph)
+        social_graph, social_weight = friend_adjacency(graph)
+        self.ui_graph, self.ui_weight = ui_graph.to(device), ui_weight.to(device)
+        self.social_graph, self.social_weight = social_graph.to(device), social_weight.to(device)
+        self.has_friends = (social_graph.get_indptr().diff() > 0).to(device)  # [U] from the cached CSC
         self._drop_cache()
 
     def train(self, mode: bool = True) -> SocialGNN:
@@ -144,11 +158,12 @@ class SocialGNN(Recommender):
         for k in range(self.n_layers):
             both = torch.cat([users, items])  # [U, d] + [I, d] -> [U+I, d]
             # split, not two slices: its backward is one concatenation, a slice's a zero-filled [U+I, d] each
-            from_items, items = sym_spmm(self.ui_graph, both).split([self.n_users, self.n_items])  # [U, d], [I, d]
+            from_items, items = self.conv(both, self.ui_graph, self.ui_weight).split(
+                [self.n_users, self.n_items])  # [U+I, U+I] @ [U+I, d] -> [U, d], [I, d]
             if views:
                 sum_view_i = from_items if sum_view_i is None else sum_view_i + from_items
             if k < self.social_layers:
-                from_friends = sym_spmm(self.social_graph, users)  # [U, U] @ [U, d] -> [U, d]
+                from_friends = self._diffuse(k, users)  # [U, d] -> [U, d]
                 if views:
                     sum_view_s = from_friends if sum_view_s is None else sum_view_s + from_friends
                 users = self._fuse(from_items, from_friends)
@@ -165,6 +180,12 @@ class SocialGNN(Recommender):
             z_s = sum_view_s / self.social_layers if sum_view_s is not None else torch.zeros_like(z_i)
         return sum_u / (self.n_layers + 1), sum_i / (self.n_layers + 1), z_i, z_s, cl_u, cl_i
 
+    def _diffuse(self, k: int, users: Tensor) -> Tensor:
+        """Layer ``k``'s friend diffusion of ``users`` ``[U, d]``."""
+        if self.social_convs is None:
+            return self.conv(users, self.social_graph, self.social_weight)  # [U, U] @ [U, d] -> [U, d]
+        return self.social_convs[k](users, self.social_graph)
+
     def _perturb(self, emb: Tensor) -> Tensor:
         """``e + eps * sign(e) * unit(u)``, ``u ~ U(0, 1)^d``: a random direction in the orthant of ``e``."""
         direction = F.normalize(torch.rand_like(emb), dim=1)  # [n, d]
@@ -180,7 +201,7 @@ class SocialGNN(Recommender):
     def get_embedding(self) -> tuple[Tensor, Tensor]:
         """Final ``([n_users, d], [n_items, d])``; computed once per evaluation (cached outside training)."""
         # In-place weight updates (optimizer step, load_state_dict) bump the versions: a stale cache is never used.
-        key = (self.user_emb.weight._version, self.item_emb.weight._version, self.user_emb.weight.data_ptr())
+        key = (*(p._version for p in self.parameters()), self.user_emb.weight.data_ptr())  # a learned conv's too
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1], self._cache[2]
         users, items, *_ = self._propagate()
