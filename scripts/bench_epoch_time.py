@@ -22,14 +22,17 @@ from pathlib import Path
 from ecomlab.utils import atomic_write_text
 
 
-def time_model(experiment: str, spec: str, epochs: int, data_dir: str, workdir: Path) -> dict[str, float]:
+def time_model(experiment: str, spec: str, epochs: int, data_dir: str, workdir: Path,
+               env: dict[str, str] | None = None) -> dict[str, float]:
+    """Train ``spec`` (``"<model> [overrides...]"``) in ``workdir``; ``env`` replaces the environment (e.g. a
+    ``PYTHONPATH`` naming another checkout's ``src``, as ``bench_graph_pyg.py`` does)."""
     model, *overrides = spec.split()
     run_dir = workdir / model
     train = Path(sys.executable).parent / "ecomlab-train"  # the console script of this interpreter's install
     cmd = [str(train), f"experiment={experiment}", f"paths.data_dir={data_dir}", f"model={model}",
            f"trainer.max_epochs={epochs}", f"trainer.check_val_every_n_epoch={epochs + 1}", "callbacks=none",
            "eval.print_table=false", f"hydra.run.dir={run_dir}", *overrides]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
     record = json.loads((run_dir / "metrics.json").read_text())
     return {"seconds_per_epoch": record["fit_seconds"] / epochs,
             "eval_seconds": record["eval_seconds"] / 2}  # one validation + one test pass
