@@ -3,6 +3,7 @@ unsupported members are refused, and an ensemble trains through the real Lightni
 
 from __future__ import annotations
 
+import inspect
 from functools import partial
 
 import numpy as np
@@ -18,7 +19,9 @@ from test_lstm_forecaster import SinePanel, datamodule
 
 
 def ensemble_for(dm, **kwargs) -> ForecastEnsemble:
-    dims = {k: v for k, v in dm.dims.items() if k != "season_length"}
+    # the sizes the ensemble takes, as instantiate_with_dims hands them over (dims carry more, e.g. nonnegative)
+    accepted = inspect.signature(ForecastEnsemble).parameters
+    dims = {k: v for k, v in dm.dims.items() if k in accepted}
     member = partial(LSTMForecaster, hidden_size=8, n_layers=1, dropout=0.0, mlp_size=16,
                      head=kwargs.pop("head", heads.QuantileHead()))
     return ForecastEnsemble(member, **dims, **kwargs)

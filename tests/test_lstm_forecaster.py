@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from functools import partial
 
 import numpy as np
@@ -44,7 +45,9 @@ def datamodule(source: SinePanel | None = None, **kwargs) -> ForecastDataModule:
 
 
 def net_for(dm: ForecastDataModule, **kwargs) -> LSTMForecaster:
-    dims = {k: v for k, v in dm.dims.items() if k != "season_length"}
+    # the sizes the network takes, as instantiate_with_dims hands them over (dims carry more, e.g. nonnegative)
+    accepted = inspect.signature(LSTMForecaster).parameters
+    dims = {k: v for k, v in dm.dims.items() if k in accepted}
     return LSTMForecaster(**{"hidden_size": 16, "n_layers": 1, "dropout": 0.0, **kwargs}, **dims)
 
 
@@ -179,3 +182,23 @@ def test_learns_a_seasonal_pattern_with_lightning(decoder: str) -> None:
         assert float(net.loss(next(iter(dm.train_dataloader())))) < first / 5
     assert metrics["test/mase"] < 0.2, metrics
     assert 0.5 < metrics["test/coverage_95"] <= 1.0
+
+
+def test_steps_per_epoch_fixes_the_budget_whatever_the_data_config_draws() -> None:
+    """An epoch is ``steps_per_epoch`` optimizer steps on any panel: 64 windows per epoch in batches of 64 would
+    be one step per epoch; the task's 5 steps per epoch over 3 epochs make 15 (and 15 steps' worth of windows)."""
+    pl.seed_everything(0)
+    dm = datamodule(windows_per_epoch=64)
+    task = ForecastTask(net_for(dm), season_length=7, optimizer=partial(torch.optim.Adam, lr=1e-3), steps_per_epoch=5)
+    task.prepare(dm.train_data())
+    trainer = pl.Trainer(max_epochs=3, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(task, datamodule=dm)
+    assert trainer.global_step == 15 and trainer.current_epoch == 3
+    assert dm.windows_per_epoch == 5 * 64
+    (metrics,) = trainer.test(task, datamodule=dm, verbose=False)
+    # every forecaster is scored on RMSSE (M5) and, with intervals, on scaled CRPS as well
+    assert {"test/rmsse", "test/scaled_crps", "test/msql"} <= set(metrics)
+    assert np.isfinite(metrics["test/rmsse"]) and np.isfinite(metrics["test/scaled_crps"])
+    with pytest.raises(ValueError, match="steps_per_epoch=0"):
+        ForecastTask(net_for(dm), season_length=7, optimizer=partial(torch.optim.Adam), steps_per_epoch=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from functools import partial
 
 import numpy as np
@@ -57,7 +58,8 @@ def datamodule(source: GroupPanel | None = None, static: list[str] | None = None
 
 
 def net_for(dm: ForecastDataModule, **kwargs) -> LSTMForecaster:
-    dims = {k: v for k, v in dm.dims.items() if k != "season_length"}
+    # the sizes the network takes, as instantiate_with_dims hands them over (dims carry more, e.g. nonnegative)
+    dims = {k: v for k, v in dm.dims.items() if k in inspect.signature(LSTMForecaster).parameters}
     return LSTMForecaster(**{"hidden_size": 16, "n_layers": 1, "dropout": 0.0, **kwargs}, **dims)
 
 

@@ -7,15 +7,30 @@ on the data module's training windows, logged as ``train/loss`` (each epoch's me
 
 Each evaluation batch holds (series, window) pairs; ``net.predict(batch, horizon, levels)`` forecasts
 ``horizon`` steps from each window's history, with central intervals at ``levels`` (default 80 and 95 %) when
-the model gives them. Metrics (MAE, RMSE, sMAPE on 0-200, MASE with the data's ``season_length``; for
-models with intervals also ``msql``, ``coverage_80``, ``coverage_95``, see :mod:`ecomlab.metrics.probabilistic`)
+the model gives them. A non-negative target (``ForecastTrainData.nonnegative``) gets its forecasts through
+:func:`ecomlab.models.nonnegative.nonnegative_forecasts` (clipped at zero, zero for an all-zero history).
+Metrics (MAE, RMSE, sMAPE on 0-200, MASE with the data's ``season_length``, RMSSE as in M5 (one-step scale);
+for models with intervals also ``msql``, ``scaled_crps``, ``coverage_80``, ``coverage_95``, see
+:mod:`ecomlab.metrics.probabilistic`)
 are computed per series and window, averaged over windows per series, then over series, and logged as
 ``test/mase`` etc. The per-window values and the forecasts (with ``lo_<level>`` / ``hi_<level>`` columns when
-present) are kept for run records and plots.
+present) are kept for run records and plots. Every model also gets ``rmsse`` (the M5 competition's metric:
+one-step naive scale from the first non-zero observation), and models with intervals ``scaled_crps`` (the
+pinball loss over the interval quantiles and the median, relative to the window's own level).
+
+**Training budget in steps** (``steps_per_epoch``): the data module draws ``data.windows_per_epoch`` training
+windows per epoch, so an epoch of one data config can be 32 steps and of another 128, and ``trainer.max_epochs``
+then means a different amount of training on every panel. A task with ``steps_per_epoch`` set makes each epoch
+exactly that many optimizer steps (the window sampler draws ``steps_per_epoch * batch_size`` windows per
+epoch, with replacement, whatever the data config says), so a network trains ``trainer.max_epochs *
+steps_per_epoch`` steps and is validated (early stopping, checkpoint selection, a per-epoch learning-rate
+schedule) every ``steps_per_epoch`` steps on every panel. Epoch boundaries stay where checkpoints are taken,
+so a killed run still resumes exactly.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,14 +39,25 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 
-from ecomlab.metrics.forecasting import FORECAST_METRICS, aggregate, mase, mase_scale, per_series
-from ecomlab.metrics.probabilistic import coverage, msql, quantiles_from_intervals
+from ecomlab.metrics.forecasting import (
+    FORECAST_METRICS,
+    aggregate,
+    mase,
+    mase_scale,
+    per_series,
+    rmsse,
+    rmsse_scale,
+)
+from ecomlab.metrics.probabilistic import coverage, msql, quantiles_from_intervals, scaled_crps
 from ecomlab.models.base import Forecaster
+from ecomlab.models.nonnegative import nonnegative_forecasts
 from ecomlab.tasks.distributed import gather_objects, keep_derived_buffers_local, world_size
 from ecomlab.tasks.epoch_loss import EpochLoss
 from ecomlab.tasks.optim import OptimizerFactory, SchedulerFactory, configure_optimizers
 
 Evaluated = tuple[int | None, dict[str, Any], pd.DataFrame]
+
+log = logging.getLogger(__name__)
 
 
 class ForecastTask(pl.LightningModule):
@@ -40,8 +66,12 @@ class ForecastTask(pl.LightningModule):
 
     def __init__(self, net: Forecaster, season_length: int, optimizer: OptimizerFactory | None = None,
                  monitor: str = "val/mase", mode: str = "min", levels: Sequence[int] = (80, 95),
-                 scheduler: SchedulerFactory | None = None) -> None:
+                 scheduler: SchedulerFactory | None = None, steps_per_epoch: int | None = None) -> None:
         super().__init__()
+        if steps_per_epoch is not None and steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch={steps_per_epoch}; expected an integer >= 1 or null (the data "
+                             "config's windows_per_epoch decides)")
+        self.steps_per_epoch = steps_per_epoch
         if season_length < 1:
             raise ValueError(f"season_length={season_length}; expected an integer >= 1")
         if mode not in ("min", "max"):
@@ -65,6 +95,8 @@ class ForecastTask(pl.LightningModule):
         #: long-format forecasts of the last evaluation, by stage (unique_id, window, ds, y, y_hat[, lo_80, ...])
         self.forecasts: dict[str, pd.DataFrame] = {}
         self._epoch_loss = EpochLoss()
+        #: the training target is non-negative (set by prepare from ForecastTrainData.nonnegative)
+        self.nonnegative = False
 
     @property
     def trainable(self) -> bool:
@@ -78,10 +110,30 @@ class ForecastTask(pl.LightningModule):
     def prepare(self, data: Any) -> None:
         """Give global models the training part of the panel (local models refit per window instead)."""
         if data is not None:
+            self.nonnegative = bool(getattr(data, "nonnegative", False))
             self.net.fit_panel(data)
 
     def setup(self, stage: str) -> None:
         keep_derived_buffers_local(self)  # statistics fit_panel() derives on every rank stay out of DDP broadcasts
+        if stage == "fit":
+            self._fix_epoch_length()
+
+    def _fix_epoch_length(self) -> None:
+        """Make every training epoch ``steps_per_epoch`` optimizer steps (see the module docstring).
+
+        The train loader is built after this hook (Lightning's fit loop asks the data module for it once setup
+        is done), so the sampler's window count is set here; each rank of a distributed run draws its share.
+        ``fast_dev_run`` keeps its one batch.
+        """
+        datamodule = self.trainer.datamodule
+        if (self.steps_per_epoch is None or self.trainer.fast_dev_run
+                or not hasattr(datamodule, "windows_per_epoch")):
+            return
+        windows = self.steps_per_epoch * datamodule.batch_size * self.trainer.world_size
+        if datamodule.windows_per_epoch != windows:
+            log.info("steps_per_epoch=%d: %d training windows per epoch (data.windows_per_epoch was %d)",
+                     self.steps_per_epoch, windows, datamodule.windows_per_epoch)
+            datamodule.windows_per_epoch = windows
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self.net.loss(batch)
@@ -102,13 +154,18 @@ class ForecastTask(pl.LightningModule):
             if value.shape != future.shape:
                 raise RuntimeError(f"{type(self.net).__name__}.predict returned '{key}' of shape {value.shape}, "
                                    f"expected {future.shape}")
+        if self.nonnegative:
+            prediction = nonnegative_forecasts(prediction, batch["history"])
         y_hat = prediction["y_hat"]  # [B, h]
         quantiles = quantiles_from_intervals(prediction)
         scale = np.array([mase_scale(h, self.season_length) for h in batch["history"]], dtype=np.float64)  # [B]
         columns: dict[str, np.ndarray] = {name: np.asarray(fn(future, y_hat)) for name, fn in FORECAST_METRICS.items()}
         columns["mase"] = np.asarray(mase(future, y_hat, scale=scale))  # [B]
+        squared_scale = np.array([rmsse_scale(h) for h in batch["history"]], dtype=np.float64)  # [B], M5: m = 1
+        columns["rmsse"] = np.asarray(rmsse(future, y_hat, scale=squared_scale))  # [B]
         if quantiles:
             columns["msql"] = np.asarray(msql(future, quantiles, scale))  # [B]
+            columns["scaled_crps"] = np.asarray(scaled_crps(future, quantiles))  # [B]
             for level in self.levels:
                 if f"lo_{level}" in prediction and f"hi_{level}" in prediction:
                     columns[f"coverage_{level}"] = np.asarray(
