@@ -73,7 +73,9 @@ def test_describe_hand_bundle() -> None:
     assert stats["interactions_per_user"] == {"min": 1, "median": 1, "max": 2}
     assert stats["interactions_per_item"] == {"min": 1, "median": 2, "max": 3}
     assert stats["gini_item_popularity"] == pytest.approx(0.25)  # counts [3, 1]: 2*2 / (2*4*2)
-    assert stats["social"] == {"edges": 3, "symmetric": False, "reciprocated_edges": 2, "users_with_friends": 2}
+    assert stats["social"] == {"edges": 3, "symmetric": False, "reciprocated_edges": 2, "users_with_friends": 3,
+                               "users_with_friends_counts": "users with an edge in either direction",
+                               "users_with_outgoing_edges": 2}  # c is only trusted: a friend edge all the same
     assert stats["text"]["items_with_text"] == 1 and stats["text"]["share_items_with_text"] == 0.5
     assert stats["time_range"] == {"start": "1970-01-01T00:00:00+00:00", "end": "1970-01-02T00:00:00+00:00"}
     assert stats["weight"] == {"min": 1.0, "max": 5.0, "mean": 2.25, "all_ones": False}

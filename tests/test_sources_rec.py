@@ -9,10 +9,12 @@ import hydra
 import numpy as np
 import pandas as pd
 import pytest
-from omegaconf import DictConfig
+import scipy.io
+from omegaconf import DictConfig, OmegaConf
 
 from conftest import SHARED_DATA
 from ecomlab.data.bundle import DatasetBundle, DataValidationError, DataWarning
+from ecomlab.data.preprocess import Preprocess
 from ecomlab.data.sources.amazon import AmazonFiveCore
 from ecomlab.data.sources.ciao import CiaoTang
 from ecomlab.data.sources.lastfm import LastFMHetRec
@@ -21,6 +23,7 @@ from ecomlab.data.splits import LeaveOneOutSplit, TemporalSplit, split_bundle
 
 LASTFM = SHARED_DATA / "lastfm-hetrec2011"
 CIAO = SHARED_DATA / "ciao-tang2012"
+EPINIONS = SHARED_DATA / "epinions-tang2012"
 AMAZON = SHARED_DATA / "amazon-office-5core"
 
 
@@ -242,6 +245,73 @@ def test_ciao_cache_key_lists_every_file() -> None:
                                                                            "categories.csv"]
     assert [Path(f).name for f in CiaoTang("/d", categories=None).cache_key()["files"]] == ["ratings.csv",
                                                                                            "trust.csv"]
+
+
+def test_epinions_reads_the_shipped_mat_files() -> None:
+    """data=epinions-tang2012's files as shipped (no CSV conversion); every row kept for the duplicate policy."""
+    _need(EPINIONS, "rating.mat", "trustnetwork.mat", "catalog_epinion.txt")
+    cfg = OmegaConf.load(Path(__file__).parents[1] / "configs" / "data" / "epinions-tang2012.yaml").source
+    bundle = hydra.utils.instantiate(cfg, data_dir=str(SHARED_DATA)).load()
+    assert bundle.name == "epinions-tang2012"
+    assert (bundle.n_users, bundle.n_items, len(bundle.interactions)) == (22164, 296277, 922267)
+    assert not bundle.has_timestamps and bundle.meta["repeated_pairs_without_timestamps"] == 9826
+    assert bundle.meta["columns"]["ratings"] == ["user_id", "product_id", "category_id", "rating"]
+    assert bundle.meta["n_trust_rows_raw"] == 355754
+    assert bundle.meta["warnings"]["social_self_loops"] == 224
+    assert bundle.item_text is not None and bundle.meta["n_categories"] == 27
+    merged = Preprocess(duplicates="keep_last")(bundle)
+    assert len(merged.interactions) == 912441 and merged.meta["preprocess"]["steps"]["duplicates_merged"] == 9826
+
+
+def _mat_release(folder: Path, rating: list[list[int]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    scipy.io.savemat(folder / "rating.mat", {"rating": np.array(rating, dtype=np.int32)})
+    scipy.io.savemat(folder / "trustnetwork.mat", {"trustnetwork": np.array([[1, 2], [3, 1]], dtype=np.uint16)})
+    (folder / "catalog.txt").write_bytes(b"1 Books\r\n2 Online Stores & Services\r\n")
+
+
+def test_keep_last_without_timestamps_keeps_the_last_row_in_file_order(tmp_path: Path) -> None:
+    # user 1 rates product 10 three times (2, 5, then 4); all timestamps would be 0
+    _mat_release(tmp_path / "e", [[1, 10, 1, 2], [2, 10, 1, 3], [1, 10, 1, 5], [3, 11, 2, 1], [1, 10, 1, 4]])
+    source = CiaoTang(str(tmp_path), folder="e", ratings="rating.mat", trust="trustnetwork.mat",
+                      categories="catalog.txt")
+    bundle = source.load()
+    assert len(bundle.interactions) == 5 and bundle.meta["repeated_pairs_without_timestamps"] == 2
+    assert _text_of(bundle, 11) == "Online Stores & Services"
+    assert bundle.social is not None and len(bundle.social) == 2
+    last = Preprocess(duplicates="keep_last")(bundle)
+    assert last.meta["preprocess"]["steps"]["duplicates_merged"] == 2
+    raw = last.user_map.to_raw(last.interactions["user_id"]), last.item_map.to_raw(last.interactions["item_id"])
+    kept = dict(zip(zip(*raw, strict=True), last.interactions["weight"], strict=True))
+    assert kept == {(1, 10): 4.0, (2, 10): 3.0, (3, 11): 1.0}  # the last of 2, 5, 4
+    summed = Preprocess(duplicates="sum")(bundle)
+    assert sorted(summed.interactions["weight"]) == [1.0, 3.0, 11.0]
+    assert len(Preprocess()(bundle).interactions) == 5  # keep_all keeps them all
+    with pytest.raises(DataValidationError, match="duplicate"):
+        from ecomlab.data.bundle import ValidationPolicy, build_bundle
+        build_bundle("e", bundle.interactions.drop(columns="timestamp"), policy=ValidationPolicy(duplicates="error"))
+
+
+def test_mat_release_bad_inputs(tmp_path: Path) -> None:
+    folder = tmp_path / "e"
+    _mat_release(folder, [[1, 10, 1, 2]])
+    source = CiaoTang(str(tmp_path), folder="e", ratings="rating.mat", trust="trustnetwork.mat",
+                      categories="catalog.txt")
+    (folder / "rating.mat").write_bytes(b"not a MATLAB file at all, just text" * 10)
+    with pytest.raises(DataValidationError, match=r"e/rating\.mat: not a readable MATLAB file"):
+        source.load()
+    scipy.io.savemat(folder / "rating.mat", {"rating": np.ones((3, 3))})
+    with pytest.raises(DataValidationError, match=r"rating\.mat: expected one numeric variable with 4 or 5 or 6"):
+        source.load()
+    scipy.io.savemat(folder / "rating.mat", {"rating": np.array([[1, 10, 1, 2.5]])})
+    with pytest.raises(DataValidationError, match=r"rating\.mat: variable 'rating' has 1 non-integer.*rows \[0\]"):
+        source.load()
+    _mat_release(folder, [[1, 10, 1, 2]])
+    (folder / "catalog.txt").write_text("1 Books\nBooks\n")
+    with pytest.raises(DataValidationError, match=r"catalog\.txt: line 2 is 'Books'"):
+        source.load()
+    with pytest.raises(DataValidationError, match=r"none/rating\.mat: file not found.*trustnetwork\.mat, catalog_"):
+        CiaoTang(str(tmp_path), folder="none", ratings="rating.mat", trust="trustnetwork.mat").load()
 
 
 # --------------------------------------------------------------------------- Amazon

@@ -188,7 +188,7 @@ def describe_table(stats: dict[str, Any]) -> Table:
     if social is not None:
         table.add_row("social edges", f"{social['edges']:,} ("
                       f"{'symmetric' if social['symmetric'] else 'directed, not symmetric'}; "
-                      f"{social['users_with_friends']:,} users with friends)")
+                      f"{social['users_with_friends']:,} users with an edge either way)")
     sales = stats["sales"]
     if sales is not None:
         table.add_row("sales series", f"{sales['series']:,} ({sales['observations']:,} observations)")

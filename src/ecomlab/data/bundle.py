@@ -23,7 +23,10 @@ NaN / infinite / negative weight       error
 unparseable, missing or out-of-range   error (count, first rows, sample values; see
 timestamp / ``ds``                     :func:`parse_times` for the accepted forms)
 duplicate ``(user, item, timestamp)``  ``policy.duplicates``: ``"drop"`` (default, counted warning,
-                                       keeps the first row), ``"error"``
+                                       keeps the first row), ``"error"``. Without a timestamp column a
+                                       repeated ``(user, item)`` is not known to be the same event: all
+                                       rows are kept in file order (counted in ``meta``) for
+                                       ``data.preprocess.duplicates`` (``keep_last`` = the last in the file)
 social edge or text row with an id     ``policy.unknown_ids``: ``"drop"`` (default, counted
 unknown to the interactions            warning) or ``"error"``
 social self-loop / duplicate edge      dropped, counted warning
@@ -484,6 +487,10 @@ def build_bundle(
     frame = pd.DataFrame({"user_id": user_codes, "item_id": item_codes, "timestamp": _own(ts),
                           "weight": _own(weight)}, copy=False)
     dup = _duplicate_rows(user_codes, item_codes, ts)
+    if dup.any() and not has_ts and policy.duplicates != "error":
+        # all-zero times would make every repeat a "duplicate event" and keep the first; file order is the only time
+        meta["repeated_pairs_without_timestamps"] = int(dup.sum())
+        dup = np.zeros_like(dup)
     if dup.any():
         if policy.duplicates == "error":
             raise DataValidationError(

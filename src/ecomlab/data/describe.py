@@ -71,7 +71,11 @@ def _social_stats(social: pd.DataFrame) -> dict[str, Any]:
         "edges": len(social),
         "symmetric": reciprocated == len(social),
         "reciprocated_edges": reciprocated,
-        "users_with_friends": int(np.unique(pairs[:, 0]).size),
+        # a directed graph (trust): a user trusted by others but trusting nobody still has a friend edge, and the
+        # social models use the graph made undirected
+        "users_with_friends": int(np.unique(pairs).size),
+        "users_with_friends_counts": "users with an edge in either direction",
+        "users_with_outgoing_edges": int(np.unique(pairs[:, 0]).size),
     }
 
 

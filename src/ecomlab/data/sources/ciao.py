@@ -7,20 +7,28 @@ products in 28 categories and 111,781 trust links. Cite: Tang, J., Gao, H., Liu,
 multi-faceted trust in a connected world", WSDM 2012; Tang, J., Gao, H., Liu, H., Das Sarma, A. "eTrust:
 Understanding trust evolution in an online world", KDD 2012.
 
-Files (CSV with a header row, as converted from the ``.mat`` releases; see the folder's README):
+Files, read as shipped or as CSV (chosen by suffix; the keys ``ratings``, ``trust`` and ``categories`` name them):
 
-* ``ratings.csv``: ``user_id, product_id, category_id, rating, helpfulness[, timestamp]``. The timestamp
-  column (Unix seconds) exists in ``rating_with_timestamp.mat``; the plain ``rating.mat`` releases (e.g.
-  Epinions) lack it, which is detected from the header and gives ``has_timestamps=False``.
-* ``trust.csv``: ``truster_id, trustee_id`` (row = truster trusts trustee).
-* ``categories.csv``: ``category_id, category_name`` (optional: ``categories=null`` gives no item text).
+* the MATLAB releases (``.mat``, read with :func:`scipy.io.loadmat`): ``rating.mat`` (Epinions: 4 columns
+  ``user, product, category, rating``; Ciao: 5, plus ``helpfulness``), ``rating_with_timestamp.mat`` (6, plus
+  ``timestamp`` in Unix seconds) and ``trustnetwork.mat`` (``truster, trustee``); each holds one 2-D variable,
+  whose columns are told apart by their number. The category catalogue ``catalog_*.txt`` is one ``id name``
+  line per category.
+* or CSV with a header row, as converted from them (``shared/data/ciao-tang2012``): ``ratings.csv``
+  (``user_id, product_id, category_id, rating, helpfulness[, timestamp]``), ``trust.csv`` (``truster_id,
+  trustee_id``), ``categories.csv`` (``category_id, category_name``).
+
+Without a timestamp column (Epinions, Ciao's plain ``rating.mat``) ``has_timestamps=False`` and the file order
+is the only order: repeated ``(user, product)`` ratings are all kept by the contract and
+``data.preprocess.duplicates=keep_last`` keeps the one that comes last in the file (``configs/data/
+epinions-tang2012.yaml`` does), counted as ``duplicates_merged``. ``categories=null`` gives no item text.
 
 Mapping to the contract (:mod:`ecomlab.data.bundle`):
 
 * ``interactions`` <- ratings; ``weight`` = the 0-5 rating as given (rows rated 0 are kept with weight 0;
   ``Preprocess.rating_threshold`` makes the data implicit). Helpfulness is not part of the contract and is
   dropped. Repeated ``(user, product, timestamp)`` rows are dropped by the contract's validation policy
-  (counted in ``meta["warnings"]``).
+  (counted in ``meta["warnings"]``); without timestamps see above.
 * ``social`` <- trust, directed, as given (``user_id`` trusts ``friend_id``).
 * ``item_text`` <- the category name of each product (joined from ``categories.csv``). A few products are
   rated under more than one category id; their text lists every name, most used first, and the extra
@@ -34,9 +42,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.io
 
 from ecomlab.data.bundle import DatasetBundle, DataValidationError, build_bundle, require_columns
-from ecomlab.data.io import read_table
+from ecomlab.data.io import read_table, require_file
 
 CITATION = (
     "Tang, Gao, Liu. mTrust: Discerning multi-faceted trust in a connected world. WSDM 2012; "
@@ -45,6 +54,46 @@ CITATION = (
 RATING_COLUMNS = ("user_id", "product_id", "category_id", "rating")
 TRUST_COLUMNS = ("truster_id", "trustee_id")
 CATEGORY_COLUMNS = ("category_id", "category_name")
+#: the columns of a ``.mat`` ratings variable, by its width (the releases' READMEs; Epinions ships 4)
+MAT_RATING_COLUMNS = {4: RATING_COLUMNS, 5: (*RATING_COLUMNS, "helpfulness"),
+                      6: (*RATING_COLUMNS, "helpfulness", "timestamp")}
+
+
+def read_mat(path: Path, hint: str, widths: tuple[int, ...]) -> np.ndarray:
+    """The one 2-D numeric variable of a MATLAB file as ``int64`` ``[rows, width]``, width one of ``widths``."""
+    require_file(path, hint)
+    try:
+        variables = {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
+    except NotImplementedError as err:  # scipy reads MATLAB v4-v7.2; v7.3 is HDF5
+        raise DataValidationError(f"{path}: a MATLAB v7.3 (HDF5) file, which scipy.io.loadmat cannot read; save it "
+                                  "as v7 (MATLAB: save(..., '-v7')) or as CSV") from err
+    except (ValueError, TypeError, OSError) as err:
+        raise DataValidationError(f"{path}: not a readable MATLAB file ({err})") from err
+    arrays = {k: v for k, v in variables.items() if isinstance(v, np.ndarray) and v.ndim == 2
+              and v.dtype.kind in "iuf" and v.shape[1] in widths}
+    if len(arrays) != 1:
+        shapes = {k: getattr(v, "shape", type(v).__name__) for k, v in variables.items()}
+        raise DataValidationError(f"{path}: expected one numeric variable with {' or '.join(map(str, widths))} "
+                                  f"columns; found {shapes}")
+    (name, values), = arrays.items()
+    bad = ~np.isfinite(values).all(axis=1) | (values != np.round(values)).any(axis=1)
+    if bad.any():
+        raise DataValidationError(f"{path}: variable '{name}' has {int(bad.sum())} non-integer or missing "
+                                  f"value row(s); first rows {np.flatnonzero(bad)[:5].tolist()}")
+    return values.astype(np.int64)
+
+
+def read_catalog(path: Path, hint: str) -> pd.DataFrame:
+    """A ``catalog_*.txt`` (``id name`` per line, any line ending) as ``category_id, category_name``."""
+    rows = []
+    for number, line in enumerate(require_file(path, hint).read_text(encoding="utf-8").splitlines(), 1):
+        key, _, name = line.strip().partition(" ")
+        if not line.strip():
+            continue
+        if not key.isdigit() or not name.strip():
+            raise DataValidationError(f"{path}: line {number} is {line[:60]!r}; expected '<category id> <name>'")
+        rows.append((int(key), name.strip()))
+    return pd.DataFrame(rows, columns=list(CATEGORY_COLUMNS))
 
 
 class CiaoTang:
@@ -64,8 +113,10 @@ class CiaoTang:
 
     @property
     def hint(self) -> str:
-        return (f"set paths.data_dir to the folder holding {self.folder}/ (Tang et al.'s Ciao/Epinions release "
-                "as CSV: ratings, trust and categories; see shared/data/ciao-tang2012/README.md)")
+        return (f"set paths.data_dir to the folder holding {self.folder}/ with Tang et al.'s release as shipped "
+                "(rating.mat or rating_with_timestamp.mat, trustnetwork.mat, catalog_*.txt) or as CSV "
+                "(ratings.csv, trust.csv, categories.csv); data.source.folder, .ratings, .trust and .categories "
+                "name them")
 
     def _paths(self) -> dict[str, Path]:
         paths = {"ratings": self.root / self.ratings, "trust": self.root / self.trust}
@@ -81,6 +132,13 @@ class CiaoTang:
         }
 
     def _read(self, path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+        if path.suffix == ".mat":
+            if columns == RATING_COLUMNS:
+                values = read_mat(path, self.hint, tuple(MAT_RATING_COLUMNS))
+                return pd.DataFrame(values, columns=list(MAT_RATING_COLUMNS[values.shape[1]]))
+            return pd.DataFrame(read_mat(path, self.hint, (len(columns),)), columns=list(columns))
+        if path.suffix == ".txt" and columns == CATEGORY_COLUMNS:
+            return read_catalog(path, self.hint)
         frame = read_table(path, self.hint)
         require_columns(frame, columns, str(path))
         return frame
@@ -124,9 +182,10 @@ class CiaoTang:
         rating = pd.to_numeric(ratings["rating"], errors="coerce")
         meta: dict[str, Any] = {
             "dataset": f"Ciao/Epinions, Tang et al. 2012 ({self.folder})", "citation": CITATION,
+            "columns": {"ratings": list(ratings.columns), "trust": list(trust.columns)},
             "weight": "rating as given (explicit feedback)",
             "timestamps": "ratings column 'timestamp' (Unix seconds)" if has_ts
-            else f"none: {paths['ratings'].name} has no 'timestamp' column",
+            else f"none: {paths['ratings'].name} has no 'timestamp' column; repeated ratings stay in file order",
             "social": "directed trust: user_id trusts friend_id",
             "n_rating_rows_raw": len(ratings),
             "rating_counts": {str(k): int(v) for k, v in rating.value_counts().sort_index().items()},
