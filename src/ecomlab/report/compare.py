@@ -26,7 +26,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +113,23 @@ def load_runs(patterns: Iterable[str | Path], config_keys: Sequence[str] = ()) -
     if not runs:
         raise FileNotFoundError("no finished runs (metrics.json of ecomlab-train) found under "
                                 + ", ".join(map(str, patterns)))
+    runs = _name_data_apart(runs)
     return sorted(runs, key=lambda r: (r.dataset, r.model, *map(str, r.keys.values()), r.seed, str(r.path)))
+
+
+def _name_data_apart(runs: list[Run]) -> list[Run]:
+    """Runs recorded under one data config name but loaded from different data sets (``data=ciao-tang2012
+    data.source.folder=epinions-tang2012``: the bundle's name is the folder) are labelled ``<bundle> (data=<config>)``,
+    so that no table row averages two data sets, even with ``--allow-mixed-protocols``."""
+    def bundle_name(run: Run) -> str | None:
+        data = run.protocol.get("data")
+        return data.get("name") if isinstance(data, dict) else None
+
+    names: dict[str, set[str | None]] = {}
+    for run in runs:
+        names.setdefault(run.dataset, set()).add(bundle_name(run))
+    return [replace(run, dataset=f"{bundle_name(run)} (data={run.dataset})") if len(names[run.dataset]) > 1
+            else run for run in runs]
 
 
 # --------------------------------------------------------------------------- metrics
