@@ -51,6 +51,7 @@ from ecomlab.models.forecast_ensemble import ForecastEnsemble
 from ecomlab.models.forecast_heads import PointHead, QuantileHead, SymmetricHead
 from ecomlab.models.gbt_lags import GBTLags
 from ecomlab.models.lstm_forecaster import LSTMForecaster
+from ecomlab.models.nonnegative import nonnegative_forecasts
 from ecomlab.utils import instantiate_with_dims
 
 SPEC = "model/forecaster.json"
@@ -207,6 +208,12 @@ def _long_frame(uids: list[Any], dates: list[pd.DatetimeIndex], prediction: dict
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=["unique_id", "ds", "y_hat"])
 
 
+def _served(prediction: dict[str, np.ndarray], histories: list[np.ndarray], dims: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The backtest's policy for a non-negative target (``dims["nonnegative"]``; clipped at zero, zero for an
+    all-zero history), so a served forecast equals the evaluated one."""
+    return nonnegative_forecasts(prediction, histories) if dims.get("nonnegative", False) else prediction
+
+
 def _future_dates(ds: pd.Series, horizon: int, freq: str | None) -> pd.DatetimeIndex:
     freq = freq or (pd.infer_freq(pd.DatetimeIndex(ds)) if len(ds) >= 3 else None)
     if freq is None:
@@ -281,7 +288,7 @@ class BundleGBT:
             dates.append(future)
         batch = {"history": histories, "future_calendar": np.stack(cal), "future_covariates": np.stack(cov),
                  "series_index": np.asarray(series, np.float64)}
-        return _long_frame(uids, dates, self.net.predict(batch, horizon, levels))
+        return _long_frame(uids, dates, _served(self.net.predict(batch, horizon, levels), histories, self.spec["dims"]))
 
 
 class BundleLSTM:
@@ -332,8 +339,9 @@ class BundleLSTM:
         unknown = sorted({str(u) for u in frame["unique_id"]} - set(self.index))
         if unknown:
             raise ValueError(f"series {unknown[:5]} are not in the trained panel; the LSTM embeds series by id")
-        series, uids, dates = [], [], []
+        series, uids, dates, histories = [], [], [], []
         for local, (uid, part) in enumerate(frame.groupby("unique_id", sort=False)):
+            histories.append(part["y"].to_numpy(np.float64))
             future = _future_dates(part["ds"], h, self.spec["freq"])
             cov = np.zeros((len(part) + h, len(self.futr) + len(self.hist)), np.float32)  # [T + h, C]
             cov[: len(part)] = part[self.futr + self.hist].to_numpy(np.float32)
@@ -350,11 +358,12 @@ class BundleLSTM:
         batch["series_index"] = torch.tensor([self.index[str(u)] for u in uids])  # the trained embedding rows
         levels = self.spec["levels"] if levels is None else [int(v) for v in levels]
         if self.runner is None:
-            return _long_frame(uids, dates, self.net.predict(batch, h, levels))
+            return _long_frame(uids, dates, _served(self.net.predict(batch, h, levels), histories, self.spec["dims"]))
         raw, loc, scale = self.runner(batch)
         with torch.random.fork_rng():  # the in-memory predict's seeded stream, for sampled quantiles
             torch.manual_seed(0)
-            return _long_frame(uids, dates, self.net.forecasts(raw, loc, scale, levels))
+            prediction = self.net.forecasts(raw, loc, scale, levels)
+        return _long_frame(uids, dates, _served(prediction, histories, self.spec["dims"]))
 
 
 class BundleForecaster:
@@ -366,6 +375,7 @@ class BundleForecaster:
         self.levels: list[int] = [int(v) for v in spec["levels"]]
         self.freq: str | None = spec["freq"]
         self.horizon = int(spec["horizon"])
+        self.dims: dict[str, Any] = spec["dims"]
 
     def forecast(self, history_df: pd.DataFrame, horizon: int | None = None, covariates: pd.DataFrame | None = None,
                  levels: Sequence[int] | None = None) -> pd.DataFrame:
@@ -383,7 +393,7 @@ class BundleForecaster:
         histories = [part["y"].to_numpy(np.float64) for _, part in groups]
         prediction = self.net.predict({"history": histories}, horizon, levels)  # {"y_hat": [S, h], ...}
         dates = [_future_dates(part["ds"], horizon, self.freq) for _, part in groups]
-        return _long_frame([uid for uid, _ in groups], dates, prediction)
+        return _long_frame([uid for uid, _ in groups], dates, _served(prediction, histories, self.dims))
 
 
 def _check_history(history_df: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:

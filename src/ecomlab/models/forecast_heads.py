@@ -22,6 +22,14 @@ to ``mean|y|`` and then to 1, so a flat history still gives finite inputs.
   falls back to ``n_samples`` draws. The median of the symmetric laws (normal, Student-t) is their location
   ``loc + scale * r_1``, exactly, so the recursive decoder's fed-back median needs no quantile function and the
   whole decoder exports as one graph.
+* :class:`HurdleLogNormalHead` -- for non-negative targets with exact zeros (intermittent demand): a point mass
+  ``pi`` at zero and a log-normal law for the positive values (a hurdle model, Mullahy 1986), in units of the
+  window's ``scale`` (no shift, so the support stays ``[0, inf)``). Its quantile function is closed-form, so
+  quantiles and median are exact torch operations (no SciPy, no draws).
+
+**Choosing by the data**: :class:`HeadForTarget` holds one head for a real-valued target and one for a
+non-negative one; :func:`select_head` picks between them with the data module's ``dims["nonnegative"]`` (a
+network calls it with its ``nonnegative`` argument), and returns any other head unchanged.
 """
 
 from __future__ import annotations
@@ -223,3 +231,64 @@ class NegativeBinomialHead(DistributionHead):
         # counts failures before n successes: the same law with SciPy's p = 1 - sigmoid(logits) = sigmoid(-logits)
         p_scipy = _numpy(torch.sigmoid(-dist.logits))[None]  # [1, B, h]
         return scipy.stats.nbinom.ppf(p[:, None, None], _numpy(dist.total_count)[None], p_scipy)  # [R, B, h]
+
+
+class HurdleLogNormalHead(OutputHead):
+    """Zero with probability ``pi``, else log-normal: the law of intermittent demand (many exact zeros, skewed
+    sizes), with non-negative support.
+
+    With ``z = y / scale`` (the window's scale; ``loc`` is not used, so zero stays zero),
+    ``pi = sigmoid(r_1)``, ``mu = r_2``, ``sigma = softplus(r_3) + sigma_min``:
+
+    ``p(y) = pi`` for ``y = 0``, ``p(y) = (1 - pi) * LogNormal(z; mu, sigma) / scale`` for ``y > 0``;
+    ``q_tau(y) = 0`` for ``tau <= pi``, else ``scale * exp(mu + sigma * Phi^{-1}((tau - pi) / (1 - pi)))``.
+
+    ``sigma_min`` keeps the density bounded where the positive values repeat one value (unit sales of 1): a
+    log-normal collapsing onto a point would otherwise drive the likelihood to infinity.
+    """
+
+    n_outputs = 3
+
+    def __init__(self, sigma_min: float = 0.05) -> None:
+        super().__init__()
+        if not sigma_min > 0:
+            raise ValueError(f"sigma_min={sigma_min}; expected a positive number")
+        self.sigma_min = float(sigma_min)
+
+    def parameters_of(self, raw: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(logit pi, mu, sigma)``, each ``[B, h]``."""
+        return raw[..., 0], raw[..., 1], F.softplus(raw[..., 2]) + self.sigma_min
+
+    def loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+        logit, mu, sigma = self.parameters_of(raw)
+        positive = y > 0  # a value at or below zero is the law's zero (a non-negative target has none below)
+        log_z = torch.log(torch.where(positive, y / scale, torch.ones_like(y)))  # masked: no log(0)
+        # log LogNormal(z) - log scale = -log z - log sigma - log(2 pi)/2 - (log z - mu)^2 / (2 sigma^2) - log scale
+        log_positive = (F.logsigmoid(-logit) - log_z - sigma.log() - 0.5 * math.log(2 * math.pi)
+                        - 0.5 * ((log_z - mu) / sigma) ** 2 - scale.log())
+        return -torch.where(positive, log_positive, F.logsigmoid(logit)).mean()
+
+    def quantiles(self, raw: Tensor, loc: Tensor, scale: Tensor, levels: Sequence[float]) -> Tensor:
+        logit, mu, sigma = (t.unsqueeze(-1) for t in self.parameters_of(raw))  # [B, h, 1] each
+        p = torch.as_tensor(list(levels), dtype=raw.dtype, device=raw.device)  # [R]
+        pi = torch.sigmoid(logit)
+        u = ((p - pi) / (1.0 - pi)).clamp(1e-6, 1.0 - 1e-6)  # [B, h, R]: level within the positive part
+        positive = scale.unsqueeze(-1) * torch.exp(mu + sigma * torch.special.ndtri(u))  # [B, h, R]
+        return torch.where(p > pi, positive, torch.zeros_like(positive))
+
+
+class HeadForTarget:
+    """A head for each kind of target: ``real`` (any sign) or ``nonnegative`` (sales, demand, counts); the
+    network builds the one :func:`select_head` picks with the data's ``dims["nonnegative"]``."""
+
+    def __init__(self, real: OutputHead, nonnegative: OutputHead) -> None:
+        if real.n_outputs < 1 or nonnegative.n_outputs < 1:
+            raise ValueError("HeadForTarget needs two output heads")
+        self.real, self.nonnegative = real, nonnegative
+
+
+def select_head(head: OutputHead | HeadForTarget, nonnegative: bool) -> OutputHead:
+    """``head`` itself, or the choice a :class:`HeadForTarget` makes for a (non-)negative target."""
+    if isinstance(head, HeadForTarget):
+        return head.nonnegative if nonnegative else head.real
+    return head
