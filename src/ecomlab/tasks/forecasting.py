@@ -26,15 +26,25 @@ epoch, with replacement, whatever the data config says), so a network trains ``t
 steps_per_epoch`` steps and is validated (early stopping, checkpoint selection, a per-epoch learning-rate
 schedule) every ``steps_per_epoch`` steps on every panel. Epoch boundaries stay where checkpoints are taken,
 so a killed run still resumes exactly.
+
+**Searched networks** (``model=auto_lstm``, :class:`ecomlab.models.auto_lstm.AutoLSTM`): a network with a
+``suggest(trial)`` method declares a search space; at the start of ``fit`` (not when a run resumes: the
+checkpoint holds the chosen configuration) the task runs its seeded Optuna study, training each candidate with
+a Lightning trainer of its own for the network's ``trial_steps`` steps (no early stopping, no checkpoints) and
+scoring it on the data module's validation windows by the task's monitor, then adopts the best configuration
+and trains it with the full budget. The trials are written to ``<output dir>/search_trials.csv``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytorch_lightning as pl
 import torch
@@ -54,6 +64,7 @@ from ecomlab.models.nonnegative import nonnegative_forecasts
 from ecomlab.tasks.distributed import gather_objects, keep_derived_buffers_local, world_size
 from ecomlab.tasks.epoch_loss import EpochLoss
 from ecomlab.tasks.optim import OptimizerFactory, SchedulerFactory, configure_optimizers
+from ecomlab.utils import atomic_write_text
 
 Evaluated = tuple[int | None, dict[str, Any], pd.DataFrame]
 
@@ -116,7 +127,48 @@ class ForecastTask(pl.LightningModule):
     def setup(self, stage: str) -> None:
         keep_derived_buffers_local(self)  # statistics fit_panel() derives on every rank stay out of DDP broadcasts
         if stage == "fit":
+            if hasattr(self.net, "suggest") and not self.trainer.ckpt_path:  # a resumed run keeps its choice
+                self._search()
             self._fix_epoch_length()
+
+    def _search(self) -> None:
+        """Choose the network's configuration on the validation windows (see the module docstring)."""
+        net, datamodule = self.net, self.trainer.datamodule
+        if not getattr(datamodule, "has_validation", False):
+            raise ValueError(f"{type(net).__name__} searches on validation windows and this backtest has none; "
+                             "set data.backtest.val_windows >= 1")
+        assert self.optimizer_factory is not None
+
+        def objective(trial: optuna.Trial) -> float:
+            params = net.suggest(trial)
+            torch.manual_seed(net.seed + trial.number)
+            task = ForecastTask(net.candidate(params["net"]), self.season_length,
+                                partial(self.optimizer_factory, **params["optimizer"]), monitor=self.monitor,
+                                mode=self.mode, levels=(), steps_per_epoch=net.trial_steps)
+            trainer = pl.Trainer(max_epochs=1, accelerator=self.trainer.accelerator, devices=1, logger=False,
+                                 enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                                 num_sanity_val_steps=0, gradient_clip_val=self.trainer.gradient_clip_val)
+            trainer.fit(task, datamodule=datamodule)
+            value = float(trainer.callback_metrics[self.monitor])
+            return value if np.isfinite(value) else float("inf")  # a diverged candidate loses, the search goes on
+
+        sampler = optuna.samplers.TPESampler(seed=net.seed)
+        study = optuna.create_study(direction="minimize" if self.mode == "min" else "maximize", sampler=sampler)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        try:
+            study.optimize(objective, n_trials=net.n_trials)
+        finally:
+            datamodule.trainer = self.trainer  # the trials' trainers attached themselves to the data module
+        best = study.best_trial.params
+        net.choose({part: {k.split(".", 1)[1]: v for k, v in best.items() if k.startswith(part + ".")}
+                    for part in ("net", "optimizer")})
+        log.info("%s: %d trials, best %s=%.4f with %s", type(net).__name__, len(study.trials), self.monitor,
+                 study.best_value, net.chosen)
+        trials = study.trials_dataframe(attrs=("number", "value", "params", "duration"))
+        out = Path(self.trainer.default_root_dir)
+        if self.trainer.is_global_zero:
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(out / "search_trials.csv", trials.to_csv(index=False))
 
     def _fix_epoch_length(self) -> None:
         """Make every training epoch ``steps_per_epoch`` optimizer steps (see the module docstring).
@@ -218,5 +270,8 @@ class ForecastTask(pl.LightningModule):
         self._finish("test")
 
     def configure_optimizers(self) -> Any:
-        return configure_optimizers(self.optimizer_factory, self.scheduler_factory, self.net.parameters(),
-                                    self.monitor)
+        factory = self.optimizer_factory
+        overrides = self.net.optimizer_overrides() if hasattr(self.net, "optimizer_overrides") else {}
+        if factory is not None and overrides:  # a searched network's chosen step size (and the like)
+            factory = partial(factory, **overrides)
+        return configure_optimizers(factory, self.scheduler_factory, self.net.parameters(), self.monitor)
