@@ -13,9 +13,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+import ecomlab
 from ecomlab.data.bundle import DatasetBundle, build_bundle
 from ecomlab.data.forecast_datamodule import ForecastDataModule
 from ecomlab.data.splits import RollingOrigin
+from ecomlab.export.writer import export_run
 from ecomlab.models.forecast_heads import (
     HeadForTarget,
     HurdleLogNormalHead,
@@ -224,3 +226,23 @@ def test_the_panel_does_drive_models_below_zero_without_the_policy(compose_cfg, 
     record, forecasts = _demand_run(compose_cfg, tmp_path, "ets", ["+data.nonnegative=false"])
     assert record["protocol"]["nonnegative"] is False
     assert (forecasts["lo_95"] < 0).any()
+
+
+@pytest.mark.parametrize(("model", "fmt"), [("ets", "native"),
+                                           pytest.param("lstm+hurdle", "onnx", marks=pytest.mark.slow)])
+def test_served_demand_forecasts_equal_the_evaluated_ones(compose_cfg, tmp_path: Path, model: str, fmt: str) -> None:
+    """A bundle serves what the backtest evaluated: the same censoring at zero and zeros for the never-sold
+    product (ETS's intervals reach below zero on this panel), and the hurdle head after an ONNX graph."""
+    name, _, variant = model.partition("+")
+    _, test = _demand_run(compose_cfg, tmp_path, name, HURDLE if variant == "hurdle" else [])
+    loaded = ecomlab.load(export_run(tmp_path / "run", fmt, tmp_path / "bundle"))
+    first = test[test["window"] == test["window"].min()]
+    panel = demand_panel()
+    cutoff = first.groupby("unique_id")["ds"].min()
+    history = panel[panel["ds"] < panel["unique_id"].map(cutoff)]
+    got = loaded.forecast(history, horizon=HORIZON)
+    merged = first.merge(got, on=["unique_id", "ds"], suffixes=("", "_served"))
+    assert len(merged) == len(first) == len(got)
+    for column in ("y_hat", "lo_80", "hi_80", "lo_95", "hi_95"):
+        np.testing.assert_allclose(merged[f"{column}_served"], merged[column], rtol=1e-4, atol=1e-6)
+    assert (got.loc[got["unique_id"] == "never_sold", ["y_hat", "lo_95", "hi_95"]].to_numpy() == 0).all()
