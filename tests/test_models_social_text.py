@@ -7,12 +7,15 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import hydra
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from omegaconf import OmegaConf
 
 from ecomlab.models.base import RecTrainData
+from ecomlab.models.diffnetpp import DiffNetPP
 from ecomlab.models.histories import UserHistories
 from ecomlab.models.social_gnn import SocialGNN, first_occurrences
 from ecomlab.models.text_encoders import extract_minilm
@@ -175,6 +178,77 @@ def test_social_gnn_checkpoint_reloads_after_fit() -> None:
         fresh(torch.arange(3))  # warm the cache; loading weights must invalidate it
         fresh.load_state_dict(state)
         assert torch.allclose(fresh(torch.arange(N_USERS)), net(torch.arange(N_USERS)))
+
+
+@pytest.mark.parametrize("conv", ["GCNConv", "SAGEConv", "GATConv", "GATv2Conv"])
+def test_social_gnn_takes_any_pyg_convolution_from_hydra(conv: str) -> None:
+    torch.manual_seed(0)
+    factory = hydra.utils.instantiate(OmegaConf.create({"_target_": f"torch_geometric.nn.conv.{conv}",
+                                                        "_partial_": True}))
+    net = SocialGNN(N_USERS, N_ITEMS, embedding_dim=8, n_layers=2, social_conv=factory)
+    plain = SocialGNN(N_USERS, N_ITEMS, embedding_dim=8, n_layers=2)
+    plain.load_state_dict(net.state_dict(), strict=False)  # same embeddings, parameter-free diffusion
+    assert [type(m).__name__ for m in net.social_convs] == [conv, conv]
+    assert any(k.startswith("social_convs.1.") for k in net.state_dict())  # learned, so checkpointed
+    data = social_data()
+    net.fit(data)
+    plain.fit(data)
+    loss = net.loss(triplets())
+    loss.backward()
+    grads = [p.grad for p in net.social_convs.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+    net.eval()
+    plain.eval()
+    with torch.no_grad():
+        assert net(torch.arange(5)).shape == (5, N_ITEMS)
+        assert not torch.allclose(net(torch.arange(N_USERS)), plain(torch.arange(N_USERS)))
+
+
+# ---- DiffNet++ --------------------------------------------------------------------------------------------
+def test_diffnetpp_shapes_training_and_friend_dependence() -> None:
+    torch.manual_seed(0)
+    net = DiffNetPP(N_USERS, N_ITEMS, embedding_dim=8, n_layers=2)
+    with pytest.raises(RuntimeError, match="fit"):
+        net(torch.arange(2))
+    data = social_data()
+    net.fit(data)
+    users, items = net.get_embedding()
+    assert users.shape == (N_USERS, 24) and items.shape == (N_ITEMS, 24)  # 3 layers of 8 side by side
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(30):
+        loss = net.loss(triplets(n=64, n_neg=1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < losses[0]
+    for module in (net.influence, net.interest, net.item_update, net.view_score):  # every attention learns
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters() if p.dim() > 1)
+    net.eval()
+    with torch.no_grad():
+        before = net(torch.arange(N_USERS))
+        assert torch.equal(before, net(torch.arange(N_USERS)))  # cached
+        net.fit(RecTrainData(train=data.train, social=np.random.default_rng(3).integers(0, N_USERS, (80, 2))))
+        assert not torch.allclose(before, net(torch.arange(N_USERS)))
+
+
+def test_diffnetpp_needs_friends_and_reloads_after_fit() -> None:
+    with pytest.raises(ValueError, match=r"DiffNetPP needs social edges.*has none"):
+        DiffNetPP(N_USERS, N_ITEMS).fit(RecTrainData(train=social_data().train))
+    with pytest.raises(ValueError, match="user indices"):
+        DiffNetPP(N_USERS, N_ITEMS).fit(RecTrainData(train=social_data().train, social=np.array([[0, N_USERS]])))
+    net = DiffNetPP(N_USERS, N_ITEMS, embedding_dim=8).eval()
+    net.fit(social_data())
+    state = net.state_dict()
+    assert not any(k in state for k in ("user_item", "item_user", "friends")), "graphs are derived, not saved"
+    fresh = DiffNetPP(N_USERS, N_ITEMS, embedding_dim=8).eval()
+    fresh.fit(social_data())
+    with torch.no_grad():
+        fresh(torch.arange(3))
+        fresh.load_state_dict(state)
+        torch.testing.assert_close(fresh(torch.arange(N_USERS)), net(torch.arange(N_USERS)))
 
 
 # ---- TextTwoTower -----------------------------------------------------------------------------------------
@@ -434,10 +508,13 @@ def test_pretrained_encoder_scores_and_trains(tmp_path: Path, finetune: bool) ->
 
 
 # ---- real tiny runs ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("model", ["social_gnn", "social_gnn_ssl", "social_gnn_xsimgcl", "text_two_tower"])
+@pytest.mark.parametrize("model", ["social_gnn", "social_gnn_ssl", "social_gnn_xsimgcl", "text_two_tower", "diffnetpp",
+                                   "social_gnn model.net.social_conv={_target_:torch_geometric.nn.conv.GATConv,"
+                                   "_partial_:true}"])
 def test_model_trains_through_the_runner(compose_cfg, model: str) -> None:
+    model, *overrides = model.split()
     cfg = compose_cfg([f"model={model}", "data=synthetic_shop", "data.source.n_users=80", "data.source.n_items=50",
-                       "trainer.max_epochs=2"])
+                       "trainer.max_epochs=2", *overrides])
     record = train(cfg)
     assert 0.0 <= record["metrics"]["test/ndcg@10"] <= 1.0
     assert record["checkpoint"] and Path(record["checkpoint"]).exists()

@@ -14,7 +14,7 @@ nesting level (mappings and lists alike) and refuses, naming the file and the ke
 
 :data:`RUN_CONFIG_TARGETS` are what ``configs/`` itself uses (a test walks ``configs/`` to keep it so): ecomlab's
 own classes (data modules, models, tasks, callbacks, plugins), ``torch.optim`` (optimizers, schedulers),
-Lightning's ``Trainer``, callbacks and loggers.
+PyG's graph convolutions (``torch_geometric.nn.conv``), Lightning's ``Trainer``, callbacks and loggers.
 :data:`BUNDLE_TARGETS` are the model classes a bundle rebuilds: ``ecomlab.models`` only.
 """
 
@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 RUN_CONFIG_TARGETS: tuple[tuple[str, str], ...] = (
     ("ecomlab.", "ecomlab."),
     ("torch.optim.", "torch.optim."),
+    ("torch_geometric.nn.conv.", "torch_geometric.nn.conv."),  # a social GNN's pluggable convolution
     ("pytorch_lightning.Trainer", "pytorch_lightning.trainer."),
     ("pytorch_lightning.callbacks.", "pytorch_lightning.callbacks."),
     ("pytorch_lightning.loggers.", "pytorch_lightning.loggers."),

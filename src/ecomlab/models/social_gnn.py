@@ -184,7 +184,8 @@ class SocialGNN(Recommender):
         """Layer ``k``'s friend diffusion of ``users`` ``[U, d]``."""
         if self.social_convs is None:
             return self.conv(users, self.social_graph, self.social_weight)  # [U, U] @ [U, d] -> [U, d]
-        return self.social_convs[k](users, self.social_graph)
+        # a plain [2, E] tensor: PyG's self-loop handling of an EdgeIndex fails under Lightning's inference mode
+        return self.social_convs[k](users, self.social_graph.as_tensor())
 
     def _perturb(self, emb: Tensor) -> Tensor:
         """``e + eps * sign(e) * unit(u)``, ``u ~ U(0, 1)^d``: a random direction in the orthant of ``e``."""
