@@ -22,6 +22,7 @@ from ecomlab.models.forecast_heads import (
     HeadForTarget,
     HurdleLogNormalHead,
     NegativeBinomialHead,
+    NonNegativeQuantileHead,
     QuantileHead,
     select_head,
 )
@@ -155,6 +156,27 @@ def test_hurdle_lognormal_trains_to_the_zero_share_and_sizes() -> None:
     assert mu == pytest.approx(1.0, abs=0.05) and sigma == pytest.approx(0.5, abs=0.05)
     q = head.quantiles(raw.detach(), torch.zeros(1, 1), torch.ones(1, 1), [0.025, 0.5, 0.9, 0.975])
     assert (q >= 0).all() and q[0, 0, 0] == 0 and q[0, 0, 1] == 0 and q[0, 0, 2] > 0
+
+
+def test_nonnegative_quantile_head_is_nonnegative_and_round_trips() -> None:
+    torch.manual_seed(0)
+    raw = 3 * torch.randn(64, 5, 5, dtype=torch.float64)
+    loc, scale = 2 * torch.randn(64, 1, dtype=torch.float64), torch.rand(64, 1, dtype=torch.float64) + 0.1
+    head, plain = NonNegativeQuantileHead(), QuantileHead()
+    values = head.values(raw, loc, scale)  # [B, h, Q]
+    assert (values > 0).all() and (values.diff(dim=-1) > 0).all()
+    q = head.quantiles(raw, loc, scale, [0.01, 0.05, 0.5, 0.8, 0.99])
+    assert (q >= 0).all() and (q.diff(dim=-1) >= 0).all()
+    torch.testing.assert_close(head.median(raw, loc, scale), values[..., 2])
+    for h in (head, plain):  # decode -> encode -> decode is exact: what an ensemble of either head combines
+        torch.testing.assert_close(h.values(h.raw_from_values(h.values(raw, loc, scale), loc, scale), loc, scale),
+                                   h.values(raw, loc, scale), atol=1e-6, rtol=1e-6)  # gaps floored at 1e-6
+    # the same pinball loss as the plain head wherever the two heads give the same quantiles
+    same = plain.raw_from_values(values, loc, scale)
+    y = torch.rand(64, 5, dtype=torch.float64) * 5
+    torch.testing.assert_close(head.loss(raw, y, loc, scale), plain.loss(same, y, loc, scale))
+    # the plain head can go below zero where the non-negative one cannot
+    assert (plain.quantiles(raw, loc, scale, [0.025]) < 0).any()
 
 
 def test_head_for_target_picks_by_the_flag() -> None:

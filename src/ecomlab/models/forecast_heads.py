@@ -22,6 +22,8 @@ to ``mean|y|`` and then to 1, so a flat history still gives finite inputs.
   falls back to ``n_samples`` draws. The median of the symmetric laws (normal, Student-t) is their location
   ``loc + scale * r_1``, exactly, so the recursive decoder's fed-back median needs no quantile function and the
   whole decoder exports as one graph.
+* :class:`NonNegativeQuantileHead` -- the quantile head's pinball loss with quantiles non-negative by
+  construction: ``y_q1 = scale * softplus(r_1 + loc / scale)``, then cumulative softplus steps.
 * :class:`HurdleLogNormalHead` -- for non-negative targets with exact zeros (intermittent demand): a point mass
   ``pi`` at zero and a log-normal law for the positive values (a hurdle model, Mullahy 1986), in units of the
   window's ``scale`` (no shift, so the support stays ``[0, inf)``). Its quantile function is closed-form, so
@@ -123,12 +125,76 @@ class QuantileHead(OutputHead):
 
     def quantiles(self, raw: Tensor, loc: Tensor, scale: Tensor, levels: Sequence[float]) -> Tensor:
         """Linear interpolation between the trained levels; levels outside their range are clamped."""
-        grid = np.asarray(self.levels)
-        # weight of trained level j in requested level r: linear interpolation of the unit vector e_j
-        weights = np.stack([np.interp(list(levels), grid, np.eye(len(grid))[j]) for j in range(len(grid))])  # [Q, R]
-        w = torch.as_tensor(weights, dtype=raw.dtype, device=raw.device)
-        z = self.ordered(raw) @ w  # [B, h, Q] @ [Q, R] -> [B, h, R]
+        z = self.ordered(raw) @ _interpolation(self.levels, levels, raw)  # [B, h, Q] @ [Q, R] -> [B, h, R]
         return loc.unsqueeze(-1) + scale.unsqueeze(-1) * z
+
+    def values(self, raw: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+        """The trained quantiles ``[B, h, Q]`` in the original units."""
+        return loc.unsqueeze(-1) + scale.unsqueeze(-1) * self.ordered(raw)
+
+    def raw_from_values(self, values: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+        """Inverse of :meth:`values`: raw outputs ``[B, h, Q]`` whose quantiles are ``values`` (non-decreasing
+        in ``Q``; ties are kept a hair apart), e.g. for quantiles combined over ensemble members."""
+        z = (values - loc.unsqueeze(-1)) / scale.unsqueeze(-1)  # [B, h, Q]
+        return torch.cat([z[..., :1], _inverse_softplus(z[..., 1:] - z[..., :-1])], dim=-1)
+
+
+def _inverse_softplus(x: Tensor) -> Tensor:
+    """``softplus^{-1}(x) = log(e^x - 1) = x + log(1 - e^{-x})``, floored for tiny gaps."""
+    x = x.clamp_min(1e-6)
+    return x + torch.log1p(-torch.exp(-x))
+
+
+def _interpolation(grid: Sequence[float], levels: Sequence[float], like: Tensor) -> Tensor:
+    """``[Q, R]`` weights of the trained levels ``grid`` in each requested level: linear interpolation (clamped
+    outside the grid), so ``values @ weights`` interpolates quantiles ``[.., Q]`` to ``[.., R]``."""
+    eye = np.eye(len(grid))
+    # weight of trained level j in requested level r: linear interpolation of the unit vector e_j
+    weights = np.stack([np.interp(list(levels), np.asarray(grid), eye[j]) for j in range(len(grid))])  # [Q, R]
+    return torch.as_tensor(weights, dtype=like.dtype, device=like.device)
+
+
+class NonNegativeQuantileHead(OutputHead):
+    """:class:`QuantileHead`'s pinball loss and levels, with every quantile non-negative by construction (a law
+    on ``[0, inf)``, free of any parametric form): in the original units
+
+    ``y_q1 = scale * softplus(r_1 + loc / scale)``, ``y_qk = y_q(k-1) + scale * softplus(r_k)``,
+
+    so a quantile reaches zero only in the limit ``r_1 -> -inf`` (an intermittent series' low quantiles sit at a
+    hair above zero) and sits far from it, like :class:`QuantileHead`'s, where the data do. Not a
+    :class:`QuantileHead`: code that decodes ``QuantileHead.ordered`` itself must not take it for one; use
+    :meth:`values` and :meth:`raw_from_values`, which both heads have.
+    """
+
+    def __init__(self, quantiles: Sequence[float] = (0.025, 0.1, 0.5, 0.9, 0.975)) -> None:
+        super().__init__()
+        levels = sorted(float(q) for q in quantiles)
+        if 0.5 not in levels or any(not 0 < q < 1 for q in levels) or len(set(levels)) != len(levels):
+            raise ValueError(f"quantiles={list(quantiles)}: distinct levels in (0, 1) including 0.5 (the median)")
+        self.levels = levels
+        self.n_outputs = len(levels)
+        self.register_buffer("q", torch.tensor(levels), persistent=False)
+
+    def values(self, raw: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+        """The trained quantiles ``[B, h, Q]`` in the original units, each ``>= 0``."""
+        first = F.softplus(raw[..., :1] + (loc / scale).unsqueeze(-1))  # [B, h, 1]
+        steps = torch.cat([first, F.softplus(raw[..., 1:])], dim=-1)  # [B, h, Q]
+        return scale.unsqueeze(-1) * torch.cumsum(steps, dim=-1)
+
+    def raw_from_values(self, values: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+        """Inverse of :meth:`values` (for ``values > 0``, non-decreasing in ``Q``)."""
+        steps = torch.cat([values[..., :1], values[..., 1:] - values[..., :-1]], dim=-1) / scale.unsqueeze(-1)
+        first = _inverse_softplus(steps[..., :1]) - (loc / scale).unsqueeze(-1)
+        return torch.cat([first, _inverse_softplus(steps[..., 1:])], dim=-1)
+
+    def loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+        """Pinball loss over the levels on the scaled residual ``(y - y_q) / scale``, as :class:`QuantileHead`."""
+        u = (y.unsqueeze(-1) - self.values(raw, loc, scale)) / scale.unsqueeze(-1)  # [B, h, Q]
+        return (u * (self.q - (u < 0).float())).sum(-1).mean()
+
+    def quantiles(self, raw: Tensor, loc: Tensor, scale: Tensor, levels: Sequence[float]) -> Tensor:
+        """Linear interpolation between the trained levels (clamped outside them): non-negative too."""
+        return self.values(raw, loc, scale) @ _interpolation(self.levels, levels, raw)  # [B,h,Q] @ [Q,R] -> [B,h,R]
 
 
 class DistributionHead(OutputHead):
