@@ -1,0 +1,70 @@
+"""The forecast suite's report: per-set tables, ranks, MASE relative to seasonal naive, the geometric mean across
+sets and the paired tests against the baseline, from real run records of real training runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pandas as pd
+import pytest
+from omegaconf import DictConfig, open_dict
+
+from ecomlab.train import train
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "forecast_suite.py"
+SETS = {"pair_a": ["data=retail_series", "data.source.series=[souvenirs,a10]"],
+        "pair_b": ["data=retail_series", "data.source.series=[auscafe,h02]"]}
+
+
+def load_suite_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("forecast_suite", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["forecast_suite"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_report_ranks_relative_mase_geometric_mean_and_paired_tests(
+        tmp_path: Path, compose_cfg: Callable[..., DictConfig]) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(json.dumps({"data_dir": "data", "baseline": "naive", "reference": "seasonal_naive",
+                                 "sets": SETS, "models": {m: {"overrides": [f"model={m}"]}
+                                                          for m in ("seasonal_naive", "naive", "naive2")}}))
+    runs = tmp_path / "runs"
+    for set_name, overrides in SETS.items():
+        for model in ("seasonal_naive", "naive", "naive2"):
+            cfg = compose_cfg([*overrides, f"model={model}", "data.backtest.n_windows=2", "logger=[]",
+                               "eval.print_table=false"])
+            with open_dict(cfg):
+                cfg.paths.output_dir = str(runs / set_name / model / "seed0")
+            train(cfg)
+            (runs / set_name / model / "seed0" / "command.txt").write_text(f"ecomlab.train model={model}\n")
+    out = tmp_path / "report"
+    load_suite_script().main(["report", str(runs), "--suite", str(suite), "--out", str(out)])
+
+    results = pd.read_csv(out / "results.csv")
+    assert len(results) == 6 and results["command"].str.startswith("ecomlab.train").all()
+    mase = {(r.set, r.model): r.mase for r in results.itertuples()}
+    table = pd.read_csv(out / "table.csv")
+    for set_name in SETS:
+        part = table[table["set"] == set_name].set_index("model")
+        expected = pd.Series({m: mase[(set_name, m)] for m in part.index}).rank(method="min")
+        assert (part["rank"] == expected).all()
+        assert part.loc["seasonal_naive", "relative_mase"] == pytest.approx(1.0)
+        assert part.loc["naive", "relative_mase"] == pytest.approx(
+            mase[(set_name, "naive")] / mase[(set_name, "seasonal_naive")])
+    summary = (out / "summary.md").read_text()
+    geo = math.exp(sum(math.log(mase[(s, "naive")] / mase[(s, "seasonal_naive")]) for s in SETS) / len(SETS))
+    assert f"| naive | {geo:.3f} | 2 |" in summary
+    # the paired tests against the baseline, one comparison per set
+    for set_name in SETS:
+        assert (out / "compare" / set_name / "table.md").exists()
+        assert f"[{set_name}](compare/{set_name}/table.md)" in summary
