@@ -91,7 +91,7 @@ REC_EXPORTS = [
     ("lightgcn", "onnx"), ("social_gnn", "onnx"), ("social_gnn", "torchscript"),
     ("neumf", "onnx"), ("neumf", "torchscript"), ("neumf", "native"),
     ("text_two_tower", "onnx"), ("text_two_tower", "native"),
-    ("gmf", "onnx"), ("mlp", "torchscript"), ("social_gnn_xsimgcl", "native"),
+    ("gmf", "onnx"), ("mlp", "torchscript"), ("social_gnn_xsimgcl", "native"), ("diffnetpp", "onnx"),
 ]
 
 
