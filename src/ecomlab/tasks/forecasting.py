@@ -29,7 +29,8 @@ so a killed run still resumes exactly.
 
 **Searched networks** (``model=auto_lstm``, :class:`ecomlab.models.auto_lstm.AutoLSTM`): a network with a
 ``suggest(trial)`` method declares a search space; at the start of ``fit`` (not when a run resumes: the
-checkpoint holds the chosen configuration) the task runs its seeded Optuna study, training each candidate with
+checkpoint holds the chosen configuration; nor a smoke run, ``fast_dev_run`` or ``limit_val_batches=0``, which
+keep the defaults) the task runs its seeded Optuna study, training each candidate with
 a Lightning trainer of its own for the network's ``trial_steps`` steps (no early stopping, no checkpoints) and
 scoring it on the data module's validation windows by the task's monitor, then adopts the best configuration
 and trains it with the full budget. The trials are written to ``<output dir>/search_trials.csv``.
@@ -128,7 +129,11 @@ class ForecastTask(pl.LightningModule):
         keep_derived_buffers_local(self)  # statistics fit_panel() derives on every rank stay out of DDP broadcasts
         if stage == "fit":
             if hasattr(self.net, "suggest") and not self.trainer.ckpt_path:  # a resumed run keeps its choice
-                self._search()
+                if self.trainer.fast_dev_run or self.trainer.limit_val_batches == 0:
+                    log.warning("%s: no search (a smoke run, or validation switched off); the default "
+                                "configuration trains", type(self.net).__name__)
+                else:
+                    self._search()
             self._fix_epoch_length()
 
     def _search(self) -> None:
