@@ -67,12 +67,13 @@ _RT, _FC = "ecomlab.export.runtime.", "ecomlab.export.forecasters."
 RUNTIME_OBJECTS: dict[str, dict[str, tuple[str, ...]]] = {
     "scorer": {_RT + "OnnxScorer": ("path",), _RT + "TorchScriptScorer": ("path",), _RT + "DotScorer": ("path",),
                _RT + "TorchNetScorer": ("net", "weights"), _RT + "PopularityScorer": ("path",),
-               _RT + "ItemKNNScorer": ("similarity", "train_rows"), _RT + "TfidfScorer": ("item_matrix", "train_rows")},
+               _RT + "ItemKNNScorer": ("similarity", "train_rows"), _RT + "TfidfScorer": ("item_matrix", "train_rows"),
+               _RT + "HybridScorer": ("item_matrix", "train_rows", "arrays", "weights", "knn")},
     "history": {_RT + "ProjectedMeanHistory": ("path", "item_vectors")},
     "item_encoder": {_RT + "ScratchTextEncoder": ("tokenizer", "weights"),
                      _RT + "GraphTextEncoder": ("tokenizer", "graph"),
                      _RT + "PretrainedTextEncoder": ("tokenizer", "graph"),
-                     _RT + "TfidfTextEncoder": ("spec", "idf")},
+                     _RT + "TfidfTextEncoder": ("spec", "idf"), _RT + "E5TextEncoder": ("arrays",)},
     "forecaster": {_FC + "BundleForecaster": ("path",), _FC + "BundleLSTM": ("spec", "weights", "scaling", "graph"),
                    _FC + "BundleGBT": ("spec", "trees")},
 }

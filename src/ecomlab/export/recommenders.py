@@ -47,6 +47,7 @@ from ecomlab.export.graphs import (
     write_text_encoder,
 )
 from ecomlab.export.runtime import (
+    E5TextEncoder,
     GraphTextEncoder,
     PretrainedTextEncoder,
     ScratchTextEncoder,
@@ -56,6 +57,7 @@ from ecomlab.export.runtime import (
 from ecomlab.models.base import Recommender, RecTrainData
 from ecomlab.models.bpr import BPRMF
 from ecomlab.models.diffnetpp import DiffNetPP
+from ecomlab.models.hybrid_content import HybridContent
 from ecomlab.models.itemknn import ItemKNN
 from ecomlab.models.lightgcn import LightGCN
 from ecomlab.models.neumf import NeuMF
@@ -215,7 +217,7 @@ def _scratch_encoder(net: TextTwoTower, ctx: ExportContext) -> dict[str, Any]:
 
 def _instantiate_encoder(root: Path, entry: dict[str, Any]) -> Any:
     cls = {"ScratchTextEncoder": ScratchTextEncoder, "GraphTextEncoder": GraphTextEncoder,
-           "PretrainedTextEncoder": PretrainedTextEncoder,
+           "PretrainedTextEncoder": PretrainedTextEncoder, "E5TextEncoder": E5TextEncoder,
            "TfidfTextEncoder": TfidfTextEncoder}[entry["_target_"].rsplit(".", 1)[1]]
     return cls(root, **{k: v for k, v in entry.items() if k != "_target_"})
 
@@ -292,3 +294,42 @@ def _tfidf_encoder(net: TfidfContent, ctx: ExportContext) -> dict[str, Any]:
     if abs(got - net.item_matrix).max() > 1e-12:
         raise RuntimeError("the exported TF-IDF vocabulary and idf do not reproduce the model's item matrix")
     return entry
+
+
+@export_recommender.register(HybridContent)
+def _hybrid_content(net: HybridContent, ctx: ExportContext) -> Exported:
+    """Every part of the fused score as arrays (TF-IDF rows, sentence embeddings, predicted and observed
+    popularity, item-kNN) + the learned weights as JSON, scored by the model's own numpy function
+    (:func:`ecomlab.models.hybrid_content.fused_scores`); always native."""
+    parts = net.parts
+    assert parts is not None and net.train_rows is not None, "HybridContent is fitted before export"
+    sp.save_npz(_path(ctx, "model/tfidf_items.npz"), sp.csr_matrix(parts.tfidf))
+    sp.save_npz(_path(ctx, "model/train_rows.npz"), sp.csr_matrix(net.train_rows))
+    arrays = {"text_pop": parts.text_pop, "pop": parts.pop, "cold": parts.cold}
+    if parts.emb is not None:
+        arrays.update(emb=parts.emb, emb_mean=net.emb_mean)
+        _save_item_vectors(ctx, parts.emb)
+    np.savez(_path(ctx, "model/hybrid_parts.npz"), **arrays)
+    _path(ctx, "model/hybrid_weights.json").write_text(json.dumps(net.weights, indent=2), encoding="utf-8")
+    scorer = {"_target_": RUNTIME + "HybridScorer", "item_matrix": "model/tfidf_items.npz",
+              "train_rows": "model/train_rows.npz", "arrays": "model/hybrid_parts.npz",
+              "weights": "model/hybrid_weights.json", "knn": None}
+    if parts.knn is not None:
+        sp.save_npz(_path(ctx, "model/knn.npz"), sp.csr_matrix(parts.knn))
+        scorer["knn"] = "model/knn.npz"
+    if net.encoder == "e5":
+        encoder = {"_target_": RUNTIME + "E5TextEncoder", "arrays": "model/hybrid_parts.npz"}
+        sample = ["" if t is None else str(t) for t in (ctx.data.item_text or [])][:64]
+        got = E5TextEncoder(ctx.root, "model/hybrid_parts.npz").encode(sample)
+        if not np.allclose(got, parts.emb[: len(sample)], atol=1e-5):  # type: ignore[index]
+            raise RuntimeError("the exported multilingual-e5-small encoder does not reproduce the model's item "
+                               f"embeddings (max difference {float(np.abs(got - parts.emb[: len(sample)]).max()):.3g})")
+        notes = [] if ctx.fmt == "native" else [f"format={ctx.fmt} was asked for; the hybrid content model's fused "
+                                                 "scores are numpy/scipy arrays and are always written natively"]
+    else:
+        encoder = _tfidf_encoder(net.lexical, ctx)
+        notes = _classical_note(ctx)
+        if net.encoder is not None:
+            notes.append("sentence-transformers encoder: embed_items gives the TF-IDF rows of new item text; the "
+                         "bundle holds the sentence embeddings of the exported catalogue only")
+    return Exported("native", scorer, item_encoder=encoder, notes=notes)

