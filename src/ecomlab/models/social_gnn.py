@@ -29,13 +29,10 @@ orthant, :math:`e^{(k)} \\leftarrow e^{(k)} + \\epsilon\\,\\mathrm{sign}(e^{(k)}
 \\bar\\Delta`, and the InfoNCE above pairs each batch user's (and item's) final embedding with its layer-1
 embedding (``cl_layer``), which spreads the embeddings more uniformly. Evaluation propagates without noise.
 
-The graphs are a PyG ``HeteroData`` (:func:`~ecomlab.models.graph_ops.interaction_graph`: interacts,
-rev_interacts, trusts) turned into undirected ``EdgeIndex`` buffers in ``fit``; both diffusions above are PyG's
-``LGConv`` fused into one sparse product (:class:`~ecomlab.models.graph_ops.LightConv`). ``social_conv`` replaces
-the friend diffusion by any PyG convolution built by Hydra (``_partial_: true``; called with ``in_channels`` and
-``out_channels`` = ``embedding_dim``, one per social layer, on the unweighted undirected friend graph), e.g.
-``GCNConv``, ``SAGEConv``, ``GATConv``, ``GATv2Conv`` (keep ``heads=1`` or ``concat=false``): its weights are
-learned and checkpointed; the layer-0 L2 above does not cover them.
+Graphs: a PyG ``HeteroData`` (:func:`~ecomlab.models.graph_ops.interaction_graph`) as undirected ``EdgeIndex``
+buffers; both diffusions are PyG's ``LGConv`` fused into one sparse product. ``social_conv`` (Hydra, ``_partial_``)
+swaps the friend diffusion for any PyG convolution (GCNConv, SAGEConv, GATConv, GATv2Conv; one per social layer,
+``in_channels = out_channels = embedding_dim``, one head), learned and checkpointed, outside the L2 term.
 """
 
 from __future__ import annotations
@@ -128,11 +125,9 @@ class SocialGNN(Recommender):
                              f"[0, {self.n_users}); map friend ids with the same user index as interactions")
         graph = interaction_graph(train, edges)  # undirected: friendship is mutual, duplicates merged
         device = self.user_emb.weight.device
-        ui_graph, ui_weight = bipartite_adjacency(graph)
-        social_graph, social_weight = friend_adjacency(graph)
-        self.ui_graph, self.ui_weight = ui_graph.to(device), ui_weight.to(device)
-        self.social_graph, self.social_weight = social_graph.to(device), social_weight.to(device)
-        self.has_friends = (social_graph.get_indptr().diff() > 0).to(device)  # [U] from the cached CSC
+        self.ui_graph, self.ui_weight = (t.to(device) for t in bipartite_adjacency(graph))
+        self.social_graph, self.social_weight = (t.to(device) for t in friend_adjacency(graph))
+        self.has_friends = self.social_graph.get_indptr().diff() > 0  # [U] from the cached CSC
         self._drop_cache()
 
     def train(self, mode: bool = True) -> SocialGNN:
@@ -193,11 +188,8 @@ class SocialGNN(Recommender):
         return emb + self.noise_eps * torch.sign(emb) * direction
 
     def _fuse(self, from_items: Tensor, from_friends: Tensor) -> Tensor:
-        if self.fusion == "normalize":
-            return F.normalize(from_items + from_friends, dim=1)
-        if self.fusion == "sum":
-            return from_items + from_friends
-        return (from_items + from_friends) / 2
+        both = from_items + from_friends
+        return F.normalize(both, dim=1) if self.fusion == "normalize" else both if self.fusion == "sum" else both / 2
 
     def get_embedding(self) -> tuple[Tensor, Tensor]:
         """Final ``([n_users, d], [n_items, d])``; computed once per evaluation (cached outside training)."""
