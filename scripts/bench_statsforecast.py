@@ -146,7 +146,7 @@ def bench_model(model: str, args: argparse.Namespace) -> dict[str, Any]:
     datamodule.setup("test")
     load_seconds = time.perf_counter() - t0
     ids, ds, ys, future = histories(datamodule)
-    season, horizon = int(cfg.data.season_length), future.shape[1]
+    season, horizon = int(datamodule.dims["season_length"]), future.shape[1]  # null in the config: inferred
     freq = str(cfg.data.preprocess.freq)
 
     result: dict[str, Any] = {"model": model, "peer": PEERS[model], "n_series": len(ids),

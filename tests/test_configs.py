@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from ecomlab.config_schema import validate_config
 from ecomlab.tasks.forecasting import ForecastTask
 from ecomlab.tasks.ranking import RankingTask
-from ecomlab.train import check_task_matches_data
+from ecomlab.train import check_task_matches_data, resolved_task_args
 from ecomlab.utils import config_dir, instantiate_with_dims
 
 CONFIGS = Path(config_dir())
@@ -61,7 +61,7 @@ def test_model_config_instantiates_with_sizes_from_data(compose_cfg, model: str)
     validate_config(cfg)
     dims = {"n_users": 7, "n_items": 11, "n_series": 3, "horizon": 4, "season_length": 12}
     net = instantiate_with_dims(cfg.model.net, dims)
-    task = hydra.utils.instantiate(cfg.model, net=net)
+    task = hydra.utils.instantiate(cfg.model, net=net, **resolved_task_args(cfg.model, dims))
     assert isinstance(task, RankingTask | ForecastTask)
     assert task.monitor.startswith("val/") and task.mode in ("min", "max")
     if getattr(net, "n_items", None) is not None:
@@ -148,7 +148,8 @@ def test_hparams_search_configs_compose_and_search_existing_keys(compose_cfg, se
     validate_config(cfg)  # the search space's corner passes the start-up validation as well
     dims = {"n_users": 7, "n_items": 11, "n_series": 3, "horizon": 4, "season_length": 12}
     net = instantiate_with_dims(cfg.model.net, dims)
-    assert hydra.utils.instantiate(cfg.model, net=net).configure_optimizers() is not None
+    task = hydra.utils.instantiate(cfg.model, net=net, **resolved_task_args(cfg.model, dims))
+    assert task.configure_optimizers() is not None
 
 
 def test_eval_config_composes(compose_cfg) -> None:

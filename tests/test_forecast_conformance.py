@@ -110,7 +110,7 @@ def test_intervals_nested_around_the_point_forecast(compose_cfg, model: str) -> 
 @pytest.mark.parametrize("model", ["auto_arima", "ets", "naive2", "naive"])
 def test_model_runs_through_the_training_entry_point(compose_cfg, model: str) -> None:
     cfg = compose_cfg([f"model={model}", "data=retail_series", "data.source.series=[souvenirs]",
-                       "data.backtest.n_windows=1"])
+                       "data.backtest.n_windows=1", "eval.validate=true"])
     record = train(cfg)
     metrics = record["metrics"]
     for key in ("test/mase", "test/smape", "val/mase"):

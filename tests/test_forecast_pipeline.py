@@ -200,7 +200,8 @@ def test_global_models_run_through_the_runner(compose_cfg, model: str, data: str
     record = train(cfg)
     out = Path(cfg.paths.output_dir)
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
-    assert metrics["test/mase"] > 0 and metrics["val/mase"] > 0
+    # validation selects the trained LSTMs' checkpoint; nothing selects on it for GBT, so it is skipped
+    assert metrics["test/mase"] > 0 and (metrics["val/mase"] > 0 if model.startswith("lstm") else "val/mase" not in metrics)
     forecasts = pd.read_parquet(out / "forecasts_test.parquet")
     for key in ("test/msql", "test/coverage_80", "test/coverage_95"):  # gbt: conformal intervals
         assert 0.0 <= metrics[key] < (np.inf if key.endswith("msql") else 1.0 + 1e-9), key

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from ecomlab.data.bundle import build_bundle
 from ecomlab.data.forecast_datamodule import ForecastDataModule
+from ecomlab.data.preprocess import Preprocess
+from ecomlab.data.sources.panels import SalesFile
 from ecomlab.data.splits import RollingOrigin
 from ecomlab.metrics.forecasting import mase
 from ecomlab.models.gbt_lags import GBTLags
@@ -110,3 +116,28 @@ def test_conformal_quantiles_are_the_finite_sample_ranks(dm: ForecastDataModule)
     point = fitted(dm, calibration_windows=0).predict(batch, 7, [80, 95])
     assert set(point) == {"y_hat"}
     np.testing.assert_allclose(point["y_hat"], out["y_hat"])  # calibration never changes the point forecast
+
+
+@pytest.mark.parametrize("strategy", ["recursive", "direct"])
+def test_lags_beyond_the_training_history_are_dropped_with_a_note(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                                  strategy: str) -> None:
+    """The issue's case: 104 weeks, season 52, default lags up to 156 (was a numpy error naming no key)."""
+    rng = np.random.default_rng(0)
+    ds = pd.date_range("2020-01-06", periods=104, freq="W-MON")
+    pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": ds,
+                             "y": 100 + 10 * np.sin(np.arange(104) * 2 * np.pi / 52) + rng.normal(0, 1, 104)})
+               for i in range(4)]).to_csv(tmp_path / "weekly.csv", index=False)
+    dm = ForecastDataModule(SalesFile(str(tmp_path / "weekly.csv")), RollingOrigin(horizon=None, n_windows=1),
+                            preprocess=Preprocess())
+    dm.setup()
+    assert dm.dims["season_length"] == 52 and len(dm.train_data().y[0]) == 78
+    net = GBTLags(horizon=13, season_length=52, max_iter=20, strategy=strategy)
+    with caplog.at_level(logging.INFO, logger="ecomlab.models.gbt_lags"):
+        net.fit_panel(dm.train_data())
+    # 78 training weeks, 8 calibration origins and 13 steps leave 58 for the calibration fit
+    cap = 58 - (13 if strategy == "direct" else 1) - 1
+    assert net.dropped_lags == [lag for lag in [*range(1, 53), 104, 156] if lag > cap]
+    assert max(net.lags) == min(cap, 52)
+    assert "dropped" in caplog.text and "model.net.lags" in caplog.text
+    out = net.predict(next(iter(dm.test_dataloader())), 13, [80])
+    assert np.isfinite(out["y_hat"]).all()

@@ -55,9 +55,13 @@ def test_defaults_change_nothing_but_record_counts() -> None:
 
 def test_describe_lists_every_setting() -> None:
     p = Preprocess(rating_threshold=4, binarize=True, user_k_core=5, item_k_core=3, duplicates="sum",
-                   min_series_length=24, freq="MS")
+                   min_series_length=24, freq="MS", fill_gaps="nan", drop_irregular=True)
     assert p.describe() == {"rating_threshold": 4.0, "binarize": True, "user_k_core": 5, "item_k_core": 3,
-                            "duplicates": "sum", "min_series_length": 24, "freq": "MS"}
+                            "duplicates": "sum", "min_series_length": 24, "freq": "MS", "fill_gaps": "nan",
+                            "drop_irregular": True}
+    # the gap settings at their defaults are left out, so regular panels keep their records and cache keys
+    assert set(Preprocess().describe()) == {"rating_threshold", "binarize", "user_k_core", "item_k_core",
+                                            "duplicates", "min_series_length", "freq"}
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
@@ -68,6 +72,8 @@ def test_describe_lists_every_setting() -> None:
     ({"rating_threshold": float("nan")}, "rating_threshold=nan"),
     ({"rating_threshold": "4"}, "rating_threshold='4'"),
     ({"freq": "fortnightly"}, "not a pandas frequency"),
+    ({"fill_gaps": "interpolate"}, "fill_gaps='interpolate'; expected one of"),
+    ({"drop_irregular": "yes"}, "drop_irregular='yes'; expected true or false"),
 ])
 def test_bad_settings_are_refused(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -296,9 +302,11 @@ def test_retail_series_is_monthly() -> None:
 def test_a_series_with_a_gap_is_named_with_its_first_gap() -> None:
     gappy = pd.date_range("2020-01-01", periods=12, freq="MS").delete([5, 9])  # June and October missing
     bundle = _sales_bundle({"fine": pd.date_range("2020-01-01", periods=12, freq="MS"), "gappy": gappy})
-    with pytest.raises(DataValidationError, match=r"panel: sales series 'gappy' is not regular at freq 'MS': "
+    with pytest.raises(DataValidationError, match=r"panel: 1 of 2 sales series is not regular at freq 'MS' "
+                                                  r"\('gappy'\); sales series 'gappy' is not regular at freq 'MS': "
                                                   r"first gap after 2020-05-01 .*next observation is 2020-07-01, "
-                                                  r"expected 2020-06-01"):
+                                                  r"expected 2020-06-01.*fill_gaps=zero, ffill or nan.*"
+                                                  r"drop_irregular=true"):
         Preprocess()(bundle)
 
 

@@ -404,10 +404,11 @@ def test_data_configs_compose_and_load(compose_cfg: Callable[..., DictConfig], t
             assert cfg.data.split.ratios == [0.8, 0.1, 0.1] and bundle.n_users > 4000
             assert bundle.meta["policy"]["dropped_reversed"] > 0
         elif name == "online-retail-uci-sales":
-            assert cfg.data.season_length == 7 and cfg.data.backtest.horizon == 14
+            # season and horizon follow the daily frequency (7, 28) at setup
+            assert cfg.data.season_length is None and cfg.data.backtest.horizon is None
             assert bundle.sales["unique_id"].nunique() == 51
         elif name == "aus-retail":
-            assert cfg.data.season_length == 12 and bundle.sales["unique_id"].nunique() == 152
+            assert cfg.data.season_length is None and bundle.sales["unique_id"].nunique() == 152
         else:
             assert cfg.data.backtest.horizon == 18 and cfg.data.backtest.n_windows == 1
             assert len(bundle.meta["series"]) == 1_428

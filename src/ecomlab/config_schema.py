@@ -177,11 +177,13 @@ RULES: list[tuple[str, Rule]] = [
     ("*_k_core", integer(0)),
     ("min_series_length", integer(0)),
     ("preprocess.duplicates", one_of("keep_all", "keep_last", "sum")),
+    ("preprocess.fill_gaps", one_of("error", "zero", "ffill", "nan")),
     ("rating_threshold", number(nullable=True)),
     ("source.n_users", integer(1)),
     ("source.n_items", integer(1)),
+    ("backtest.horizon", integer(1, nullable=True)),  # null: from the panel's frequency
     ("horizon", integer(1)),
-    ("season_length", integer(1)),
+    ("season_length", integer(1, nullable=True)),  # null: from the panel's frequency
     ("input_size", integer(1, nullable=True)),
     ("windows_per_epoch", integer(1)),
     ("backtest.n_windows", integer(1)),
@@ -259,6 +261,7 @@ class EvalSchema:
 
     ks: list[int] = _rule(list_of(integer(1)), [5, 10, 20])
     print_table: bool = True
+    validate: bool | None = None
 
 
 @dataclass

@@ -91,6 +91,39 @@ def compile_network(net: torch.nn.Module) -> None:
         net.loss = torch.compile(net.loss)  # type: ignore[method-assign]
 
 
+def resolved_task_args(model_cfg: DictConfig, dims: dict[str, Any]) -> dict[str, Any]:
+    """A task's ``season_length`` left null (``${data.season_length}`` of a data config that leaves it to the
+    panel's frequency) takes the one the data module resolved."""
+    if "season_length" in model_cfg and model_cfg.season_length is None and "season_length" in dims:
+        return {"season_length": dims["season_length"]}
+    return {}
+
+
+def wants_validation(cfg: DictConfig, task: Any, datamodule: Any) -> bool:
+    """Whether the validation windows are evaluated: ``eval.validate`` when set, else when something uses them.
+
+    A trained model's checkpoint and early stopping select on them, and a search's ``optimized_metric`` reads
+    them; a forecaster fitted without gradient steps (ETS, ARIMA, the naive family, GBT) has no setting chosen
+    on them, and the per-series ones would refit on every validation window for nothing. A data module with a
+    ``validation`` record (forecasting) notes the decision in the run record's protocol.
+    """
+    asked = cfg.get("eval", {}).get("validate")
+    if asked is not None:
+        validate, why = bool(asked), f"eval.validate={str(bool(asked)).lower()}"
+    elif task.kind != "forecasting" or task.trainable:
+        validate, why = True, "the trained model's checkpoint and early stopping select on it"
+    elif str(cfg.get("optimized_metric") or "").startswith("val/"):
+        validate, why = True, f"optimized_metric={cfg.optimized_metric} reads it"
+    else:
+        validate, why = False, ("nothing selects on it (a model fitted without gradient steps); "
+                                "eval.validate=true evaluates it")
+    if isinstance(getattr(datamodule, "validation", None), dict):
+        datamodule.validation = {"evaluated": validate, "why": why}
+    if not validate:
+        log.info("validation windows not evaluated: %s", why)
+    return validate
+
+
 def build_task(model_cfg: DictConfig, datamodule: Any) -> Any:
     """The model config's task around its network, sized by the (set-up) data module's ``dims``."""
     try:
@@ -103,7 +136,7 @@ def build_task(model_cfg: DictConfig, datamodule: Any) -> Any:
                              f"{dict(datamodule.dims)} needs more memory than this machine has "
                              f"({' '.join(str(cause).split())[:160]}); choose smaller sizes") from None
         raise
-    task = hydra.utils.instantiate(model_cfg, net=net)
+    task = hydra.utils.instantiate(model_cfg, net=net, **resolved_task_args(model_cfg, datamodule.dims))
     task.set_metric_namespace(datamodule.metric_namespace)
     return task
 
@@ -166,7 +199,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     # checkpoints hold only tensors and plain values (see ecomlab.callbacks): nothing in one may run code
-    val = trainer.validate(task, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True)
+    val = trainer.validate(task, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True) \
+        if wants_validation(cfg, task, datamodule) else []
     test = trainer.test(task, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True)
     eval_seconds = time.perf_counter() - t0
 

@@ -31,10 +31,20 @@ fancy-indexing operation on a padded panel array (no Python loop per window). Tw
   more), ``"series"`` first draws a series uniformly, then one of its cut points, so every series weighs the
   same, as in the evaluation average.
 
-Covariates are declared in the data config (``futr_covariates``: known for the forecast horizon, e.g.
-promotions or prices; ``hist_covariates``: only known up to the cutoff) and checked at setup: a missing or
-non-numeric column, or a NaN (a known-future covariate with NaN inside an evaluation horizon is reported as
-such), is a :class:`DataValidationError` naming the column and series. Calendar features (sin/cos of the
+Covariates are declared once. ``futr_covariates`` (known for the forecast horizon, e.g. promotions or prices)
+and ``hist_covariates`` (only known up to the cutoff) classify the covariates the source declares
+(``data.source.covariates``, recorded as ``bundle.meta["covariates"]``); a list left ``None`` takes the declared
+columns the other list does not (both ``None``: all of them past-only, which can never leak the future), so the
+source's ``covariates`` alone is enough. A source that keeps only the columns it is told
+(:class:`~ecomlab.data.sources.panels.SalesFile`) is told the declared ones, so the lists alone are enough too.
+They are checked at setup: a missing or non-numeric column, or a NaN (a known-future covariate with NaN inside
+an evaluation horizon is reported as such), is a :class:`DataValidationError` naming the column, the key that
+declared it and the series.
+
+**Missing values** (``data.preprocess.fill_gaps=nan``): a missing ``y`` stays NaN in the evaluation batches'
+``history`` and ``future`` (``future_mask`` ``[B, h]`` is 1 where observed), and is 0 with mask 0 in the window
+tensors (``insample_mask``, and ``outsample_mask`` ``[B, h]`` in training windows), so a loss or metric that
+weights by the mask skips it. Calendar features (sin/cos of the
 position in each seasonal cycle the frequency has) are derived from ``ds``.
 
 **Static covariates** (``static_covariates``: one category per series, e.g. aus_retail's ``state`` and
@@ -48,6 +58,7 @@ declared.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -61,9 +72,11 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, Weight
 from ecomlab.data.bundle import BundleSource, DatasetBundle, DataValidationError
 from ecomlab.data.cache import load_bundle
 from ecomlab.data.loaders import loader_settings
-from ecomlab.data.preprocess import Preprocess
-from ecomlab.data.splits import BacktestWindow, RollingOrigin
+from ecomlab.data.preprocess import Preprocess, infer_panel_freq
+from ecomlab.data.splits import BacktestWindow, RollingOrigin, resolve_protocol
 from ecomlab.models.base import ForecastTrainData
+
+log = logging.getLogger(__name__)
 
 #: calendar cycles by sampling step: (largest step in days, [(pandas attribute, period, cycle in days), ...]);
 #: a cycle is listed only where it varies between observations (daily data has no hour, weekly no weekday)
@@ -131,8 +144,9 @@ class WindowTensors:
         self.cal = np.zeros((len(series), input_size + length, n_cal), np.float32)
         for s in series:
             end = input_size + len(s.y)
-            self.y[s.index, input_size:end] = s.y
-            self.mask[s.index, input_size:end] = 1.0
+            observed = np.isfinite(s.y)  # a missing value (fill_gaps=nan) is 0 and masked, like padding
+            self.y[s.index, input_size:end] = np.where(observed, s.y, 0.0)
+            self.mask[s.index, input_size:end] = observed
             self.cov[s.index, input_size:end] = s.covariates
             self.cal[s.index, input_size:end] = s.calendar
 
@@ -152,6 +166,7 @@ class WindowTensors:
         }
         if with_target:
             out["outsample_y"] = torch.from_numpy(self.y[rows, cols[:, L:]])  # [B, h]
+            out["outsample_mask"] = torch.from_numpy(self.mask[rows, cols[:, L:]])  # [B, h]: 0 where missing
         return out
 
 
@@ -169,6 +184,7 @@ class WindowDataset(Dataset):
         n_futr = self.tensors.n_futr
         index = np.array([s.index for s, _ in chosen], dtype=np.int64)
         cutoff = np.array([w.cutoff for _, w in chosen], dtype=np.int64)
+        future = np.stack([s.y[w.cutoff: w.cutoff + w.horizon] for s, w in chosen])  # [B, h]
         return {
             "position": np.asarray(indices, dtype=np.int64),  # [B] in the data set: order and identity across ranks
             "unique_id": [s.unique_id for s, _ in chosen],
@@ -176,7 +192,8 @@ class WindowDataset(Dataset):
             "series_index": index,
             "history": [s.y[: w.cutoff] for s, w in chosen],
             "history_ds": [s.ds[: w.cutoff] for s, w in chosen],
-            "future": np.stack([s.y[w.cutoff: w.cutoff + w.horizon] for s, w in chosen]),  # [B, h]
+            "future": future,  # [B, h], NaN where missing (fill_gaps=nan)
+            "future_mask": np.isfinite(future).astype(np.float32),  # [B, h]: 1 observed, 0 missing
             "future_ds": [s.ds[w.cutoff: w.cutoff + w.horizon] for s, w in chosen],
             "history_covariates": [s.covariates[: w.cutoff] for s, w in chosen],
             "future_covariates": np.stack([s.covariates[w.cutoff: w.cutoff + w.horizon, :n_futr]
@@ -224,7 +241,7 @@ class ForecastDataModule(pl.LightningDataModule):
     #: forecasting has one evaluation protocol (the backtest), so its metric names carry no namespace
     metric_namespace = ""
 
-    def __init__(self, source: BundleSource, backtest: RollingOrigin, season_length: int,
+    def __init__(self, source: BundleSource, backtest: RollingOrigin, season_length: int | None = None,
                  series: list[str] | None = None, batch_size: int = 64, num_workers: int = 0,
                  preprocess: Preprocess | None = None, cache_dir: str | None = None,
                  futr_covariates: Sequence[str] | None = None, hist_covariates: Sequence[str] | None = None,
@@ -247,17 +264,23 @@ class ForecastDataModule(pl.LightningDataModule):
         if train_sampling not in ("window", "series"):
             raise ValueError(f"train_sampling={train_sampling!r}; expected 'window' or 'series'")
         self.train_window_limit, self.train_sampling = train_window_limit, train_sampling
-        if season_length < 1 or batch_size < 1 or windows_per_epoch < 1:
+        if (season_length is not None and season_length < 1) or batch_size < 1 or windows_per_epoch < 1:
             raise ValueError("season_length, batch_size and windows_per_epoch must be >= 1; got "
                              f"{season_length}, {batch_size}, {windows_per_epoch}")
         if input_size is not None and input_size < 1:
             raise ValueError(f"input_size={input_size}; expected an integer >= 1 or null")
         self.source, self.backtest = source, backtest
-        self.season_length, self.batch_size, self.num_workers = season_length, batch_size, num_workers
+        #: as configured; ``None`` follows the panel's frequency (resolved in :meth:`setup`)
+        self.season_length_arg, self.input_size_arg = season_length, input_size
+        self.season_length: int = season_length or 1
+        self.batch_size, self.num_workers = batch_size, num_workers
         self.series_filter = list(series) if series else None
         self.preprocess, self.cache_dir = preprocess, cache_dir
-        self.futr_covariates = list(futr_covariates or [])
-        self.hist_covariates = list(hist_covariates or [])
+        #: as configured; ``None`` takes the panel's other extra columns (resolved in :meth:`setup`)
+        self.futr_arg = None if futr_covariates is None else [str(c) for c in futr_covariates]
+        self.hist_arg = None if hist_covariates is None else [str(c) for c in hist_covariates]
+        self.futr_covariates = list(self.futr_arg or [])
+        self.hist_covariates = list(self.hist_arg or [])
         both = sorted(set(self.futr_covariates) & set(self.hist_covariates))
         if both:
             raise ValueError(f"covariate(s) {both} are declared both known-future and past-only; pick one")
@@ -266,7 +289,11 @@ class ForecastDataModule(pl.LightningDataModule):
         if repeated:
             raise ValueError(f"static covariate(s) {repeated} are declared more than once")
         self.calendar = calendar
-        self.input_size = input_size or max(2 * backtest.horizon, 2 * season_length)
+        self.input_size = 0  # set in setup(), once the horizon and season length are known
+        #: what :func:`resolve_protocol` inferred from the frequency (for the run record)
+        self.inferred: dict[str, Any] = {}
+        #: whether the run evaluated the validation windows, and why (set by the runner; for the run record)
+        self.validation: dict[str, Any] = {"evaluated": None}
         self.windows_per_epoch = windows_per_epoch
         self.cache_info: dict[str, Any] = {}
         self.bundle: DatasetBundle | None = None
@@ -274,6 +301,7 @@ class ForecastDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.bundle is not None:
             return
+        self._tell_source()
         bundle, self.cache_info = load_bundle(self.source, self.preprocess, self.cache_dir)
         if bundle.sales is None:
             raise DataValidationError(
@@ -287,8 +315,10 @@ class ForecastDataModule(pl.LightningDataModule):
                     f"data.series names unknown series {unknown[:5]}; the panel has "
                     f"{sorted(sales['unique_id'].unique())[:10]}")
             sales = sales[sales["unique_id"].isin(self.series_filter)]
+        self._classify_covariates(list(bundle.meta.get("covariates") or []), bundle.name)
         columns = self.futr_covariates + self.hist_covariates
         self._check_columns(sales, columns, bundle.name)
+        self._resolve_protocol(bundle, sales)
         groups = list(sales.groupby("unique_id", sort=True))
         longest = max(groups, key=lambda g: len(g[1]))[1]
         self.calendar_attributes = calendar_attributes(longest["ds"].to_numpy()) if self.calendar else []
@@ -313,6 +343,55 @@ class ForecastDataModule(pl.LightningDataModule):
         self.tensors = WindowTensors(self.series, self.input_size, self.backtest.horizon, len(self.futr_covariates))
         self.static_codes, self.static_levels = self._static(sales, bundle)
         self.bundle = bundle
+
+    def _tell_source(self) -> None:
+        """A source that keeps only the covariate columns it is told (``covariates``) is told the declared ones."""
+        kept = getattr(self.source, "covariates", None)
+        if not isinstance(kept, list):
+            return
+        declared_in = getattr(self.source, "declared_in", None)
+        for key, columns in (("data.futr_covariates", self.futr_covariates),
+                             ("data.hist_covariates", self.hist_covariates)):
+            for column in columns:
+                if column not in kept:
+                    kept.append(column)
+                    if isinstance(declared_in, dict):
+                        declared_in[column] = key
+
+    def _classify_covariates(self, declared: list[str], name: str) -> None:
+        """Fill a ``None`` list with the source's declared covariates that the other list does not take."""
+        if self.futr_arg is not None and self.hist_arg is not None:
+            return
+        taken = set(self.futr_covariates) | set(self.hist_covariates) | set(self.static_covariates)
+        rest = [c for c in declared if c not in taken]
+        if self.hist_arg is None:
+            self.hist_covariates += rest  # past-only unless declared known-future: it cannot leak the future
+        else:
+            self.futr_covariates += rest
+        if rest:
+            log.info("%s: covariates known ahead %s, past-only %s (data.futr_covariates / data.hist_covariates "
+                     "classify data.source.covariates)", name, self.futr_covariates, self.hist_covariates)
+
+    def _resolve_protocol(self, bundle: DatasetBundle, sales: pd.DataFrame) -> None:
+        """Season length, horizon and step: as configured, or from the panel's frequency where left null."""
+        freq = bundle.meta.get("freq")
+        if freq is None:  # no preprocess step recorded it: infer it the same way
+            freq = infer_panel_freq(sales, name=bundle.name)
+        self.season_length, self.backtest, self.inferred = resolve_protocol(
+            freq, self.season_length_arg, self.backtest)
+        if self.preprocess is not None and self.preprocess.freq:
+            self.inferred["from"] = "data.preprocess.freq (checked on every series)"
+        elif self.preprocess is None and bundle.meta.get("freq") is not None:
+            self.inferred["from"] = "the source's declared frequency"
+        else:
+            self.inferred["from"] = "ds (pandas.infer_freq on every series)"
+        if self.inferred["inferred"]:
+            log.info("%s: %s from the %s frequency (%s): season_length=%d, horizon=%d, step=%d", bundle.name,
+                     ", ".join(self.inferred["inferred"]), self.inferred["frequency"], freq, self.season_length,
+                     self.backtest.horizon, self.backtest.step)
+        for warning in self.inferred["warnings"]:
+            log.warning("%s: %s", bundle.name, warning)
+        self.input_size = self.input_size_arg or max(2 * self.backtest.horizon, 2 * self.season_length)
 
     def _check_lengths(self, name: str) -> None:
         """Every series must hold the backtest's windows: name the short ones and what they lack."""
@@ -362,14 +441,14 @@ class ForecastDataModule(pl.LightningDataModule):
             offset += len(categories)
         return codes, levels
 
-    @staticmethod
-    def _check_columns(sales: pd.DataFrame, columns: list[str], name: str) -> None:
+    def _check_columns(self, sales: pd.DataFrame, columns: list[str], name: str) -> None:
         for column in columns:
             if column not in sales.columns:
                 others = [c for c in sales.columns if c not in ("unique_id", "ds", "y")]
+                key = "data.futr_covariates" if column in self.futr_covariates else "data.hist_covariates"
                 raise DataValidationError(
-                    f"{name}: declared covariate '{column}' is not a column of the sales panel "
-                    f"(its covariate columns: {others}); fix data.futr_covariates / data.hist_covariates")
+                    f"{name}: declared covariate '{column}' ({key}) is not a column of the sales panel "
+                    f"(its covariate columns: {others}); fix {key}")
             if not pd.api.types.is_numeric_dtype(sales[column]) and not pd.api.types.is_bool_dtype(sales[column]):
                 raise DataValidationError(f"{name}: covariate '{column}' has dtype {sales[column].dtype}; "
                                           "covariates must be numeric (encode categories as numbers)")
@@ -472,8 +551,11 @@ class ForecastDataModule(pl.LightningDataModule):
             "preprocess": self.preprocess.describe() if self.preprocess is not None else None,
             "data_cache": self.cache_info,
             "season_length": self.season_length,
+            # which of season_length / horizon / step followed the frequency, from what, and the warnings
+            "inferred": self.inferred,
             "n_series": len(self.series),
             "n_val_windows": len(self.val_items),
+            "validation": self.validation,
             "n_test_windows": len(self.test_items),
             "futr_covariates": self.futr_covariates,
             "hist_covariates": self.hist_covariates,

@@ -23,11 +23,20 @@ Interactions (skipped for a forecasting-only bundle without interactions)
 
 Sales panel
     6. ``min_series_length`` -- drop series with fewer observations (names and count recorded).
-    7. ``freq`` -- ``None`` infers each series' frequency with :func:`pandas.infer_freq`; every series must
-       agree, and the result goes to ``meta["freq"]``. A given ``freq`` is checked instead. A series that is
-       not regular at that frequency (a gap, or dates off the grid) raises :class:`DataValidationError` naming
-       the series and its first gap. Series with fewer than 3 observations cannot be inferred on their own and
-       are checked against the panel's frequency.
+    7. ``freq`` -- ``None`` infers each series' frequency with :func:`pandas.infer_freq` and takes the commonest
+       as the panel's (series with fewer than 3 observations, or with gaps, cannot be inferred on their own);
+       the result goes to ``meta["freq"]``. A given ``freq`` is used as is. Every series is then checked
+       against it.
+    8. ``fill_gaps`` / ``drop_irregular`` -- a series that is not regular at the panel's frequency has *gaps*
+       when its dates all lie on the frequency's grid (missing periods), else it is *off the grid* (a date
+       between two periods, or a series at another frequency). ``fill_gaps`` decides what happens to gaps:
+       ``"error"`` (default) refuses the panel, ``"zero"`` inserts the missing periods with ``y = 0`` (a shop's
+       closed days), ``"ffill"`` with the last observed ``y``, ``"nan"`` with ``y = NaN`` (the forecasting data
+       module masks them: models and losses see them as missing, not as values). Covariates of an inserted
+       period take the previous period's values in every mode. ``drop_irregular=true`` leaves out every series
+       that is still irregular (all of them with ``"error"``, those off the grid otherwise). A refusal counts
+       the offending series, names the first few with the first gap of each and names both keys; what was
+       filled or dropped is counted in ``meta["preprocess"]["steps"]``.
 
 If a filter empties the interactions or the panel, :class:`DataValidationError` names the dataset and the
 filter. Counts before and after and per-step counts are recorded in ``meta["preprocess"]``;
@@ -49,11 +58,15 @@ from pandas.tseries.frequencies import to_offset
 
 from ecomlab.data.bundle import DatasetBundle, DataValidationError, IdMap
 
-__all__ = ["DUPLICATE_POLICIES", "Preprocess", "infer_panel_freq"]
+__all__ = ["DUPLICATE_POLICIES", "FILL_GAPS", "Preprocess", "infer_panel_freq"]
 
 log = logging.getLogger(__name__)
 
 DUPLICATE_POLICIES = ("keep_all", "keep_last", "sum")
+#: what happens to the missing periods of a series whose dates lie on the panel's frequency grid
+FILL_GAPS = ("error", "zero", "ffill", "nan")
+#: offending series an error message names one by one (the count covers all of them)
+_SHOWN = 5
 _FREQ_OPTION = "future.infer_freq_returns_offset"
 
 
@@ -91,6 +104,8 @@ class Preprocess:
     duplicates: str = "keep_all"
     min_series_length: int = 0
     freq: str | None = None
+    fill_gaps: str = "error"
+    drop_irregular: bool = False
 
     def __post_init__(self) -> None:
         if self.rating_threshold is not None:
@@ -106,6 +121,11 @@ class Preprocess:
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 0:
                 raise ValueError(f"Preprocess.{key}={value!r}; expected an integer >= 0")
             setattr(self, key, int(value))
+        if self.fill_gaps not in FILL_GAPS:
+            raise ValueError(f"Preprocess.fill_gaps={self.fill_gaps!r}; expected one of {list(FILL_GAPS)}")
+        if not isinstance(self.drop_irregular, bool | np.bool_):
+            raise ValueError(f"Preprocess.drop_irregular={self.drop_irregular!r}; expected true or false")
+        self.drop_irregular = bool(self.drop_irregular)
         if self.duplicates not in DUPLICATE_POLICIES:
             raise ValueError(f"Preprocess.duplicates={self.duplicates!r}; expected one of {list(DUPLICATE_POLICIES)}")
         if self.freq is not None:
@@ -115,8 +135,14 @@ class Preprocess:
                 raise ValueError(f"Preprocess.freq={self.freq!r} is not a pandas frequency string: {err}") from None
 
     def describe(self) -> dict[str, Any]:
-        """The settings as plain JSON values (run records and cache keys)."""
-        return asdict(self)
+        """The settings as plain JSON values (run records and cache keys); ``fill_gaps`` and ``drop_irregular``
+        only when set, so records and cache keys of regular panels read as they did before those existed (a
+        study's old and new runs still compare)."""
+        out = asdict(self)
+        for key, default in (("fill_gaps", "error"), ("drop_irregular", False)):
+            if out[key] == default:
+                del out[key]
+        return out
 
     # ------------------------------------------------------------------ entry point
 
@@ -233,7 +259,8 @@ class Preprocess:
                     f"{self.min_series_length} (the longest series has {int(lengths.max())} observations)")
             if len(short):
                 sales = sales.loc[~sales["unique_id"].isin(short.index)].reset_index(drop=True)
-        freq = infer_panel_freq(sales, self.freq, name=bundle.name)
+        freq = panel_freq(sales, self.freq, name=bundle.name)
+        sales = self._regularise(sales, freq, bundle.name, steps)
         declared = bundle.meta.get("freq")
         if declared is not None and declared != freq:
             log.warning("%s: the source declares freq=%r but the panel is at %r; recording %r",
@@ -241,6 +268,37 @@ class Preprocess:
             steps["declared_freq"] = declared
         bundle.meta["freq"] = freq
         bundle.sales = sales
+
+
+    def _regularise(self, sales: pd.DataFrame, freq: str, name: str, steps: dict[str, Any]) -> pd.DataFrame:
+        """The panel with every series regular at ``freq``: gaps filled or series dropped as configured, or a
+        :class:`DataValidationError` that counts and names the offending series."""
+        bad = irregular_series(sales, freq)
+        if not bad:
+            return sales
+        n_series = int(sales["unique_id"].nunique())
+        fillable = [b for b in bad if b.on_grid] if self.fill_gaps != "error" else []
+        rest = [b for b in bad if not (b.on_grid and self.fill_gaps != "error")]
+        if rest and not self.drop_irregular:
+            raise _irregular_error(name, rest, _regular(sales, bad), n_series, freq, self.fill_gaps,
+                                   self.freq is None)
+        if rest:
+            dropped = {b.uid for b in rest}
+            steps["irregular_dropped"] = len(dropped)
+            steps["irregular_series"] = sorted(dropped)[:20]
+            log.info("%s: dropped %d irregular series (data.preprocess.drop_irregular)", name, len(dropped))
+            if len(dropped) == n_series:
+                raise DataValidationError(
+                    f"{name}: no sales series left after data.preprocess.drop_irregular=true: all {n_series} are "
+                    f"irregular at freq {freq!r} (first: {_describe(rest[0], freq)})")
+            sales = sales.loc[~sales["unique_id"].isin(dropped)]
+        if fillable:
+            sales, inserted = _fill(sales, {b.uid for b in fillable}, freq, self.fill_gaps)
+            steps["gaps_filled"] = {"series": len(fillable), "periods": inserted, "with": self.fill_gaps}
+            steps["gap_series"] = sorted(b.uid for b in fillable)[:20]
+            log.info("%s: filled %d missing period(s) in %d series with %s (data.preprocess.fill_gaps)", name,
+                     inserted, len(fillable), self.fill_gaps)
+        return sales.reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -311,53 +369,134 @@ def _fmt(ts: pd.Timestamp) -> str:
     return str(ts.date()) if ts == ts.normalize() else str(ts)
 
 
-def _irregular(name: str, uid: str, ds: pd.DatetimeIndex, freq: str | None) -> DataValidationError:
-    gap = _first_gap(ds, freq) if freq is not None else None
-    if gap is not None:
-        i, expected = gap
+@dataclass(frozen=True)
+class Irregular:
+    """A series that is not regular at the panel's frequency."""
+
+    uid: str
+    ds: pd.DatetimeIndex
+    #: every date lies on the frequency's grid from the series' first date (only periods are missing)
+    on_grid: bool
+    #: the series' own frequency when it is regular at another one
+    own: str | None
+
+
+def _describe(bad: Irregular, freq: str) -> str:
+    gap = _first_gap(bad.ds, freq)
+    if gap is None:  # pragma: no cover - an Irregular always has a gap
+        return f"sales series '{bad.uid}'"
+    i, expected = gap
+    own = f" (it is regular at {bad.own!r})" if bad.own is not None else ""
+    return (f"sales series '{bad.uid}' is not regular at freq {freq!r}{own}: first gap after {_fmt(bad.ds[i])} "
+            f"(position {i}); the next observation is {_fmt(bad.ds[i + 1])}, expected {_fmt(expected)}")
+
+
+def _irregular_error(name: str, bad: list[Irregular], regular: list[str], n_series: int, freq: str,
+                     fill_gaps: str, inferred: bool) -> DataValidationError:
+    """Count every offending series, name the first few, describe the first one's first gap, name the keys.
+
+    ``regular`` are the series that are regular at ``freq``; ``inferred``: ``freq`` was inferred, not given, so
+    series regular at another frequency mean the panel mixes frequencies.
+    """
+    if inferred and all(b.own is not None for b in bad):
+        groups: dict[str, list[str]] = {freq: regular} if regular else {}
+        for b in bad:
+            groups.setdefault(b.own or "", []).append(b.uid)
+        shown = "; ".join(f"{f}: {ids[:3]}" + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+                          for f, ids in sorted(groups.items()))
         return DataValidationError(
-            f"{name}: sales series '{uid}' is not regular at freq {freq!r}: first gap after {_fmt(ds[i])} "
-            f"(position {i}); the next observation is {_fmt(ds[i + 1])}, expected {_fmt(expected)}. Fill the "
-            "missing periods in the source (e.g. with zeros) or drop the series")
+            f"{name}: the sales series disagree on their frequency ({shown}); one panel needs one frequency: set "
+            "data.preprocess.freq, or leave the others out with data.preprocess.drop_irregular=true")
+    ids = [b.uid for b in bad]
+    names = ", ".join(f"'{u}'" for u in ids[:_SHOWN]) + (f" and {len(ids) - _SHOWN} more" if len(ids) > _SHOWN
+                                                         else "")
+    if fill_gaps == "error":
+        fix = ("fill the missing periods with data.preprocess.fill_gaps=zero, ffill or nan, or leave the series "
+               "out with data.preprocess.drop_irregular=true")
+    else:
+        fix = (f"data.preprocess.fill_gaps={fill_gaps} fills only missing periods, and these have dates off the "
+               f"{freq!r} grid: fix the dates, set data.preprocess.freq, or leave the series out with "
+               "data.preprocess.drop_irregular=true")
     return DataValidationError(
+        f"{name}: {len(ids)} of {n_series} sales series {'is' if len(ids) == 1 else 'are'} not regular at freq "
+        f"{freq!r} ({names}); {_describe(bad[0], freq)}. To go on, {fix}")
+
+
+def _series(sales: pd.DataFrame) -> list[tuple[str, pd.DatetimeIndex]]:
+    """``[(unique_id, its dates)]`` of a panel sorted by ``(unique_id, ds)``."""
+    uids = sales["unique_id"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, uids[1:] != uids[:-1]])
+    bounds = np.r_[starts, len(uids)]
+    ds_all = pd.DatetimeIndex(sales["ds"])
+    return [(str(uids[a]), ds_all[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def panel_freq(sales: pd.DataFrame, freq: str | None = None, *, name: str = "sales") -> str:
+    """``freq`` itself, or the commonest frequency :func:`pandas.infer_freq` finds among the series (ties: the
+    first by name); for a panel where no series is regular, the commonest frequency of 3-point windows."""
+    if freq is not None:
+        return freq
+    series = _series(sales)
+    found = Counter(f for _, ds in series if len(ds) >= 3 and (f := _infer_freq(ds)) is not None)
+    if found:
+        top = max(found.values())
+        return sorted(f for f, n in found.items() if n == top)[0]
+    guesses = Counter(g for _, ds in series if len(ds) >= 3 and (g := _guess_freq(ds)) is not None)
+    if guesses:
+        return guesses.most_common(1)[0][0]
+    if all(len(ds) < 3 for _, ds in series):
+        raise DataValidationError(
+            f"{name}: cannot infer the sales frequency: every series has fewer than 3 observations; "
+            "set data.preprocess.freq")
+    uid, ds = next((u, d) for u, d in series if len(d) >= 3)
+    raise DataValidationError(
         f"{name}: sales series '{uid}' has irregular dates (pandas.infer_freq finds no frequency; first dates "
         f"{[_fmt(d) for d in ds[:4]]}); make the series regular or set data.preprocess.freq")
 
 
+def irregular_series(sales: pd.DataFrame, freq: str) -> list[Irregular]:
+    """Every series of the panel that is not regular at ``freq``, in ``unique_id`` order."""
+    out = []
+    for uid, ds in _series(sales):
+        if _first_gap(ds, freq) is None:
+            continue
+        grid = pd.date_range(ds[0], ds[-1], freq=freq)
+        on_grid = len(grid) > 0 and grid[0] == ds[0] and bool(ds.isin(grid).all())
+        out.append(Irregular(uid, ds, on_grid, _infer_freq(ds) if len(ds) >= 3 else None))
+    return out
+
+
+def _fill(sales: pd.DataFrame, uids: set[str], freq: str, how: str) -> tuple[pd.DataFrame, int]:
+    """``sales`` with the missing periods of ``uids`` inserted (``y`` by ``how``, covariates carried forward)."""
+    gappy = sales["unique_id"].isin(uids).to_numpy()
+    filled = []
+    for uid, part in sales.loc[gappy].groupby("unique_id", sort=True):
+        grid = pd.date_range(part["ds"].iloc[0], part["ds"].iloc[-1], freq=freq)
+        full = part.set_index("ds").reindex(grid)
+        missing = ~grid.isin(part["ds"])  # the inserted periods (a NaN the source had stays as it was)
+        covariates = [c for c in full.columns if c not in ("unique_id", "y")]
+        full[covariates] = full[covariates].ffill()
+        fill = {"zero": 0.0, "ffill": full["y"].ffill(), "nan": np.nan}[how]
+        full["y"] = full["y"].where(~missing, fill)
+        full["unique_id"] = uid
+        filled.append(full.rename_axis("ds").reset_index()[sales.columns])
+    out = pd.concat([sales.loc[~gappy], *filled], ignore_index=True)
+    out = out.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+    return out, len(out) - len(sales)
+
+
 def infer_panel_freq(sales: pd.DataFrame, freq: str | None = None, *, name: str = "sales") -> str:
-    """The panel's frequency: ``freq`` checked on every series, or inferred per series and required to agree."""
-    uids = sales["unique_id"].to_numpy()
-    starts = np.flatnonzero(np.r_[True, uids[1:] != uids[:-1]])  # sales are sorted by (unique_id, ds)
-    bounds = np.r_[starts, len(uids)]
-    ds_all = pd.DatetimeIndex(sales["ds"])
-    series = [(str(uids[a]), ds_all[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    if freq is None:
-        found: dict[str, list[str]] = {}
-        irregular = []
-        for uid, ds in series:
-            if len(ds) < 3:
-                continue
-            inferred = _infer_freq(ds)
-            if inferred is None:
-                irregular.append((uid, ds))
-            else:
-                found.setdefault(inferred, []).append(uid)
-        if len(found) > 1:
-            shown = "; ".join(f"{f}: {ids[:3]}" + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
-                              for f, ids in sorted(found.items()))
-            raise DataValidationError(
-                f"{name}: the sales series disagree on their frequency ({shown}); one panel needs one frequency")
-        if irregular:
-            uid, ds = irregular[0]
-            panel = next(iter(found)) if found else _guess_freq(ds)
-            raise _irregular(name, uid, ds, panel)
-        if not found:
-            raise DataValidationError(
-                f"{name}: cannot infer the sales frequency: every series has fewer than 3 observations; "
-                "set data.preprocess.freq")
-        freq = next(iter(found))
-        series = [(uid, ds) for uid, ds in series if len(ds) < 3]  # the rest were inferred regular at freq
-    for uid, ds in series:
-        if _first_gap(ds, freq) is not None:
-            raise _irregular(name, uid, ds, freq)
+    """The panel's frequency (:func:`panel_freq`), every series checked to be regular at it."""
+    inferred = freq is None
+    freq = panel_freq(sales, freq, name=name)
+    bad = irregular_series(sales, freq)
+    if bad:
+        raise _irregular_error(name, bad, _regular(sales, bad), int(sales["unique_id"].nunique()), freq, "error",
+                               inferred)
     return freq
+
+
+def _regular(sales: pd.DataFrame, bad: list[Irregular]) -> list[str]:
+    """The panel's series (sorted) other than ``bad``."""
+    irregular = {b.uid for b in bad}
+    return [u for u in sorted(sales["unique_id"].astype(str).unique()) if u not in irregular]

@@ -58,6 +58,12 @@ Protocols
     (default ``max(2 * horizon, 4)``; lower it, e.g. to one season, to carve a validation window out of
     short series such as M3's).
 
+    **Protocol from the data.** ``horizon`` (and so ``step`` and ``min_train``) may be left ``None``: the data
+    module then calls :meth:`RollingOrigin.resolved` with the default of the panel's frequency
+    (:data:`FREQUENCY_DEFAULTS`: season length / horizon hourly 24/48, daily 7/28, weekly 52/13, monthly 12/18,
+    quarterly 4/8, yearly 1/6; :func:`resolve_protocol` does the same for the season length and says what it
+    inferred and from what). An explicit value always wins.
+
 Determinism: every random choice comes from ``numpy.random.default_rng(seed)`` drawn once per call over the
 rows in input order, so the same frame (same row order) and seed give the same split. :class:`ColdStartItemSplit`
 draws over the distinct item ids in sorted order instead, so its item assignment ignores row order.
@@ -73,17 +79,22 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.tseries import offsets
+from pandas.tseries.frequencies import to_offset
 
 from ecomlab.data.bundle import DatasetBundle, DataValidationError, require_columns
 
 __all__ = [
     "BacktestWindow",
     "ColdStartItemSplit",
+    "FREQUENCY_DEFAULTS",
     "LeaveOneOutSplit",
     "RatioSplit",
     "RollingOrigin",
     "Split",
     "TemporalSplit",
+    "frequency_family",
+    "resolve_protocol",
     "split_bundle",
 ]
 
@@ -533,45 +544,155 @@ class BacktestWindow:
 
 
 class RollingOrigin:
-    """Rolling-origin backtest windows; see the module docstring."""
+    """Rolling-origin backtest windows; see the module docstring.
 
-    def __init__(self, horizon: int, n_windows: int = 3, step: int | None = None, val_windows: int = 1,
-                 min_train: int | None = None) -> None:
-        self.horizon = _check_int("RollingOrigin", "horizon", horizon, 1)
+    ``horizon=None`` leaves the horizon to the data's frequency: such a backtest has to be
+    :meth:`resolved` before it cuts windows (the data module does it at setup).
+    """
+
+    def __init__(self, horizon: int | None = None, n_windows: int = 3, step: int | None = None,
+                 val_windows: int = 1, min_train: int | None = None) -> None:
+        self.horizon = None if horizon is None else _check_int("RollingOrigin", "horizon", horizon, 1)
         self.n_windows = _check_int("RollingOrigin", "n_windows", n_windows, 1)
-        self.step = self.horizon if step is None else _check_int("RollingOrigin", "step", step, 1)
+        #: the configured values; ``None`` ones follow the horizon
+        self.step_arg = None if step is None else _check_int("RollingOrigin", "step", step, 1)
+        self.min_train_arg = None if min_train is None else _check_int("RollingOrigin", "min_train", min_train, 1)
         self.val_windows = _check_int("RollingOrigin", "val_windows", val_windows, 0)
-        #: observations of history the earliest window must keep
-        self.min_train = (max(2 * self.horizon, 4) if min_train is None
-                          else _check_int("RollingOrigin", "min_train", min_train, 1))
+
+    @property
+    def step(self) -> int:
+        """Distance between consecutive origins (default: the horizon, so futures do not overlap)."""
+        return self.step_arg if self.step_arg is not None else self._horizon()
+
+    @property
+    def min_train(self) -> int:
+        """Observations of history the earliest window must keep (default ``max(2 * horizon, 4)``)."""
+        return self.min_train_arg if self.min_train_arg is not None else max(2 * self._horizon(), 4)
+
+    def _horizon(self) -> int:
+        if self.horizon is None:
+            raise ValueError("RollingOrigin(horizon=None) follows the data's frequency: call resolved(horizon) "
+                             "first (the forecasting data module does it at setup)")
+        return self.horizon
+
+    def resolved(self, horizon: int) -> RollingOrigin:
+        """This backtest with ``horizon`` where none was given (an explicit horizon is kept)."""
+        return RollingOrigin(self.horizon if self.horizon is not None else horizon, self.n_windows, self.step_arg,
+                             self.val_windows, self.min_train_arg)
 
     def min_length(self) -> int:
         """Shortest series these windows fit on."""
-        return self.min_train + (self.n_windows + self.val_windows - 1) * self.step + self.horizon
+        return self.min_train + (self.n_windows + self.val_windows - 1) * self.step + self._horizon()
 
     def windows(self, series_length: int) -> tuple[list[BacktestWindow], list[BacktestWindow]]:
         """``(validation windows, test windows)``, each earliest first."""
         length = _check_int("RollingOrigin", "series_length", series_length, 0)
         if length < self.min_length():
             raise DataValidationError(f"RollingOrigin: series of length {length} is too short; {self.needs()}")
-        last_cutoff = length - self.horizon
-        first_test = last_cutoff - (self.n_windows - 1) * self.step
-        test = [BacktestWindow(i, first_test + i * self.step, self.horizon) for i in range(self.n_windows)]
-        val = [BacktestWindow(i, first_test - (self.val_windows - i) * self.step, self.horizon)
+        horizon, step = self._horizon(), self.step
+        last_cutoff = length - horizon
+        first_test = last_cutoff - (self.n_windows - 1) * step
+        test = [BacktestWindow(i, first_test + i * step, horizon) for i in range(self.n_windows)]
+        val = [BacktestWindow(i, first_test - (self.val_windows - i) * step, horizon)
                for i in range(self.val_windows)]
         return val, test
 
     def needs(self) -> str:
         """The shortest series these windows fit on, and why, naming the config keys."""
         return (f"{self.n_windows} test window(s) (data.backtest.n_windows) and {self.val_windows} validation "
-                f"window(s) (data.backtest.val_windows) of horizon {self.horizon} (data.backtest.horizon), "
+                f"window(s) (data.backtest.val_windows) of horizon {self._horizon()} (data.backtest.horizon), "
                 f"{self.step} apart (data.backtest.step), after at least {self.min_train} observations of history "
                 f"(data.backtest.min_train), need length >= {self.min_length()}")
 
     def describe(self) -> dict[str, Any]:
+        if self.horizon is None:
+            return {"split": "rolling_origin", "horizon": None, "n_windows": self.n_windows, "step": self.step_arg,
+                    "val_windows": self.val_windows, "min_train": self.min_train_arg}
         return {"split": "rolling_origin", "horizon": self.horizon, "n_windows": self.n_windows,
                 "step": self.step, "val_windows": self.val_windows, "min_train": self.min_train}
 
     def __repr__(self) -> str:
+        if self.horizon is None:
+            return (f"RollingOrigin(horizon=None, n_windows={self.n_windows}, step={self.step_arg}, "
+                    f"val_windows={self.val_windows}, min_train={self.min_train_arg})")
         return (f"RollingOrigin(horizon={self.horizon}, n_windows={self.n_windows}, step={self.step}, "
                 f"val_windows={self.val_windows}, min_train={self.min_train})")
+
+
+# --------------------------------------------------------------------------- protocol from the frequency
+
+#: frequency family -> (season length, horizon) a forecasting protocol takes when the config leaves them null;
+#: the season is the cycle a seasonal model and MASE's scale use (a day of hours, a week of days, a year of
+#: weeks, months or quarters), the horizon a common planning span (M4's for hourly, weekly, quarterly, yearly)
+FREQUENCY_DEFAULTS: dict[str, tuple[int, int]] = {
+    "hourly": (24, 48), "daily": (7, 28), "weekly": (52, 13), "monthly": (12, 18), "quarterly": (4, 8),
+    "yearly": (1, 6),
+}
+#: season lengths that are a real cycle of each family (1: no season); any other gets a warning
+NATURAL_SEASONS: dict[str, tuple[int, ...]] = {
+    "hourly": (1, 24, 168), "daily": (1, 7, 365), "weekly": (1, 52), "monthly": (1, 12), "quarterly": (1, 4),
+    "yearly": (1,),
+}
+_FAMILIES: tuple[tuple[str, tuple[type, ...]], ...] = (
+    ("hourly", (offsets.Hour,)),
+    ("daily", (offsets.Day,)),
+    ("weekly", (offsets.Week,)),
+    ("monthly", (offsets.MonthBegin, offsets.MonthEnd, offsets.BusinessMonthBegin, offsets.BusinessMonthEnd)),
+    ("quarterly", (offsets.QuarterBegin, offsets.QuarterEnd, offsets.BQuarterBegin, offsets.BQuarterEnd)),
+    ("yearly", (offsets.YearBegin, offsets.YearEnd, offsets.BYearBegin, offsets.BYearEnd)),
+)
+
+
+def frequency_family(freq: str | None) -> str | None:
+    """``"hourly"`` .. ``"yearly"`` for a pandas frequency of one such step (any anchor: ``W-MON``, ``QS-OCT``,
+    ``ME``); ``None`` for anything else (minutes, business days, multiples such as ``2W``)."""
+    if freq is None:
+        return None
+    try:
+        offset = to_offset(freq)
+    except ValueError:
+        return None
+    if offset.n != 1:
+        return None
+    return next((name for name, kinds in _FAMILIES if isinstance(offset, kinds)), None)
+
+
+def resolve_protocol(freq: str | None, season_length: int | None,
+                     backtest: RollingOrigin) -> tuple[int, RollingOrigin, dict[str, Any]]:
+    """``(season_length, backtest, record)`` with every ``None`` taken from the frequency's defaults.
+
+    ``record`` says, for the run record, which values were inferred and from what frequency, and lists the
+    warnings: overlapping test windows (``step < horizon``: consecutive futures share points, so windows are
+    not independent) and a season that is no cycle of the frequency (say 12 on weekly data). A ``None`` that
+    the frequency cannot fill (an unknown or irregular frequency) is a :class:`DataValidationError` naming the
+    key to set.
+    """
+    family = frequency_family(freq)
+    missing = [key for key, value in (("data.season_length", season_length),
+                                      ("data.backtest.horizon", backtest.horizon)) if value is None]
+    if missing and family is None:
+        raise DataValidationError(
+            f"{', '.join(missing)} follow(s) the data's frequency when null, but freq={freq!r} is none of "
+            f"{list(FREQUENCY_DEFAULTS)}; set {' and '.join(missing)}")
+    default_season, default_horizon = FREQUENCY_DEFAULTS[family] if family else (None, None)
+    record: dict[str, Any] = {"freq": freq, "frequency": family, "inferred": [], "warnings": []}
+    if season_length is None:
+        season_length = default_season
+        record["inferred"].append("season_length")
+    if backtest.horizon is None:
+        backtest = backtest.resolved(default_horizon)  # type: ignore[arg-type]
+        record["inferred"].append("horizon")
+        if backtest.step_arg is None:
+            record["inferred"].append("step")
+    assert season_length is not None and backtest.horizon is not None
+    record.update(season_length=season_length, horizon=backtest.horizon, step=backtest.step)
+    if backtest.step < backtest.horizon:
+        record["warnings"].append(
+            f"data.backtest.step={backtest.step} < horizon={backtest.horizon}: consecutive forecast windows "
+            "overlap, so their errors are not independent (step = horizon, or null, avoids it)")
+    if family is not None and season_length not in NATURAL_SEASONS[family]:
+        record["warnings"].append(
+            f"data.season_length={season_length} is no cycle of {family} data (freq {freq}; "
+            f"natural: {', '.join(map(str, NATURAL_SEASONS[family]))}); seasonal models and MASE's scale use "
+            f"{season_length} (null: {default_season})")
+    return int(season_length), backtest, record

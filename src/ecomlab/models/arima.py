@@ -13,7 +13,8 @@ non-finite forecast, that series falls back to the naive forecast :math:`\\hat y
 counted in ``fit_failures``. Both counters refer to the most recent :meth:`Arima.forecast` call;
 ``fallbacks["naive"]`` counts the same fallbacks cumulatively over every call, like the other classical
 forecasters' ``fallbacks``. A fixed order is not adapted to short series: a history too short for it fails to
-fit and takes this naive fallback. ``n_jobs != 1`` fits the series in a joblib process pool (``-1``: all cores).
+fit and takes this naive fallback. ``n_jobs != 1`` fits the series in a process pool (``-1``: all cores;
+:func:`ecomlab.models.local.map_series`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
-from joblib import Parallel, delayed
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from statsmodels.tsa.arima.model import ARIMA
 
 from ecomlab.models.base import Forecaster
-from ecomlab.models.local import check_histories
+from ecomlab.models.local import check_histories, map_series
 
 _Warning = tuple[str, type[Warning], str, int]  # (message, category, filename, lineno)
 
@@ -89,10 +89,8 @@ class Arima(Forecaster):
     def forecast(self, histories: Sequence[np.ndarray], horizon: int) -> np.ndarray:  # -> [B, horizon]
         series = check_histories(histories, horizon)
         args = (horizon, self.order, self.seasonal_order, self.trend)
-        if self.n_jobs == 1 or len(series) <= 1:
-            results = [_fit_one(y, *args) for y in series]
-        else:
-            results = Parallel(n_jobs=self.n_jobs)(delayed(_fit_one)(y, *args) for y in series)
+        # the same chunked, forked pool as the statsforecast models (one task per series costs a round trip each)
+        results = map_series(_fit_one, series, self.n_jobs, *args)
         self.fit_warnings = sum(r[1] for r in results)
         self.fit_failures = sum(r[2] for r in results)
         self.fallbacks["naive"] += self.fit_failures

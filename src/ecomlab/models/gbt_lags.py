@@ -4,7 +4,15 @@ Histogram gradient boosting (Ke et al. 2017, LightGBM; scikit-learn's ``HistGrad
 ``y_{T+k} / s_T ~ f(y_{T+1-l} / s_T for l in lags, mean(y_{T-w+1..T}) / s_T for w in rolling, log s_T,
 calendar_{T+k}, futr_{T+k}, series)`` where ``T`` is the forecast origin and ``s_T`` the mean absolute value of
 the last ``max(lags)`` observations (so one model serves series of any level). Missing lags of short histories
-are NaN, which the trees route natively. The series index is a categorical feature when the panel has at most
+are NaN, which the trees route natively; so is a missing value of the data (``data.preprocess.fill_gaps=nan``),
+and a missing target is left out of the training samples.
+
+**Lags.** By default the last season and two seasons further back: ``1..m``, ``2m``, ``3m`` (``m`` the season
+length). In ``fit_panel`` the lags are capped by the history the fits actually have: a lag needs at least two
+training samples where it is observed, in the longest training series (shortened by the calibration hold-out,
+and by the horizon for the direct strategy). Lags beyond that are dropped with a logged note (104 weeks of
+training data hold no 156-week lag; the trees cannot bin a feature that is always missing). Rolling means need
+no cap: they average whatever part of their window is observed. The series index is a categorical feature when the panel has at most
 255 series (the library's limit), otherwise it is left out.
 
 Multi-horizon, by ``strategy``: ``recursive`` -- one model for ``k = 1``, applied ``h`` times feeding its own
@@ -41,6 +49,7 @@ errors calibrated in ``fit_panel``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -49,6 +58,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from ecomlab.models.base import Forecaster, ForecastTrainData
+
+log = logging.getLogger(__name__)
 
 _MAX_CATEGORIES = 255
 
@@ -90,6 +101,8 @@ class GBTLags(Forecaster):
         self.calibration_errors: np.ndarray | None = None
         self.panel: ForecastTrainData | None = None
         self.n_futr, self.use_series = 0, True
+        #: lags the training history could not feed (see :meth:`cap_lags`)
+        self.dropped_lags: list[int] = []
 
     # ------------------------------------------------------------------ features
     def _base(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -133,6 +146,9 @@ class GBTLags(Forecaster):
             parts = [self._samples(np.asarray(y, np.float64), kn, i, k)
                      for i, (y, kn) in enumerate(zip(ys, knowns, strict=True))]
             windows, known, target, series = (np.concatenate(p) for p in zip(*parts, strict=True))
+            observed = np.isfinite(target)  # a missing target (fill_gaps=nan) teaches nothing
+            if not observed.all():
+                windows, known, target, series = windows[observed], known[observed], target[observed], series[observed]
             if len(target) == 0:
                 raise ValueError(f"no series is longer than {k} observations; nothing to fit")
             if len(target) > self.max_train_samples:
@@ -145,7 +161,25 @@ class GBTLags(Forecaster):
             models.append(model.fit(X, target / scale))
         return models
 
+    def cap_lags(self, longest: int) -> None:
+        """Drop the lags the longest training series cannot feed (module docstring)."""
+        cut = longest - self.horizon - self.calibration_windows + 1 if self.calibration_windows else longest
+        step = self.horizon if self.strategy == "direct" else 1
+        cap = cut - step - 1  # a lag l is observed in cut - step - l + 1 samples: keep those with >= 2
+        lags = [lag for lag in self.lags if lag <= cap]
+        if not lags:
+            raise ValueError(
+                f"the longest training series has {longest} observations: after the horizon ({self.horizon}) and "
+                f"the conformal calibration windows (model.net.calibration_windows={self.calibration_windows}) "
+                "no lag has two training samples; lower model.net.calibration_windows or data.backtest.horizon")
+        if lags != self.lags:
+            self.dropped_lags = sorted(set(self.lags) - set(lags))
+            log.info("gbt: lags %s dropped: the longest training series has %d observations, so a lag can reach %d "
+                     "steps back (model.net.lags)", self.dropped_lags, longest, cap)
+            self.lags = lags
+
     def fit_panel(self, data: ForecastTrainData) -> None:
+        self.cap_lags(max(len(y) for y in data.y))
         self.panel, self.n_futr = data, len(data.futr_columns)
         knowns = [self._known(None if data.calendar is None else data.calendar[i],
                               None if data.covariates is None else data.covariates[i], self.n_futr, len(y))
@@ -183,9 +217,13 @@ class GBTLags(Forecaster):
         assert errors is not None
         if horizon > errors.shape[1]:
             raise ValueError(f"intervals are calibrated for {errors.shape[1]} steps; asked for {horizon}")
-        n = len(errors)
-        rank = min(int(np.ceil((n + 1) * level / 100.0)), n)  # 1-based; capped at the largest error
-        return np.sort(errors[:, :horizon], axis=0)[rank - 1]  # [n, h] -> [h]
+        out = np.empty(horizon)
+        for k in range(horizon):  # per step, over the errors whose target was observed
+            column = np.sort(errors[:, k][np.isfinite(errors[:, k])])
+            n = len(column)
+            rank = min(int(np.ceil((n + 1) * level / 100.0)), n)  # 1-based; capped at the largest error
+            out[k] = column[rank - 1] if n else np.nan
+        return out  # [h]
 
     # ------------------------------------------------------------------ forecasting
     def _windows(self, histories: Sequence[np.ndarray]) -> np.ndarray:

@@ -46,16 +46,31 @@ SERIES_PER_CHUNK = 8
 
 
 def check_histories(histories: Sequence[np.ndarray], horizon: int) -> list[np.ndarray]:
-    """Histories as float64 1-D arrays; a clear error for an empty history or a horizon below 1."""
+    """Histories as float64 1-D arrays; a clear error for an empty history or a horizon below 1.
+
+    A missing value (NaN: a gap the data kept with ``data.preprocess.fill_gaps=nan``) takes the last observed
+    value before it, and leading ones are dropped: the per-series models need complete histories, while the
+    losses and metrics skip the missing points themselves.
+    """
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
     out = []
     for b, history in enumerate(histories):
         y = np.asarray(history, dtype=np.float64)
+        if y.ndim == 1 and np.isnan(y).any():
+            y = carry_forward(y)
         if y.ndim != 1 or y.size == 0:
-            raise ValueError(f"history {b} must be a non-empty 1-D array, got shape {y.shape}")
+            raise ValueError(f"history {b} must be a non-empty 1-D array with an observed value, got shape "
+                             f"{np.shape(history)}")
         out.append(y)
     return out
+
+
+def carry_forward(y: np.ndarray) -> np.ndarray:
+    """``y`` with each NaN replaced by the last non-NaN value before it; leading NaNs are dropped."""
+    observed = ~np.isnan(y)
+    last = np.maximum.accumulate(np.where(observed, np.arange(y.size), -1))  # [T]: index of the last observation
+    return y[last[last >= 0]]
 
 
 def _fork_context() -> Any:

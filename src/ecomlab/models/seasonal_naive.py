@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ecomlab.models.base import Forecaster
+from ecomlab.models.local import check_histories
 
 
 class SeasonalNaive(Forecaster):
@@ -33,10 +34,8 @@ class SeasonalNaive(Forecaster):
         m = self.season_length
         steps = np.arange(horizon)  # h - 1 for h = 1..horizon
         out = np.empty((len(histories), horizon), dtype=np.float64)
-        for b, history in enumerate(histories):
-            y = np.asarray(history, dtype=np.float64)
-            if y.ndim != 1 or y.size == 0:
-                raise ValueError(f"history {b} must be a non-empty 1-D array, got shape {y.shape}")
+        # missing values (NaN) carried forward, as for every per-series model
+        for b, y in enumerate(check_histories(histories, horizon)):
             if y.size < m:
                 out[b] = y[-1]
             else:

@@ -42,7 +42,9 @@ LOWER_IS_BETTER = ("mae", "rmse", "smape", "mase", "msql", "loss", "seconds", "m
 #: record fields (outside ``metrics``) that can be compared like metrics
 RECORD_METRICS = ("data_seconds", "fit_seconds", "eval_seconds", "peak_rss_mb")
 #: protocol keys that never take part in the check: the run seed and the state of the parsed-data cache
-IGNORED_PROTOCOL = ("seed", "data_cache")
+#: ``inferred`` says how the resolved season / horizon / step (compared on their own) were set; ``validation``
+#: whether a run evaluated its validation windows, which changes no test number
+IGNORED_PROTOCOL = ("seed", "data_cache", "inferred", "validation")
 #: protocol keys describing the drawn data; they may differ between runs with different data draws
 REALISED_PROTOCOL = ("split.seed", "data_fingerprint", "split_sizes", "n_val_users", "n_test_users", "n_series",
                      "n_val_windows", "n_test_windows", "data", "data_warnings")

@@ -237,6 +237,9 @@ class SalesFile:
             raise ValueError(f"SalesFile.covariates={self.covariates}: covariates must be distinct and not the "
                              f"id, date or target column (unique_id={unique_id!r}, ds={ds!r}, y={y!r})")
         self.name = name or Path(self.path_arg).stem
+        #: covariate -> the config key that declared it, when not ``data.source.covariates`` (set by the data
+        #: module, which adds the columns its futr_covariates / hist_covariates name)
+        self.declared_in: dict[str, str] = {}
 
     @property
     def path(self) -> Path:
@@ -246,15 +249,22 @@ class SalesFile:
         return {"path": self.path_arg, "data_dir": str(Path(self.data_dir).resolve()), **self.columns,
                 "covariates": self.covariates, "name": self.name, "files": [str(self.path.resolve())]}
 
+    def _key(self, column: str) -> str:
+        """The config key that named ``column``."""
+        if column in self.covariates:
+            return self.declared_in.get(column, "data.source.covariates")
+        return "data.source." + next(k for k, v in self.columns.items() if v == column)
+
     def load(self) -> DatasetBundle:
         path = self.path
         raw = read_table(path, "check data.source.path and data.source.data_dir")
         wanted = [c for c in self.columns.values() if c is not None] + self.covariates
         missing = [c for c in wanted if c not in raw.columns]
         if missing:
+            keys = sorted({self._key(c) for c in missing})
             raise DataValidationError(
-                f"{path}: missing column(s) {missing}; found {list(raw.columns)}; name the file's columns with "
-                "data.source.unique_id / ds / y / covariates")
+                f"{path}: missing column(s) {missing}; found {list(raw.columns)}; fix {' / '.join(keys)} (they name "
+                "the file's columns)")
         uid = self.columns["unique_id"]
         sales = pd.DataFrame({"unique_id": raw[uid] if uid is not None else self.name,
                               "ds": raw[self.columns["ds"]], "y": raw[self.columns["y"]]})
