@@ -55,7 +55,7 @@ DEVICE_FORMS = {
     "text_two_tower_pretrained": (TextTwoTower, "towers"),
 }
 #: models whose scoring runs on the host (SciPy sparse products)
-HOST_SIZED_SCORING = {"itemknn", "tfidf"}
+HOST_SIZED_SCORING = {"itemknn", "tfidf", "hybrid_content"}
 #: models whose scores tie across the cut by design: rank_topk's exact tie path reads back more
 TIED_SCORES = {"popularity"}
 RANKING_MODELS = sorted(
