@@ -85,6 +85,16 @@ def smape(y: np.ndarray, y_hat: np.ndarray) -> FloatOrArray:
     return _out(np.mean(terms, axis=-1))  # [..., h] -> [...]
 
 
+def _checked_insample(insample: np.ndarray, season_length: int) -> np.ndarray:
+    """``insample`` as float64 ``[T]`` or ``[B, T]``, with a clear error for a bad season length or shape."""
+    if isinstance(season_length, bool) or not isinstance(season_length, int | np.integer) or season_length < 1:
+        raise ValueError(f"season_length must be an int >= 1, got {season_length!r}")
+    x = np.asarray(insample, dtype=np.float64)
+    if x.ndim not in (1, 2):
+        raise ValueError(f"insample must be 1-D [T] or 2-D [B, T], got ndim={x.ndim}")
+    return x
+
+
 def mase_scale(insample: np.ndarray, season_length: int) -> FloatOrArray:
     """In-sample seasonal-naive MAE, the MASE denominator (M4 definition).
 
@@ -97,15 +107,7 @@ def mase_scale(insample: np.ndarray, season_length: int) -> FloatOrArray:
     ``insample`` may be 1-D ``[T]`` (returns float) or 2-D ``[B, T]`` (returns ``[B]``; all series
     share ``T``).
     """
-    if (
-        isinstance(season_length, bool)
-        or not isinstance(season_length, int | np.integer)
-        or season_length < 1
-    ):
-        raise ValueError(f"season_length must be an int >= 1, got {season_length!r}")
-    x = np.asarray(insample, dtype=np.float64)
-    if x.ndim not in (1, 2):
-        raise ValueError(f"insample must be 1-D [T] or 2-D [B, T], got ndim={x.ndim}")
+    x = _checked_insample(insample, season_length)
     t_len = x.shape[-1]
     m = int(season_length) if t_len > season_length else 1
     if t_len <= m:
@@ -160,15 +162,7 @@ def rmsse_scale(insample: np.ndarray, season_length: int = 1, *, drop_leading_ze
     with ``drop_leading_zeros`` has ``n = 0``). ``insample`` is 1-D ``[T]`` (returns float) or 2-D ``[B, T]``
     (returns ``[B]``; the leading zeros are dropped per row).
     """
-    if (
-        isinstance(season_length, bool)
-        or not isinstance(season_length, int | np.integer)
-        or season_length < 1
-    ):
-        raise ValueError(f"season_length must be an int >= 1, got {season_length!r}")
-    x = np.asarray(insample, dtype=np.float64)
-    if x.ndim not in (1, 2):
-        raise ValueError(f"insample must be 1-D [T] or 2-D [B, T], got ndim={x.ndim}")
+    x = _checked_insample(insample, season_length)
     rows = x.reshape(-1, x.shape[-1])  # [B, T] (a 1-D history is one row)
     t_len = rows.shape[1]
     nonzero = rows != 0  # NaN != 0: a NaN counts as observed and propagates

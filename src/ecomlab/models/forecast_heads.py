@@ -103,17 +103,22 @@ class PointHead(OutputHead):
         return loc + scale * raw[..., 0]  # [B, h]
 
 
+def quantile_levels(quantiles: Sequence[float]) -> list[float]:
+    """The sorted quantile levels of a quantile head: distinct, inside (0, 1), the median among them."""
+    levels = sorted(float(q) for q in quantiles)
+    if 0.5 not in levels or any(not 0 < q < 1 for q in levels) or len(set(levels)) != len(levels):
+        raise ValueError(f"quantiles={list(quantiles)}: distinct levels in (0, 1) including 0.5 (the median)")
+    return levels
+
+
 class QuantileHead(OutputHead):
     """A set of quantiles per step, ordered by a cumulative-softplus parameterisation."""
 
     def __init__(self, quantiles: Sequence[float] = (0.025, 0.1, 0.5, 0.9, 0.975)) -> None:
         super().__init__()
-        levels = sorted(float(q) for q in quantiles)
-        if 0.5 not in levels or any(not 0 < q < 1 for q in levels) or len(set(levels)) != len(levels):
-            raise ValueError(f"quantiles={list(quantiles)}: distinct levels in (0, 1) including 0.5 (the median)")
-        self.levels = levels
-        self.n_outputs = len(levels)
-        self.register_buffer("q", torch.tensor(levels), persistent=False)
+        self.levels = quantile_levels(quantiles)
+        self.n_outputs = len(self.levels)
+        self.register_buffer("q", torch.tensor(self.levels), persistent=False)
 
     def ordered(self, raw: Tensor) -> Tensor:  # [B, h, Q] -> [B, h, Q], non-decreasing in Q
         steps = torch.cat([raw[..., :1], F.softplus(raw[..., 1:])], dim=-1)  # [B, h, Q]
@@ -168,12 +173,9 @@ class NonNegativeQuantileHead(OutputHead):
 
     def __init__(self, quantiles: Sequence[float] = (0.025, 0.1, 0.5, 0.9, 0.975)) -> None:
         super().__init__()
-        levels = sorted(float(q) for q in quantiles)
-        if 0.5 not in levels or any(not 0 < q < 1 for q in levels) or len(set(levels)) != len(levels):
-            raise ValueError(f"quantiles={list(quantiles)}: distinct levels in (0, 1) including 0.5 (the median)")
-        self.levels = levels
-        self.n_outputs = len(levels)
-        self.register_buffer("q", torch.tensor(levels), persistent=False)
+        self.levels = quantile_levels(quantiles)
+        self.n_outputs = len(self.levels)
+        self.register_buffer("q", torch.tensor(self.levels), persistent=False)
 
     def values(self, raw: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
         """The trained quantiles ``[B, h, Q]`` in the original units, each ``>= 0``."""

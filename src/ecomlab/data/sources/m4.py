@@ -29,7 +29,7 @@ import pandas as pd
 from ecomlab.data.bundle import ROWS, DatasetBundle, DataValidationError, build_bundle, require_columns
 from ecomlab.data.io import read_table
 
-__all__ = ["M4", "M4_FREQUENCIES"]
+__all__ = ["CompetitionFiles", "M4", "M4_FREQUENCIES"]
 
 #: frequency -> (M4 "period", pandas frequency, origin of the synthetic index)
 M4_FREQUENCIES: dict[str, tuple[str, str, str]] = {
@@ -62,16 +62,21 @@ def check_positions(obs: pd.DataFrame, n_train: pd.Series, horizon: pd.Series, p
                                   f"train before test); first rows {rows}{ROWS}")
 
 
-class M4:
-    """M4 Weekly (h = 13) or Hourly (h = 48) with a synthetic regular index; see the module docstring."""
+class CompetitionFiles:
+    """A competition panel shipped as one long observations file and one per-series file (M4, tourism): the
+    folder, the frequency picked from :attr:`frequencies`, and the cache key over both files."""
 
-    observations_file = "m4_weekly_hourly_long.parquet"
-    series_file = "m4_weekly_hourly_meta.csv"
+    observations_file: str
+    series_file: str
+    #: frequency name -> what the loader needs of it
+    frequencies: dict[str, Any]
+    #: why another frequency is not available, for the error message
+    frequency_note: str
 
-    def __init__(self, data_dir: str, folder: str = "m4-weekly-hourly", frequency: str = "weekly") -> None:
-        if str(frequency).lower() not in M4_FREQUENCIES:
-            raise ValueError(f"M4.frequency={frequency!r}; allowed: {list(M4_FREQUENCIES)} (this folder holds "
-                             "only M4's weekly and hourly series)")
+    def __init__(self, data_dir: str, folder: str, frequency: str) -> None:
+        if str(frequency).lower() not in self.frequencies:
+            raise ValueError(f"{type(self).__name__}.frequency={frequency!r}; allowed: {list(self.frequencies)} "
+                             f"({self.frequency_note})")
         self.data_dir, self.folder, self.frequency = str(data_dir), folder, str(frequency).lower()
 
     def paths(self) -> tuple[Path, Path]:
@@ -81,6 +86,18 @@ class M4:
     def cache_key(self) -> dict[str, Any]:
         return {"data_dir": str(Path(self.data_dir).resolve()), "folder": self.folder,
                 "frequency": self.frequency, "files": [str(p.resolve()) for p in self.paths()]}
+
+
+class M4(CompetitionFiles):
+    """M4 Weekly (h = 13) or Hourly (h = 48) with a synthetic regular index; see the module docstring."""
+
+    observations_file = "m4_weekly_hourly_long.parquet"
+    series_file = "m4_weekly_hourly_meta.csv"
+    frequencies = M4_FREQUENCIES
+    frequency_note = "this folder holds only M4's weekly and hourly series"
+
+    def __init__(self, data_dir: str, folder: str = "m4-weekly-hourly", frequency: str = "weekly") -> None:
+        super().__init__(data_dir, folder, frequency)
 
     def load(self) -> DatasetBundle:
         obs_path, meta_path = self.paths()

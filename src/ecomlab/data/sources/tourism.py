@@ -14,14 +14,11 @@ expenditure); 73 of them hold exact zeros. ``meta["series"][uid]`` holds ``n_tra
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import pandas as pd
 
 from ecomlab.data.bundle import DatasetBundle, DataValidationError, build_bundle, require_columns
 from ecomlab.data.io import read_table
-from ecomlab.data.sources.m4 import check_positions
+from ecomlab.data.sources.m4 import CompetitionFiles, check_positions
 
 __all__ = ["Tourism", "TOURISM_FREQUENCIES"]
 
@@ -29,25 +26,16 @@ __all__ = ["Tourism", "TOURISM_FREQUENCIES"]
 TOURISM_FREQUENCIES = {"monthly": "MS", "quarterly": "QS"}
 
 
-class Tourism:
+class Tourism(CompetitionFiles):
     """Tourism monthly (h = 24) or quarterly (h = 8), official history + hold-out; see the module docstring."""
 
     observations_file = "tourism_long.parquet"
     series_file = "tourism_meta.csv"
+    frequencies = TOURISM_FREQUENCIES
+    frequency_note = "the yearly series are not in this folder"
 
     def __init__(self, data_dir: str, folder: str = "tourism", frequency: str = "monthly") -> None:
-        if str(frequency).lower() not in TOURISM_FREQUENCIES:
-            raise ValueError(f"Tourism.frequency={frequency!r}; allowed: {list(TOURISM_FREQUENCIES)} (the yearly "
-                             "series are not in this folder)")
-        self.data_dir, self.folder, self.frequency = str(data_dir), folder, str(frequency).lower()
-
-    def paths(self) -> tuple[Path, Path]:
-        base = Path(self.data_dir) / self.folder
-        return base / self.observations_file, base / self.series_file
-
-    def cache_key(self) -> dict[str, Any]:
-        return {"data_dir": str(Path(self.data_dir).resolve()), "folder": self.folder,
-                "frequency": self.frequency, "files": [str(p.resolve()) for p in self.paths()]}
+        super().__init__(data_dir, folder, frequency)
 
     def load(self) -> DatasetBundle:
         obs_path, meta_path = self.paths()
