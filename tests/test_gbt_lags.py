@@ -141,3 +141,24 @@ def test_lags_beyond_the_training_history_are_dropped_with_a_note(tmp_path: Path
     assert "dropped" in caplog.text and "model.net.lags" in caplog.text
     out = net.predict(next(iter(dm.test_dataloader())), 13, [80])
     assert np.isfinite(out["y_hat"]).all()
+
+
+class _ThreeTimesTheScale:
+    """A fitted tree model's ``predict`` that always answers a ratio of 3 to the window's scale (what trees learned
+    from an intermittent panel's rare sales after quiet windows)."""
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.full(len(X), 3.0)
+
+
+def test_recursive_forecasts_stay_within_the_widened_history_range() -> None:
+    """Fed-back forecasts re-measure the scale, so a ratio above 1 compounded: on the online-retail panel one
+    product's 28-day forecast grew from tens to millions (MASE 908). Each step is kept within the window's range
+    widened by that range on both sides."""
+    net = GBTLags(horizon=28, season_length=7, calibration_windows=0)
+    net.use_series = False
+    history = np.zeros(60)
+    history[[10, 30, 50]] = [20.0, 10.0, 20.0]
+    out = net._forecast_arrays([_ThreeTimesTheScale()], [history], np.zeros((1, 28, 0)), np.zeros(1), 28)
+    assert out[0, 0] == pytest.approx(3 * 20 / 21)  # the first step is the model's own answer
+    assert out.max() == pytest.approx(40.0) and out.min() >= 0  # [0, 20] widened by its range: at most 40

@@ -16,7 +16,10 @@ no cap: they average whatever part of their window is observed. The series index
 255 series (the library's limit), otherwise it is left out.
 
 Multi-horizon, by ``strategy``: ``recursive`` -- one model for ``k = 1``, applied ``h`` times feeding its own
-forecasts back as lags; ``direct`` -- one model per step ``k = 1..h`` (Taieb et al. 2012).
+forecasts back as lags, each step kept within ``[lo - r, hi + r]`` (``lo``, ``hi`` the window's observed
+minimum and maximum, ``r = hi - lo``): the fed-back forecasts re-measure ``s``, so a ratio above 1 would
+otherwise compound (seen on an intermittent panel: tens to millions in 28 steps); ``direct`` -- one model per
+step ``k = 1..h`` (Taieb et al. 2012), everything measured at the origin.
 
 Fitted in ``fit_panel`` on every series' training part. With ``refit: true`` each evaluation window is
 forecast by models refitted on the panel truncated at that window's cutoff: the batch's series contribute
@@ -252,9 +255,15 @@ class GBTLags(Forecaster):
             for k in range(horizon):
                 out[:, k] = models[k].predict(self._design(base, known[:, k], series)) * scale
             return out
+        # fed-back forecasts re-measure the scale, so a predicted ratio above 1 compounds step after step (an
+        # intermittent series' forecast grew from tens to millions over 28 days): each step stays within the
+        # window's observed range widened by that range on both sides
+        low, high = np.nanmin(window, axis=1), np.nanmax(window, axis=1)  # [B]
+        low, high = low - (high - low), high + (high - low)
         for k in range(horizon):
             base, scale = self._base(window)
-            out[:, k] = models[0].predict(self._design(base, known[:, k], series)) * scale
+            step = models[0].predict(self._design(base, known[:, k], series)) * scale  # [B]
+            out[:, k] = np.clip(step, low, high)
             window = np.concatenate([window[:, 1:], out[:, k: k + 1]], axis=1)  # feed the forecast back, [B, W]
         return out
 
