@@ -20,7 +20,8 @@ The command runs from the repository root, with one torch thread (``OMP_NUM_THRE
 into a fresh run directory and a fresh data cache (a cached parse could hide a changed loader), through this
 interpreter (``python -m ecomlab.train``, so ``PYTHONPATH`` picks the code). Its ``metrics.json`` is matched to
 the ``results.csv`` row of the same model, dataset, seed and variant columns, and every validation and test
-metric of that row is compared. The row's ``git_commit`` must name a commit of this repository.
+metric of that row is compared (the re-run evaluates its validation windows, ``eval.validate=true``, since a
+classical forecaster otherwise skips them and changes no test number by it). The row's ``git_commit`` must name a commit of this repository.
 
 A check whose data folder (``paths.data_dir=...``, or ``--data-dir``) is absent is skipped. Exit code 0: every
 check that ran matched; 1: a published number moved, or a re-run failed; 2: bad input (an unknown study, a
@@ -174,7 +175,9 @@ def run_check(check: Check, workdir: Path, data_dir: str | None) -> tuple[str, s
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "ecomlab.train", *overrides, f"hydra.run.dir={run_dir}",
-         f"paths.cache_dir={workdir / 'cache'}", "eval.print_table=false"],
+         f"paths.cache_dir={workdir / 'cache'}", "eval.print_table=false",
+         # published rows carry validation metrics, which classical forecasters skip unless asked
+         "eval.validate=true"],
         cwd=ROOT, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
