@@ -131,11 +131,17 @@ def summarise(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, pd.Data
     return table, geo.sort_values("geomean")
 
 
-def compare_with_baseline(roots: Sequence[Path], sets: Sequence[str], baseline: str, out: Path) -> dict[str, str]:
-    """``ecomlab-compare --baseline`` per set (paired on per-series test values); the table's path per set."""
+def compare_with_baseline(roots: Sequence[Path], sets: Sequence[str], baseline: str, out: Path,
+                          models: Sequence[str]) -> dict[str, str]:
+    """``ecomlab-compare --baseline`` per set (paired on per-series test values); the table's path per set.
+
+    Only the suite's own models and the NeuralForecast peers (``nf_*``) take part: an ablation's runs record
+    the model they vary (``lstm``), so beside the default's runs they would make one row of two configurations,
+    which ``ecomlab-compare`` refuses; ablations are read against the default in the summary tables."""
     written = {}
     for set_name in sets:
-        dirs = [str(root / set_name) for root in roots if (root / set_name).is_dir()]
+        dirs = [str(d) for root in roots if (root / set_name).is_dir() for d in sorted((root / set_name).iterdir())
+                if d.is_dir() and (d.name in models or d.name.startswith("nf_"))]
         target = out / "compare" / set_name
         command = [sys.executable, "-m", "ecomlab.compare", *dirs, "--baseline", baseline, "--metrics",
                    "test/mase", "test/smape", "--allow-mixed-protocols", "--out", str(target)]
@@ -174,7 +180,7 @@ def report(args: argparse.Namespace) -> None:
               for _, r in geo.iterrows()]
     if not args.no_compare:
         tables = compare_with_baseline(args.runs, sorted(table["set"].unique()), suite.get("baseline", "ets"),
-                                       args.out)
+                                       args.out, list(suite["models"]))
         lines += ["", f"Paired tests against {suite.get('baseline', 'ets')} per set (Wilcoxon and paired t on "
                   "per-series test values, Holm-corrected): " + ", ".join(
                       f"[{s}]({Path(p).relative_to(args.out)})" for s, p in tables.items())]

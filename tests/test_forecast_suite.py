@@ -47,11 +47,18 @@ def test_report_ranks_relative_mase_geometric_mean_and_paired_tests(
                 cfg.paths.output_dir = str(runs / set_name / model / "seed0")
             train(cfg)
             (runs / set_name / model / "seed0" / "command.txt").write_text(f"ecomlab.train model={model}\n")
+    # an ablation: a variant of one of the suite's models, in its own directory (its records name model "naive")
+    cfg = compose_cfg([*SETS["pair_a"], "model=naive", "model.monitor=val/smape", "data.backtest.n_windows=2",
+                       "logger=[]", "eval.print_table=false"])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(runs / "pair_a" / "naive_variant" / "seed0")
+    train(cfg)
+    (runs / "pair_a" / "naive_variant" / "seed0" / "command.txt").write_text("ecomlab.train model=naive\n")
     out = tmp_path / "report"
     load_suite_script().main(["report", str(runs), "--suite", str(suite), "--out", str(out)])
 
     results = pd.read_csv(out / "results.csv")
-    assert len(results) == 6 and results["command"].str.startswith("ecomlab.train").all()
+    assert len(results) == 7 and results["command"].str.startswith("ecomlab.train").all()
     mase = {(r.set, r.model): r.mase for r in results.itertuples()}
     table = pd.read_csv(out / "table.csv")
     for set_name in SETS:
