@@ -31,7 +31,7 @@ def kind_of(group: str, name: str) -> str:
     return hydra.utils.get_object(target).kind
 
 
-RANKING_DATA = [d for d in names("data") if kind_of("data", d) == "ranking" and d != "files"]
+RANKING_DATA = [d for d in names("data") if kind_of("data", d) == "ranking" and d not in ("files", "split-files")]
 FORECAST_DATA = [d for d in names("data") if kind_of("data", d) == "forecasting"]
 
 
@@ -46,6 +46,9 @@ def test_data_config_instantiates(compose_cfg, data: str, tmp_path: Path) -> Non
     # configs whose file names are left for the user (`???`) get a placeholder
     overrides += {"files": ["data.source.interactions=inter.csv"],
                   "recbole": ["data.source.folder=x", "data.source.name=x"],
+                  "recbole-benchmark": ["data.source.folder=x", "data.source.name=x"],
+                  "split-files": ["data.source.interactions={train: a.csv, test: b.csv}"],
+                  "user-item-lists": ["data.source.folder=x"],
                   "sales-file": ["data.source.path=x.csv"]}.get(data, [])
     model = "popularity" if kind_of("data", data) == "ranking" else "seasonal_naive"
     cfg = compose_cfg(overrides + [f"model={model}"])

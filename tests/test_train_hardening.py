@@ -298,3 +298,16 @@ def test_last_ckpt_is_written_after_every_validation(in_tmp: Path) -> None:
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     best = sorted(p.name for p in (run_dir / "checkpoints").glob("epoch_*.ckpt"))
     assert last["epoch"] == 2 and best == ["epoch_000.ckpt"], (last["epoch"], best)
+
+
+def test_a_monitor_the_evaluation_does_not_log_is_refused_before_training() -> None:
+    """eval.ks=[5] with the default monitor val/ndcg@10 failed after the first epoch inside Lightning's
+    EarlyStopping; now the task refuses it, naming both keys."""
+    from ecomlab.models.popularity import Popularity
+    from ecomlab.tasks.ranking import RankingTask
+
+    with pytest.raises(ValueError, match=r"model.monitor=val/ndcg@10 is not logged.*eval.ks=\[5\]; add 10"):
+        RankingTask(Popularity(n_items=4), ks=[5])
+    with pytest.raises(ValueError, match=r"model.monitor=val/novelty@5 is not logged"):
+        RankingTask(Popularity(n_items=4), ks=[5], monitor="val/novelty@5")
+    assert RankingTask(Popularity(n_items=4), ks=[5], monitor="val/coverage@5").monitor == "val/coverage@5"

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,22 +106,29 @@ class RetailSeries:
 class FileSource:
     """Your own data in the contract's columns (CSV, TSV or parquet), see :mod:`ecomlab.data.bundle`.
 
-    Only ``interactions`` is required. Relative paths are taken from ``data_dir``.
+    Only ``interactions`` is required. Relative paths are taken from ``data_dir``. A data set that ships its
+    own split gives ``interactions`` as one file per part, ``{train: ..., val: ..., test: ...}`` (``val`` may
+    be left out, or spelled ``valid``): the rows are read in that order and marked with their part for
+    :class:`~ecomlab.data.splits.PredefinedSplit` (``data=split-files``).
     """
 
-    def __init__(self, interactions: str, item_text: str | None = None, social: str | None = None,
+    def __init__(self, interactions: str | dict[str, str], item_text: str | None = None, social: str | None = None,
                  sales: str | None = None, data_dir: str = ".", name: str = "files",
                  duplicates: str = "drop", unknown_ids: str = "drop") -> None:
-        self.paths = {"interactions": interactions, "item_text": item_text, "social": social, "sales": sales}
+        self.part_files = _part_files(interactions) if isinstance(interactions, Mapping) else None
+        self.paths = {"interactions": None if self.part_files else interactions, "item_text": item_text,
+                      "social": social, "sales": sales}
         self.data_dir = Path(data_dir)
         self.name = name
         self.policy = ValidationPolicy(duplicates=duplicates, unknown_ids=unknown_ids)  # type: ignore[arg-type]
 
     def cache_key(self) -> dict[str, Any]:
         """Parameters and the files read, for :func:`ecomlab.data.cache.load_bundle`."""
-        files = [str((self.data_dir / rel).resolve()) for rel in self.paths.values() if rel is not None]
-        return {"paths": dict(self.paths), "data_dir": str(self.data_dir.resolve()), "name": self.name,
-                "duplicates": self.policy.duplicates, "unknown_ids": self.policy.unknown_ids, "files": files}
+        rels = [rel for rel in self.paths.values() if rel is not None] + list((self.part_files or {}).values())
+        files = [str((self.data_dir / rel).resolve()) for rel in rels]
+        return {"paths": dict(self.paths), "part_files": self.part_files, "data_dir": str(self.data_dir.resolve()),
+                "name": self.name, "duplicates": self.policy.duplicates, "unknown_ids": self.policy.unknown_ids,
+                "files": files}
 
     def load(self) -> DatasetBundle:
         frames: dict[str, pd.DataFrame | None] = {}
@@ -133,7 +140,37 @@ class FileSource:
             path = self.data_dir / rel
             files[part] = str(path)
             frames[part] = read_table(path)
+        part = None
+        if self.part_files:
+            frames["interactions"], part, files["interactions"] = read_part_files(self.data_dir, self.part_files)
         inter = frames["interactions"]
         assert inter is not None
         return build_bundle(self.name, inter, item_text=frames["item_text"], social=frames["social"],
-                            sales=frames["sales"], policy=self.policy, files=files)
+                            sales=frames["sales"], policy=self.policy, files=files, part=part)
+
+
+def _part_files(files: Mapping[str, Any]) -> dict[str, str]:
+    """``{part: file}`` of a predefined split, checked: train is needed, the other keys name parts."""
+    parts = {str(k): str(v) for k, v in dict(files).items()}
+    unknown = sorted(set(parts) - {"train", "val", "valid", "validation", "test"})
+    if unknown or "train" not in parts or len(parts) < 2:
+        raise ValueError(
+            f"data.source.interactions={parts}: one file per part of a predefined split, with keys train, val "
+            f"(or valid) and test; train and at least one of the others are needed"
+            + (f" (unknown key(s) {unknown})" if unknown else ""))
+    return parts
+
+
+def read_part_files(data_dir: Path, part_files: Mapping[str, str],
+                    **read: Any) -> tuple[pd.DataFrame, np.ndarray, str]:
+    """The part files' rows concatenated in the given order, each row's part name, and the ``where`` of
+    messages: the files in that order, so a message's row numbers count through them."""
+    frames = [read_table(data_dir / rel, **read) for rel in part_files.values()]
+    first = list(part_files.values())[0]
+    for rel, frame in zip(part_files.values(), frames, strict=True):
+        if list(frame.columns) != list(frames[0].columns):
+            raise DataValidationError(f"{data_dir / rel}: columns {list(frame.columns)} differ from {data_dir / first}'s "
+                                      f"{list(frames[0].columns)}; the part files of one data set share their columns")
+    part = np.repeat(np.array(list(part_files), dtype=object), [len(f) for f in frames])
+    where = " + ".join(f"{data_dir / rel} ({name})" for name, rel in part_files.items())
+    return pd.concat(frames, ignore_index=True), part, where + " (rows counted through the files in this order)"

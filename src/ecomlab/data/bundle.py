@@ -5,6 +5,9 @@ Every dataset, built-in or loaded from files, becomes one :class:`DatasetBundle`
 * ``interactions`` -- ``(user_id, item_id, timestamp, weight)``; ids are contiguous ``int64`` indices,
   ``timestamp`` is Unix seconds (``int64``; read from Unix seconds or any ISO-8601 form, offsets converted to
   UTC), ``weight`` a non-negative ``float64`` (1.0 for plain implicit feedback, a count or a rating otherwise).
+  A data set read from its own train / validation / test files adds ``part`` (``int8``: 0 train, 1 validation,
+  2 test; set by the source from the file each row came from, never taken from a column of a user's file),
+  which :class:`~ecomlab.data.splits.PredefinedSplit` follows.
 * ``item_text`` -- optional ``(item_id, text)`` plus any extra item columns (e.g. ``category``).
 * ``social`` -- optional ``(user_id, friend_id)`` edges between known users, as given (directed).
 * ``sales`` -- optional long-format panel ``(unique_id, ds, y)`` plus optional covariate columns; ``ds`` is
@@ -58,6 +61,10 @@ INTERACTION_COLUMNS = ("user_id", "item_id", "timestamp", "weight")
 TEXT_COLUMNS = ("item_id", "text")
 SOCIAL_COLUMNS = ("user_id", "friend_id")
 SALES_COLUMNS = ("unique_id", "ds", "y")
+#: the optional column of a predefined split: which part (train / validation / test) a row's file gave it
+PART_COLUMN = "part"
+PART_NAMES = ("train", "val", "test")
+_PART_CODES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 2}
 #: row numbers in messages count data rows from 0 (a CSV's header line is not counted)
 ROWS = " (0-based data rows)"
 
@@ -443,12 +450,15 @@ def build_bundle(
     policy: ValidationPolicy | None = None,
     files: dict[str, str] | None = None,
     meta: dict[str, Any] | None = None,
+    part: Any = None,
 ) -> DatasetBundle:
     """Validate raw frames against the contract, remap ids and return the bundle.
 
     ``interactions`` needs ``user_id`` and ``item_id``; ``timestamp`` and ``weight`` are optional (missing
     ``weight`` means 1.0; missing ``timestamp`` sets ``has_timestamps=False`` and temporal splits refuse it).
     ``files`` names the origin of each part (``{"interactions": "data/x/ratings.csv"}``) for error messages.
+    ``part`` (one name per interaction row: train, val/valid/validation, test) is a predefined split's part of
+    each row; it becomes the ``part`` column that :class:`~ecomlab.data.splits.PredefinedSplit` follows.
     A forecasting-only source passes ``interactions=None`` and a ``sales`` panel.
     """
     policy = policy or ValidationPolicy()
@@ -483,10 +493,18 @@ def build_bundle(
     has_ts = "timestamp" in inter
     ts = _timestamps(inter, where) if has_ts else np.zeros(len(inter), dtype=np.int64)
 
-    # copy=False: the four arrays are the bundle's own, so the frame keeps them instead of copying them
-    frame = pd.DataFrame({"user_id": user_codes, "item_id": item_codes, "timestamp": _own(ts),
-                          "weight": _own(weight)}, copy=False)
-    dup = _duplicate_rows(user_codes, item_codes, ts)
+    columns = {"user_id": user_codes, "item_id": item_codes, "timestamp": _own(ts), "weight": _own(weight)}
+    if part is not None and len(part) != len(inter):
+        raise ValueError(f"{where}: {len(part)} part names for {len(inter)} interaction rows")
+    parts = None if part is None else _parts(pd.Series(np.asarray(part)), where)
+    if parts is not None:
+        columns[PART_COLUMN] = parts
+        meta["predefined_parts"] = {name: int((parts == code).sum()) for code, name in enumerate(PART_NAMES)}
+    # copy=False: the arrays are the bundle's own, so the frame keeps them instead of copying them
+    frame = pd.DataFrame(columns, copy=False)
+    # with predefined parts, a repeat in another part is that part's own event (the files say so)
+    dup = (_duplicate_rows(user_codes, item_codes, ts) if parts is None else
+           pd.DataFrame({"u": user_codes, "i": item_codes, "t": ts, "p": parts}).duplicated(keep="first").to_numpy())
     if dup.any() and not has_ts and policy.duplicates != "error":
         # all-zero times would make every repeat a "duplicate event" and keep the first; file order is the only time
         meta["repeated_pairs_without_timestamps"] = int(dup.sum())
@@ -535,6 +553,17 @@ def build_bundle(
     return DatasetBundle(name=name, interactions=frame, user_map=user_map, item_map=item_map,
                          item_text=text_frame, social=social_frame, sales=sales_frame,
                          has_timestamps=has_ts, meta=meta)
+
+
+def _parts(part: pd.Series, where: str) -> np.ndarray:
+    """Part names as codes 0 / 1 / 2 (train / validation / test); unknown names refused with their rows."""
+    codes = part.astype("string").str.strip().str.lower().map(_PART_CODES)
+    bad = codes.isna().to_numpy()
+    if bad.any():
+        raise DataValidationError(
+            f"{where}: {int(bad.sum())} row(s) name no part; first rows {_rows(bad)}{ROWS} (values "
+            f"{_sample(part.to_numpy()[bad])}); expected train, val (or valid, validation) or test")
+    return codes.to_numpy(dtype=np.int8)
 
 
 def _own(values: np.ndarray) -> np.ndarray:

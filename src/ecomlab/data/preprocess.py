@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
-from ecomlab.data.bundle import DatasetBundle, DataValidationError, IdMap
+from ecomlab.data.bundle import PART_COLUMN, DatasetBundle, DataValidationError, IdMap
 
 __all__ = ["DUPLICATE_POLICIES", "FILL_GAPS", "Preprocess", "infer_panel_freq"]
 
@@ -312,14 +312,19 @@ def _counts(bundle: DatasetBundle) -> dict[str, int]:
 
 
 def _merge_duplicates(frame: pd.DataFrame, policy: str) -> pd.DataFrame:
-    """One row per ``(user, item)``: the latest (later row on ties); with ``"sum"`` it carries the pair's total."""
+    """One row per ``(user, item)``: the latest (later row on ties); with ``"sum"`` it carries the pair's total.
+
+    With a predefined split (a ``part`` column) pairs are merged within their part only: a pair the train file
+    and the test file both hold stays in both, as the files say.
+    """
     n = len(frame)
     users = frame["user_id"].to_numpy()
     items = frame["item_id"].to_numpy()
-    order = np.lexsort((np.arange(n), frame["timestamp"].to_numpy(), items, users))  # pair-major, latest last
-    su, si = users[order], items[order]
+    parts = frame[PART_COLUMN].to_numpy() if PART_COLUMN in frame else np.zeros(n, dtype=np.int8)
+    order = np.lexsort((np.arange(n), frame["timestamp"].to_numpy(), items, users, parts))  # pair-major, latest last
+    su, si, sp = users[order], items[order], parts[order]
     last = np.ones(n, dtype=bool)
-    last[:-1] = (su[1:] != su[:-1]) | (si[1:] != si[:-1])
+    last[:-1] = (su[1:] != su[:-1]) | (si[1:] != si[:-1]) | (sp[1:] != sp[:-1])
     keep = np.zeros(n, dtype=bool)
     keep[order[last]] = True
     out = frame.loc[keep]

@@ -46,6 +46,13 @@ Protocols
     content (e.g. item text) can recommend them. Users keep whatever part their interactions fall into; the
     evaluation scores users with held-out interactions, ranking all items. Ignores timestamps.
 
+:class:`PredefinedSplit` -- the parts a data set's own files give.
+    Benchmarks often ship their split (RecBole's ``benchmark_filename``, the LightGCN and DiffNet releases):
+    the source reads each file and marks its rows with the ``part`` column (``data=split-files``,
+    ``data=recbole-benchmark``, ``data=user-item-lists``), and this split follows it row for row. A release
+    without a validation file gets none (the last epoch is tested) unless ``val_ratio`` carves one from train
+    per user, with :class:`RatioSplit`'s rules. Ignores timestamps.
+
 :class:`RollingOrigin` -- backtest windows for forecasting.
     A series of length ``L`` is evaluated on ``n_windows`` test windows: window ``i`` trains on
     ``y[:cutoff]`` and forecasts ``y[cutoff:cutoff + horizon]``. The last test window ends at the end of
@@ -82,13 +89,14 @@ import pandas as pd
 from pandas.tseries import offsets
 from pandas.tseries.frequencies import to_offset
 
-from ecomlab.data.bundle import DatasetBundle, DataValidationError, require_columns
+from ecomlab.data.bundle import PART_COLUMN, DatasetBundle, DataValidationError, require_columns
 
 __all__ = [
     "BacktestWindow",
     "ColdStartItemSplit",
     "FREQUENCY_DEFAULTS",
     "LeaveOneOutSplit",
+    "PredefinedSplit",
     "RatioSplit",
     "RollingOrigin",
     "Split",
@@ -138,7 +146,7 @@ def _make_split(interactions: pd.DataFrame, part: np.ndarray, protocol: dict[str
     return Split(train=frames[0], val=frames[1], test=frames[2], protocol=protocol)
 
 
-def split_bundle(splitter: RatioSplit | TemporalSplit | LeaveOneOutSplit | ColdStartItemSplit,
+def split_bundle(splitter: RatioSplit | TemporalSplit | LeaveOneOutSplit | ColdStartItemSplit | PredefinedSplit,
                  bundle: DatasetBundle) -> Split:
     """Apply ``splitter`` to ``bundle.interactions`` (passes ``has_timestamps`` and the dataset name)."""
     return splitter(bundle.interactions, bundle.has_timestamps, name=bundle.name)
@@ -269,7 +277,10 @@ class RatioSplit:
     def __call__(self, interactions: pd.DataFrame, has_timestamps: bool = True, *,
                  name: str = "the dataset") -> Split:
         _check_frame("RatioSplit", interactions, ("user_id",), name)
-        users = interactions["user_id"].to_numpy()
+        return _make_split(interactions, self._codes(interactions["user_id"].to_numpy()), self.describe())
+
+    def _codes(self, users: np.ndarray) -> np.ndarray:
+        """The part code (train / val / test) of each row of ``users``."""
         n = len(users)
         order = user_major_order(users, np.random.default_rng(self.seed).random(n))
         # per user (a run of equal ids in sorted order): its row count; everything below is per user, not per row
@@ -287,7 +298,7 @@ class RatioSplit:
         codes = np.tile(np.array([TEST, VAL, TRAIN], dtype=np.int8), len(count))  # [3U]
         part = np.empty(n, dtype=np.int8)
         part[order] = np.repeat(codes, runs)  # [n] in sorted order -> row order
-        return _make_split(interactions, part, self.describe())
+        return part
 
     def _held_out(self, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(n_test, n_val)`` per user of ``count`` interactions; see the module docstring."""
@@ -513,6 +524,67 @@ class ColdStartItemSplit:
 
     def __repr__(self) -> str:
         return f"ColdStartItemSplit(ratios={self.ratios}, seed={self.seed})"
+
+
+class PredefinedSplit:
+    """The train / validation / test parts as the data set's own files give them; see the module docstring.
+
+    ``val_ratio > 0`` carves a validation part from the train part per user (:class:`RatioSplit`'s rules,
+    ``seed``) for releases that ship only train and test files (LightGCN's); it is refused when the files
+    give a validation part already.
+    """
+
+    def __init__(self, val_ratio: float = 0.0, seed: int = 0, min_interactions: int = 3) -> None:
+        if not isinstance(val_ratio, numbers.Real) or isinstance(val_ratio, bool) or not 0.0 <= val_ratio < 1.0:
+            raise ValueError(f"PredefinedSplit.val_ratio={val_ratio!r}; expected a number in [0, 1)")
+        self.val_ratio = float(val_ratio)
+        self.seed = _check_int("PredefinedSplit", "seed", seed, 0)
+        self.min_interactions = _check_int("PredefinedSplit", "min_interactions", min_interactions, 1)
+        #: the held-out parts of the last split made (the files decide; before a split, both)
+        self._given: tuple[str, ...] = ("val", "test")
+
+    def describe(self) -> dict[str, Any]:
+        return {"split": "predefined", "val_ratio": self.val_ratio, "seed": self.seed,
+                "min_interactions": self.min_interactions}
+
+    def __call__(self, interactions: pd.DataFrame, has_timestamps: bool = True, *,
+                 name: str = "the dataset") -> Split:
+        if PART_COLUMN not in interactions:
+            raise DataValidationError(
+                f"PredefinedSplit: {name} does not say which part each interaction belongs to; read it from "
+                "its split files (data=split-files with data.source.interactions={train: ..., val: ..., test: "
+                "...}, data=recbole-benchmark, or data=user-item-lists) or choose another data.split")
+        part = interactions[PART_COLUMN].to_numpy().astype(np.int8)
+        given = {stage for stage, code in (("val", VAL), ("test", TEST)) if (part == code).any()}
+        if self.val_ratio > 0:
+            if "val" in given:
+                raise DataValidationError(
+                    f"PredefinedSplit: {name}'s files give a validation part already; data.split.val_ratio="
+                    f"{self.val_ratio:g} would carve a second one from train (set it to 0)")
+            train_rows = np.flatnonzero(part == TRAIN)
+            carve = RatioSplit((1.0 - self.val_ratio, self.val_ratio, 0.0), self.seed, self.min_interactions)
+            users = interactions["user_id"].to_numpy()[train_rows]
+            carved = carve._codes(users)  # [n_train] codes of the train rows
+            part = part.copy()
+            part[train_rows[carved == VAL]] = VAL
+            given.add("val")
+        self._given = tuple(stage for stage in ("val", "test") if stage in given)
+        protocol = {**self.describe(), "parts_given": ["train", *self._given]}
+        return _make_split(interactions, part, protocol)
+
+    def parts(self) -> tuple[str, ...]:
+        """The held-out parts the files gave (plus a carved validation part); both before the first split."""
+        return self._given
+
+    def requirement(self, stage: str) -> str:
+        carve = (f"; data.split.val_ratio={self.val_ratio:g} carves validation from train for users with at "
+                 f"least {self.min_interactions} train interactions" if self.val_ratio > 0 else "")
+        return (f"PredefinedSplit takes the {stage} part from the data set's own {stage} file, whose users must "
+                f"also have train interactions and whose items must not all be among those users' train items"
+                f"{carve}")
+
+    def __repr__(self) -> str:
+        return f"PredefinedSplit(val_ratio={self.val_ratio}, seed={self.seed})"
 
 
 # --------------------------------------------------------------------------- forecasting backtests

@@ -70,6 +70,12 @@ class RankingTask(pl.LightningModule):
             raise ValueError(f"metrics={list(metrics)}: unknown {unknown}; allowed {sorted(RANKING_METRICS)}")
         if mode not in ("min", "max"):
             raise ValueError(f"mode={mode!r}; expected 'min' or 'max'")
+        name, _, k = monitor.rpartition("/")[2].partition("@")
+        if monitor.startswith("val/") and k.isdigit() and (name not in [*metrics, "coverage"] or int(k) not in ks):
+            # early stopping and checkpointing would fail after the first epoch on a metric nobody logs
+            raise ValueError(f"model.monitor={monitor} is not logged: the evaluation computes {list(metrics)} at "
+                             f"eval.ks={ks}; add {k} to eval.ks or monitor one of them (e.g. model.monitor="
+                             f"val/{metrics[0] if name not in metrics else name}@{ks[-1]})")
         if net.trainable and optimizer is None:
             raise ValueError(f"{type(net).__name__} is trained by gradient steps: its model config needs an optimizer")
         self.net = net
@@ -107,7 +113,8 @@ class RankingTask(pl.LightningModule):
         if self.ks[-1] > n_items:
             fits = [k for k in self.ks if k <= n_items]
             raise ValueError(f"eval.ks={self.ks}: K={self.ks[-1]} is larger than the {n_items} items of this data "
-                             f"set; rank at most {n_items}" + (f", e.g. eval.ks={fits}" if fits else ""))
+                             f"set; rank at most {n_items}" + (f", e.g. eval.ks={fits} with model.monitor="
+                                                               f"val/ndcg@{fits[-1]}" if fits else ""))
         self.net.fit(data)
 
     def setup(self, stage: str) -> None:

@@ -22,6 +22,10 @@ atomic file        contract part
                    is left out, as it would clash with the contract's column.
 ``<name>.user``    optional. User features are not part of the contract: only the field names and row count
                    are kept in ``meta["user_features"]``.
+``<name>.<s>.inter``  with ``benchmark_filename: [s1, s2, s3]`` (RecBole's key of the same name): the data set's
+                   own split, one file per part in RecBole's order (train, valid, test; two suffixes: train,
+                   test), read instead of ``<name>.inter`` and followed by ``PredefinedSplit``
+                   (``data=recbole-benchmark``).
 ``<name>.net``     optional. ``social``: ``source_id:token target_id:token`` (RecBole's social convention), or
                    ``user_id``/``friend_id``; edges are directed as given, other fields ignored.
 =================  ==========================================================================================
@@ -58,7 +62,14 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from ecomlab.data.bundle import ROWS, DatasetBundle, DataValidationError, ValidationPolicy, build_bundle
+from ecomlab.data.bundle import (
+    PART_NAMES,
+    ROWS,
+    DatasetBundle,
+    DataValidationError,
+    ValidationPolicy,
+    build_bundle,
+)
 from ecomlab.data.io import read_table, require_file
 from ecomlab.utils import atomic_write_text
 
@@ -146,9 +157,13 @@ class RecBoleAtomic:
                  text_fields: list[str] | None = None, user_field: str = "user_id", item_field: str = "item_id",
                  weight_field: str | None = None, timestamp_field: str = "timestamp",
                  id_dtype: Literal["auto", "str"] = "auto", duplicates: str = "drop",
-                 unknown_ids: str = "drop") -> None:
+                 unknown_ids: str = "drop", benchmark_filename: list[str] | None = None) -> None:
         if id_dtype not in ("auto", "str"):
             raise ValueError(f"RecBoleAtomic.id_dtype={id_dtype!r}; expected 'auto' or 'str'")
+        if benchmark_filename is not None and not 2 <= len(benchmark_filename) <= 3:
+            raise ValueError(f"RecBoleAtomic.benchmark_filename={list(benchmark_filename)!r}; expected the suffixes "
+                             "of 2 or 3 files, in RecBole's order train, valid(, test), e.g. [train, valid, test]")
+        self.benchmark_filename = None if benchmark_filename is None else [str(b) for b in benchmark_filename]
         self.data_dir, self.folder = str(data_dir), str(folder)
         self.name = name or Path(self.folder).name
         self.text_fields = list(text_fields) if text_fields is not None else None
@@ -164,23 +179,37 @@ class RecBoleAtomic:
     def path(self, suffix: str) -> Path:
         return self.directory / f"{self.name}.{suffix}"
 
+    def _inter_files(self) -> dict[str, Path]:
+        """``{part: file}`` of the interactions: ``<name>.inter``, or with ``benchmark_filename`` one
+        ``<name>.<suffix>.inter`` per part, in RecBole's order (train, valid, test; two files: train, test)."""
+        if self.benchmark_filename is None:
+            return {"all": self.path("inter")}
+        parts = PART_NAMES if len(self.benchmark_filename) == 3 else ("train", "test")
+        return {part: self.path(f"{suffix}.inter") for part, suffix in zip(parts, self.benchmark_filename, strict=True)}
+
     def _present(self) -> dict[str, Path]:
-        return {s: self.path(s) for s in ("inter", "item", "user", "net") if s == "inter" or self.path(s).exists()}
+        present = {f"inter.{part}": path for part, path in self._inter_files().items()}
+        return present | {s: self.path(s) for s in ("item", "user", "net") if self.path(s).exists()}
 
     def cache_key(self) -> dict[str, Any]:
         return {"data_dir": str(Path(self.data_dir).resolve()), "folder": self.folder, "name": self.name,
                 "text_fields": self.text_fields, "user_field": self.user_field, "item_field": self.item_field,
                 "weight_field": self.weight_field, "timestamp_field": self.timestamp_field,
                 "id_dtype": self.id_dtype, "duplicates": self.policy.duplicates,
-                "unknown_ids": self.policy.unknown_ids,
+                "unknown_ids": self.policy.unknown_ids, "benchmark_filename": self.benchmark_filename,
                 "files": [str(p.resolve()) for p in self._present().values()]}
 
     def load(self) -> DatasetBundle:
         hint = (f"a RecBole dataset needs {self.name}.inter in {self.directory}; set paths.data_dir to the folder "
                 f"holding {self.folder}/ and data.source.name to the atomic files' name")
-        inter_path = self.path("inter")
-        inter, inter_fields = read_atomic(inter_path, hint)
-        files = {"interactions": str(inter_path)}
+        inter_files = self._inter_files()
+        inter_path = next(iter(inter_files.values()))
+        if self.benchmark_filename is None:
+            inter, inter_fields = read_atomic(inter_path, hint)
+            files, part = {"interactions": str(inter_path)}, None
+        else:
+            inter, inter_fields, part, where = self._benchmark(inter_files, hint)
+            files = {"interactions": where}
         meta: dict[str, Any] = {"format": "recbole_atomic", "inter_fields": inter_fields}
         for field, role in ((self.user_field, "user_field"), (self.item_field, "item_field")):
             if field not in inter_fields:
@@ -216,7 +245,24 @@ class RecBoleAtomic:
         if item_text is not None:
             item_text["item_id"] = item_cols[1]
         return build_bundle(self.name, frame, item_text=item_text, social=social, policy=self.policy,
-                            files=files, meta=meta)
+                            files=files, meta=meta, part=part)
+
+    def _benchmark(self, inter_files: dict[str, Path],
+                   hint: str) -> tuple[pd.DataFrame, dict[str, str], np.ndarray, str]:
+        """The benchmark files' rows in order, each marked with its part; every file must have the same fields."""
+        frames, first = [], None
+        for path in inter_files.values():
+            frame, fields = read_atomic(path, hint.replace(f"{self.name}.inter", path.name))
+            if first is not None and fields != first[1]:
+                raise DataValidationError(f"{path}: fields {list(fields)} differ from {first[0]}'s {list(first[1])}; "
+                                          "the benchmark files of one data set share their header")
+            first = first or (path, fields)
+            frames.append(frame)
+        where = " + ".join(f"{path} ({part})" for part, path in inter_files.items())
+        assert first is not None
+        part = np.repeat(np.array(list(inter_files), dtype=object), [len(f) for f in frames])
+        return (pd.concat(frames, ignore_index=True), first[1], part,
+                where + " (rows counted through the files in this order)")
 
     def _weight_field(self, path: Path, fields: dict[str, str]) -> str | None:
         if self.weight_field is not None:
