@@ -161,6 +161,18 @@ def test_topk_bench_checks_agreement_and_writes_its_table(tmp_path: Path) -> Non
     assert [r.split("|")[4].strip() for r in rows] == ["topk", "two-pass"]  # 1 block vs 78 >= 6 x 11
 
 
+def test_social_step_bench_times_each_model_and_profiles_the_last(tmp_path: Path) -> None:
+    out = tmp_path / "social_step.md"
+    load_script("bench_social_step").main([
+        "--experiment", "", "--batch-size", "32", "--steps", "3", "--rounds", "2", "--cache-dir", str(tmp_path / "c"),
+        "--extra", "data=synthetic_shop", "data.source.n_users=60", "data.source.n_items=80", "--out", str(out)])
+    text = out.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| social_gnn") or line.startswith("| lightgcn")]
+    assert [r.split("|")[1].strip() for r in rows] == ["lightgcn", "social_gnn", "social_gnn_xsimgcl"]
+    assert rows[0].split("|")[4].strip() == "1.0" and all(float(r.split("|")[2]) > 0 for r in rows)
+    assert "Self CPU" in text and json.loads(out.with_suffix(".json").read_text())["rows"][2]["ratio"] > 0
+
+
 def test_gpu_bench_quick_run_writes_its_tables_and_profile(tmp_path: Path) -> None:
     """The GPU benchmark end to end on tiny data on CPU, in its own process (it sets global matmul precision):
     GPU sessions are rare and short, so a failure that does not depend on CUDA must show up here first."""
