@@ -57,7 +57,7 @@ def test_report_ranks_relative_mase_geometric_mean_and_paired_tests(
     out = tmp_path / "report"
     load_suite_script().main(["report", str(runs), "--suite", str(suite), "--out", str(out)])
 
-    results = pd.read_csv(out / "results.csv")
+    results = pd.read_csv(out / "runs.csv")
     assert len(results) == 7 and results["command"].str.startswith("ecomlab.train").all()
     mase = {(r.set, r.model): r.mase for r in results.itertuples()}
     table = pd.read_csv(out / "table.csv")
@@ -75,3 +75,14 @@ def test_report_ranks_relative_mase_geometric_mean_and_paired_tests(
     for set_name in SETS:
         assert (out / "compare" / set_name / "table.md").exists()
         assert f"[{set_name}](compare/{set_name}/table.md)" in summary
+
+    # the ablation instead of the model it varies: its runs take the model's place in the paired tests
+    out2 = tmp_path / "report2"
+    load_suite_script().main(["report", str(runs), "--suite", str(suite), "--out", str(out2), "--compare-models",
+                              "seasonal_naive", "naive2", "naive_variant"])
+    summary2 = (out2 / "summary.md").read_text()
+    assert "run directories seasonal_naive, naive2, naive_variant" in summary2
+    compared = (out2 / "compare" / "pair_a" / "table.md").read_text()
+    assert "| naive | 1 |" in compared  # the variant's runs, which record model naive
+    # pair_b has no run of the baseline among the chosen directories: no table, and the summary says which exist
+    assert not (out2 / "compare" / "pair_b").exists() and "[pair_b]" not in summary2
