@@ -19,7 +19,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ecomlab.data.bundle import DatasetBundle, DataValidationError, ValidationPolicy, build_bundle
+from ecomlab.data.bundle import (
+    DatasetBundle,
+    DataValidationError,
+    ValidationPolicy,
+    build_bundle,
+    check_part_files,
+    stack_parts,
+)
 from ecomlab.data.io import read_table
 
 
@@ -115,7 +122,7 @@ class FileSource:
     def __init__(self, interactions: str | dict[str, str], item_text: str | None = None, social: str | None = None,
                  sales: str | None = None, data_dir: str = ".", name: str = "files",
                  duplicates: str = "drop", unknown_ids: str = "drop") -> None:
-        self.part_files = _part_files(interactions) if isinstance(interactions, Mapping) else None
+        self.part_files = check_part_files(interactions) if isinstance(interactions, Mapping) else None
         self.paths = {"interactions": None if self.part_files else interactions, "item_text": item_text,
                       "social": social, "sales": sales}
         self.data_dir = Path(data_dir)
@@ -149,28 +156,13 @@ class FileSource:
                             sales=frames["sales"], policy=self.policy, files=files, part=part)
 
 
-def _part_files(files: Mapping[str, Any]) -> dict[str, str]:
-    """``{part: file}`` of a predefined split, checked: train is needed, the other keys name parts."""
-    parts = {str(k): str(v) for k, v in dict(files).items()}
-    unknown = sorted(set(parts) - {"train", "val", "valid", "validation", "test"})
-    if unknown or "train" not in parts or len(parts) < 2:
-        raise ValueError(
-            f"data.source.interactions={parts}: one file per part of a predefined split, with keys train, val "
-            f"(or valid) and test; train and at least one of the others are needed"
-            + (f" (unknown key(s) {unknown})" if unknown else ""))
-    return parts
-
-
 def read_part_files(data_dir: Path, part_files: Mapping[str, str],
                     **read: Any) -> tuple[pd.DataFrame, np.ndarray, str]:
-    """The part files' rows concatenated in the given order, each row's part name, and the ``where`` of
-    messages: the files in that order, so a message's row numbers count through them."""
-    frames = [read_table(data_dir / rel, **read) for rel in part_files.values()]
-    first = list(part_files.values())[0]
-    for rel, frame in zip(part_files.values(), frames, strict=True):
-        if list(frame.columns) != list(frames[0].columns):
-            raise DataValidationError(f"{data_dir / rel}: columns {list(frame.columns)} differ from {data_dir / first}'s "
-                                      f"{list(frames[0].columns)}; the part files of one data set share their columns")
-    part = np.repeat(np.array(list(part_files), dtype=object), [len(f) for f in frames])
-    where = " + ".join(f"{data_dir / rel} ({name})" for name, rel in part_files.items())
-    return pd.concat(frames, ignore_index=True), part, where + " (rows counted through the files in this order)"
+    """The part files as :func:`~ecomlab.data.bundle.stack_parts` gives them; all must share their columns."""
+    frames = [(name, data_dir / rel, read_table(data_dir / rel, **read)) for name, rel in part_files.items()]
+    first, columns = frames[0][1], list(frames[0][2].columns)
+    for _, path, frame in frames:
+        if list(frame.columns) != columns:
+            raise DataValidationError(f"{path}: columns {list(frame.columns)} differ from {first}'s {columns}; the "
+                                      "part files of one data set share their columns")
+    return stack_parts(frames)

@@ -555,6 +555,28 @@ def build_bundle(
                          has_timestamps=has_ts, meta=meta)
 
 
+def check_part_files(files: Any) -> dict[str, str]:
+    """``{part: file}`` of a predefined split, checked: train is needed, the other keys name parts."""
+    parts = {str(k): str(v) for k, v in dict(files).items()}
+    unknown = sorted(set(parts) - set(_PART_CODES))
+    if unknown or "train" not in parts or len(parts) < 2:
+        raise ValueError(
+            f"data.source.interactions={parts}: one file per part of a predefined split, with keys train, val "
+            f"(or valid) and test; train and at least one of the others are needed"
+            + (f" (unknown key(s) {unknown})" if unknown else ""))
+    return parts
+
+
+def stack_parts(frames: list[tuple[str, Any, pd.DataFrame]]) -> tuple[pd.DataFrame, np.ndarray, str]:
+    """The ``(part, path, frame)`` files of a predefined split as one frame (rows in the given order), each row's
+    part name for :func:`build_bundle`'s ``part``, and the ``where`` of messages, whose row numbers count
+    through the files in that order."""
+    part = np.repeat(np.array([name for name, _, _ in frames], dtype=object), [len(f) for _, _, f in frames])
+    where = " + ".join(f"{path} ({name})" for name, path, _ in frames)
+    return (pd.concat([f for _, _, f in frames], ignore_index=True), part,
+            where + " (rows counted through the files in this order)")
+
+
 def _parts(part: pd.Series, where: str) -> np.ndarray:
     """Part names as codes 0 / 1 / 2 (train / validation / test); unknown names refused with their rows."""
     codes = part.astype("string").str.strip().str.lower().map(_PART_CODES)

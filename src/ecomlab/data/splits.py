@@ -554,7 +554,7 @@ class PredefinedSplit:
                 f"PredefinedSplit: {name} does not say which part each interaction belongs to; read it from "
                 "its split files (data=split-files with data.source.interactions={train: ..., val: ..., test: "
                 "...}, data=recbole-benchmark, or data=user-item-lists) or choose another data.split")
-        part = interactions[PART_COLUMN].to_numpy().astype(np.int8)
+        part = interactions[PART_COLUMN].to_numpy().astype(np.int8)  # a copy: carving writes into it
         given = {stage for stage, code in (("val", VAL), ("test", TEST)) if (part == code).any()}
         if self.val_ratio > 0:
             if "val" in given:
@@ -565,7 +565,6 @@ class PredefinedSplit:
             carve = RatioSplit((1.0 - self.val_ratio, self.val_ratio, 0.0), self.seed, self.min_interactions)
             users = interactions["user_id"].to_numpy()[train_rows]
             carved = carve._codes(users)  # [n_train] codes of the train rows
-            part = part.copy()
             part[train_rows[carved == VAL]] = VAL
             given.add("val")
         self._given = tuple(stage for stage in ("val", "test") if stage in given)

@@ -69,11 +69,12 @@ from ecomlab.data.bundle import (
     DataValidationError,
     ValidationPolicy,
     build_bundle,
+    stack_parts,
 )
 from ecomlab.data.io import read_table, require_file
 from ecomlab.utils import atomic_write_text
 
-__all__ = ["RecBoleAtomic", "export_recbole", "normalise_text", "read_atomic", "RECBOLE_TYPES"]
+__all__ = ["RecBoleAtomic", "export_recbole", "normalise_text", "read_atomic", "unify_ids", "RECBOLE_TYPES"]
 
 RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
 _WEIGHT_FIELDS = ("rating", "weight", "count")
@@ -140,7 +141,7 @@ def read_atomic(path: str | Path, hint: str = "") -> tuple[pd.DataFrame, dict[st
     return frame, fields
 
 
-def _unify_ids(columns: list[pd.Series], id_dtype: str) -> list[pd.Series]:
+def unify_ids(columns: list[pd.Series], id_dtype: str) -> list[pd.Series]:
     """Cast one id space to int64 when every value is a canonical integer (``id_dtype="auto"``)."""
     if id_dtype == "str" or any(c.isna().any() for c in columns):
         return columns  # missing ids stay strings/NaN so that build_bundle reports them with their rows
@@ -233,13 +234,13 @@ class RecBoleAtomic:
         social = self._social(files)
         self._users(meta, files)
 
-        user_cols = _unify_ids([frame["user_id"]] + ([] if social is None else [social["user_id"],
+        user_cols = unify_ids([frame["user_id"]] + ([] if social is None else [social["user_id"],
                                                                                   social["friend_id"]]),
                                self.id_dtype)
         frame["user_id"] = user_cols[0]
         if social is not None:
             social["user_id"], social["friend_id"] = user_cols[1], user_cols[2]
-        item_cols = _unify_ids([frame["item_id"]] + ([] if item_text is None else [item_text["item_id"]]),
+        item_cols = unify_ids([frame["item_id"]] + ([] if item_text is None else [item_text["item_id"]]),
                                self.id_dtype)
         frame["item_id"] = item_cols[0]
         if item_text is not None:
@@ -251,18 +252,16 @@ class RecBoleAtomic:
                    hint: str) -> tuple[pd.DataFrame, dict[str, str], np.ndarray, str]:
         """The benchmark files' rows in order, each marked with its part; every file must have the same fields."""
         frames, first = [], None
-        for path in inter_files.values():
+        for part, path in inter_files.items():
             frame, fields = read_atomic(path, hint.replace(f"{self.name}.inter", path.name))
             if first is not None and fields != first[1]:
                 raise DataValidationError(f"{path}: fields {list(fields)} differ from {first[0]}'s {list(first[1])}; "
                                           "the benchmark files of one data set share their header")
             first = first or (path, fields)
-            frames.append(frame)
-        where = " + ".join(f"{path} ({part})" for part, path in inter_files.items())
+            frames.append((part, path, frame))
         assert first is not None
-        part = np.repeat(np.array(list(inter_files), dtype=object), [len(f) for f in frames])
-        return (pd.concat(frames, ignore_index=True), first[1], part,
-                where + " (rows counted through the files in this order)")
+        inter, part_names, where = stack_parts(frames)
+        return inter, first[1], part_names, where
 
     def _weight_field(self, path: Path, fields: dict[str, str]) -> str | None:
         if self.weight_field is not None:

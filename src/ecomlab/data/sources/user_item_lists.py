@@ -23,9 +23,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ecomlab.data.builtin import _part_files
-from ecomlab.data.bundle import DatasetBundle, DataValidationError, ValidationPolicy, build_bundle
+from ecomlab.data.bundle import (
+    DatasetBundle,
+    DataValidationError,
+    ValidationPolicy,
+    build_bundle,
+    check_part_files,
+    stack_parts,
+)
 from ecomlab.data.io import read_table, require_file
+from ecomlab.data.sources.recbole import unify_ids
 
 
 def read_user_item_lists(path: Path) -> pd.DataFrame:
@@ -53,16 +60,6 @@ def read_user_item_lists(path: Path) -> pd.DataFrame:
                          "item_id": np.array(items, dtype=object)})
 
 
-def _ids(tokens: np.ndarray) -> np.ndarray:
-    """Integer ids where every token is a canonical integer (``"42"``, not ``"042"``), strings otherwise."""
-    if len(tokens) == 0:
-        return tokens.astype(np.int64)
-    series = pd.Series(tokens, dtype=str)
-    if series.str.fullmatch(r"-?(0|[1-9][0-9]{0,17})").all():
-        return series.astype(np.int64).to_numpy()
-    return series.to_numpy(dtype=object)
-
-
 class UserItemLists:
     """A data set whose split ships as user-item list files; see the module docstring."""
 
@@ -70,7 +67,7 @@ class UserItemLists:
                  item_text: str | None = None, social: str | None = None, name: str | None = None,
                  duplicates: str = "drop", unknown_ids: str = "drop") -> None:
         self.data_dir, self.folder = Path(data_dir), str(folder)
-        self.files = _part_files(files if isinstance(files, Mapping) else {"train": "train.txt", "test": "test.txt"})
+        self.files = check_part_files(files if isinstance(files, Mapping) else {"train": "train.txt", "test": "test.txt"})
         self.extra = {"item_text": item_text, "social": social}
         self.name = name or Path(self.folder).name
         self.policy = ValidationPolicy(duplicates=duplicates, unknown_ids=unknown_ids)  # type: ignore[arg-type]
@@ -86,14 +83,11 @@ class UserItemLists:
                 "paths": [str((self.directory / rel).resolve()) for rel in paths]}
 
     def load(self) -> DatasetBundle:
-        frames = [read_user_item_lists(self.directory / rel) for rel in self.files.values()]
-        part = np.repeat(np.array(list(self.files), dtype=object), [len(f) for f in frames])
-        inter = pd.concat(frames, ignore_index=True)
+        inter, part, where = stack_parts([(name, self.directory / rel, read_user_item_lists(self.directory / rel))
+                                          for name, rel in self.files.items()])
         # one id type per id space over all files, so a user's "7" in train and in test is one user
-        inter = pd.DataFrame({"user_id": _ids(inter["user_id"].to_numpy()),
-                              "item_id": _ids(inter["item_id"].to_numpy())})
-        where = " + ".join(f"{self.directory / rel} ({p})" for p, rel in self.files.items())
-        files = {"interactions": where + " (rows counted through the files' pairs in this order)"}
+        inter["user_id"], inter["item_id"] = (unify_ids([inter[c]], "auto")[0] for c in ("user_id", "item_id"))
+        files = {"interactions": where}
         extra: dict[str, pd.DataFrame | None] = {}
         for key, rel in self.extra.items():
             extra[key] = None if rel is None else read_table(self.directory / rel)
