@@ -15,11 +15,12 @@ policy are computed by the same code as for every other row. The record is writt
 report`` and ``ecomlab-compare --baseline ets`` read it like any run.
 
 Settings, NeuralForecast's defaults except where ecomlab's must match for a like-for-like row: every model
-gets the data module's ``input_size`` and horizon, an ``MQLoss`` with the 80/95% levels (median point forecast,
-as ecomlab's quantile head), and the run's seed. LSTM: ecomlab's sizes (2 layers of 64, decoder 128), budget
-(2,000 steps, batches of 64 windows) and validation every 100 steps; NeuralForecast's learning rate (1e-3),
-robust scaler, no early stopping. AutoLSTM: NeuralForecast's default search space with the Optuna backend
-(TPE seeded by the run's seed), ``--num-samples`` trials (default 8, as ecomlab's auto_lstm). NHITS: its
+gets the data module's ``input_size`` and horizon, short histories left-padded and masked
+(``start_padding_enabled``, as ecomlab's networks do), an ``MQLoss`` with the 80/95% levels (median point
+forecast, as ecomlab's quantile head), and the run's seed. LSTM: ecomlab's sizes (2 layers of 64, decoder 128),
+budget (2,000 steps, batches of 64 windows) and validation every 100 steps; NeuralForecast's learning rate
+(1e-3), robust scaler, no early stopping. AutoLSTM: NeuralForecast's default search space with the Optuna
+backend (TPE seeded by the run's seed), ``--num-samples`` trials (default 8, as ecomlab's auto_lstm). NHITS: its
 defaults (1,000 steps, windows of 1,024). Covariates are not passed (the LSTM rows of online retail use them).
 """
 
@@ -80,7 +81,10 @@ def build_model(name: str, h: int, input_size: int, seed: int, num_samples: int)
     from neuralforecast.losses.pytorch import MQLoss
     from neuralforecast.models import LSTM, NHITS
 
-    quiet = {"enable_progress_bar": False, "logger": False, "enable_model_summary": False}
+    # start_padding_enabled: histories shorter than the input window are left-padded and masked, as ecomlab's
+    # networks do (without it NeuralForecast refuses panels whose shortest series is under input_size + val_size)
+    quiet = {"enable_progress_bar": False, "logger": False, "enable_model_summary": False,
+             "start_padding_enabled": True}
     loss = MQLoss(level=LEVELS)
     if name == "lstm":
         return LSTM(h=h, input_size=input_size, encoder_n_layers=2, encoder_hidden_size=64, decoder_hidden_size=128,
