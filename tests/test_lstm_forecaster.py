@@ -56,11 +56,12 @@ def dm() -> ForecastDataModule:
     return datamodule(futr_covariates=["promo"])
 
 
+@pytest.mark.parametrize("seasonal_lag", [False, True])
 @pytest.mark.parametrize("decoder", ["direct", "recursive"])
 @pytest.mark.parametrize("head", HEADS)
-def test_shapes_per_decoder_and_head(dm: ForecastDataModule, decoder: str, head: type) -> None:
+def test_shapes_per_decoder_and_head(dm: ForecastDataModule, decoder: str, head: type, seasonal_lag: bool) -> None:
     torch.manual_seed(0)
-    net = net_for(dm, head=head(), decoder=decoder)
+    net = net_for(dm, head=head(), decoder=decoder, seasonal_lag=seasonal_lag)
     net.fit_panel(dm.train_data())
     train_batch = next(iter(dm.train_dataloader()))
     raw, loc, scale = net.raw_outputs(train_batch)
@@ -144,11 +145,29 @@ def test_window_scalers_use_observed_steps_only() -> None:
     assert float(scale) == 1.0
 
 
+def test_seasonal_lag_gives_each_step_its_value_one_season_back() -> None:
+    """Step k sees z at window position L + k - 1 - s * ceil(k / s) (0-based): seasonal naive's forecast for it;
+    a padded step, or one a season longer than the window reaches before the window, gives 0 with mask 0."""
+    net = LSTMForecaster(n_series=1, horizon=6, input_size=10, season_length=4, seasonal_lag=True)
+    z = torch.arange(10.0).repeat(2, 1)  # [2, 10]: position i holds i
+    mask = torch.ones(2, 10)
+    mask[1, :7] = 0  # the second window is left-padded up to position 6
+    lag = net._seasonal_lag(z, mask)  # [2, 6, 2]
+    assert lag[0, :, 0].tolist() == [6, 7, 8, 9, 6, 7] and lag[0, :, 1].tolist() == [1] * 6
+    assert lag[1, :, 0].tolist() == [0, 7, 8, 9, 0, 7] and lag[1, :, 1].tolist() == [0, 1, 1, 1, 0, 1]
+    longer = LSTMForecaster(n_series=1, horizon=3, input_size=10, season_length=12, seasonal_lag=True)
+    lag = longer._seasonal_lag(z, torch.ones(2, 10))  # steps 1-2 fall before the window; step 3 is position 0
+    assert lag[0, :, 0].tolist() == [0, 0, 0] and lag[0, :, 1].tolist() == [0, 0, 1]
+    with pytest.raises(ValueError, match="season_length >= 1"):
+        LSTMForecaster(n_series=1, horizon=3, seasonal_lag=True)
+
+
+@pytest.mark.parametrize("seasonal_lag", [False, True])
 @pytest.mark.parametrize("decoder", ["direct", "recursive"])
-def test_no_look_ahead(decoder: str) -> None:
+def test_no_look_ahead(decoder: str, seasonal_lag: bool) -> None:
     torch.manual_seed(0)
     dm = datamodule()
-    net = net_for(dm, decoder=decoder).eval()
+    net = net_for(dm, decoder=decoder, seasonal_lag=seasonal_lag).eval()
     net.fit_panel(dm.train_data())
     base = next(iter(dm.test_dataloader()))
     # the same panel with every value after the last window's cutoff replaced

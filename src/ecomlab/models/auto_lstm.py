@@ -47,7 +47,8 @@ class AutoLSTM(Forecaster):
 
     def __init__(self, member: Callable[..., LSTMForecaster], n_series: int, horizon: int,
                  input_size: int | None = None, n_calendar: int = 0, n_futr: int = 0, n_hist: int = 0,
-                 n_static: int = 0, n_static_levels: int = 0, net_space: dict[str, dict[str, Any]] | None = None,
+                 n_static: int = 0, n_static_levels: int = 0, season_length: int = 0,
+                 net_space: dict[str, dict[str, Any]] | None = None,
                  optimizer_space: dict[str, dict[str, Any]] | None = None, n_trials: int = 8,
                  trial_steps: int = 300, seed: int = 0) -> None:
         super().__init__()
@@ -66,7 +67,8 @@ class AutoLSTM(Forecaster):
             raise ValueError(f"search space keys {bad}: give each {{choices: [...]}} (at least one) or "
                              "{low: a, high: b} with a < b")
         dims = {"n_series": n_series, "horizon": horizon, "input_size": input_size, "n_calendar": n_calendar,
-                "n_futr": n_futr, "n_hist": n_hist, "n_static": n_static, "n_static_levels": n_static_levels}
+                "n_futr": n_futr, "n_hist": n_hist, "n_static": n_static, "n_static_levels": n_static_levels,
+                "season_length": season_length}
         self.dims = {k: v for k, v in dims.items() if k in accepted}
         self.horizon = horizon
         self.n_trials, self.trial_steps, self.seed = n_trials, trial_steps, seed

@@ -51,7 +51,7 @@ class ForecastEnsemble(Forecaster):
     def __init__(self, member: Callable[..., Forecaster], n_series: int, horizon: int, input_size: int | None = None,
                  n_members: int = 5, input_sizes: Sequence[int] | None = None, n_calendar: int = 0,
                  n_futr: int = 0, n_hist: int = 0, n_static: int = 0, n_static_levels: int = 0,
-                 combine: Literal["median", "mean"] = "median") -> None:
+                 combine: Literal["median", "mean"] = "median", season_length: int = 0) -> None:
         super().__init__()
         if n_members < 1:
             raise ValueError(f"n_members={n_members}; expected an integer >= 1")
@@ -66,7 +66,8 @@ class ForecastEnsemble(Forecaster):
             raise ValueError(f"input_sizes {too_long} must lie in 1..{self.input_size} (data.input_size: the "
                              "window every member is cut from); raise data.input_size to the longest")
         dims = {"n_series": n_series, "horizon": horizon, "n_calendar": n_calendar, "n_futr": n_futr,
-                "n_hist": n_hist, "n_static": n_static, "n_static_levels": n_static_levels}
+                "n_hist": n_hist, "n_static": n_static, "n_static_levels": n_static_levels,
+                "season_length": season_length}
         accepted = inspect.signature(member).parameters
         #: member k reads the last ``member_sizes[k]`` steps of the window (sizes cycle over the members)
         self.member_sizes = [sizes[k % len(sizes)] for k in range(n_members)]

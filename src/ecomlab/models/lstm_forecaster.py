@@ -18,6 +18,11 @@ Decoder, by ``decoder``:
   steps through the horizon with input ``[z_{T+k-1}, calendar_{T+k}, futr_{T+k}, e_s]``; it is trained with
   the true previous value (teacher forcing) and forecasts by feeding back its own median.
 
+With ``seasonal_lag`` each horizon step's known inputs also carry the scaled value one season back,
+``z_{T+k-s*ceil(k/s)}`` and its mask (``s`` = the data module's season length): what seasonal naive forecasts for
+that step. The decoder then learns a correction to the last season instead of recalling the season's shape from
+the encoder's final state, which on M4 hourly (s = 24, h = 48) it could not (experiments/forecast_suite).
+
 The output head (point, quantile or distribution; :mod:`ecomlab.models.forecast_heads`) turns the raw outputs
 into a loss and forecasts in the original units. Point forecast = the median.
 """
@@ -47,7 +52,7 @@ class LSTMForecaster(Forecaster):
                  n_calendar: int = 0, n_futr: int = 0, n_hist: int = 0, hidden_size: int = 64, n_layers: int = 2,
                  dropout: float = 0.1, embedding_dim: int = 8, decoder: Literal["direct", "recursive"] = "direct",
                  scaler: Scaler = "mean", mlp_size: int = 128, n_static: int = 0, n_static_levels: int = 0,
-                 static_embedding_dim: int = 4) -> None:
+                 static_embedding_dim: int = 4, season_length: int = 0, seasonal_lag: bool = False) -> None:
         super().__init__()
         if decoder not in ("direct", "recursive"):
             raise ValueError(f"decoder={decoder!r}; expected 'direct' or 'recursive'")
@@ -70,6 +75,10 @@ class LSTMForecaster(Forecaster):
                              persistent=n_static > 0)
         embedding_dim = embedding_dim + n_static * static_embedding_dim  # e_s = [series, static...]
         n_known = n_calendar + n_futr  # inputs known for every step, past and future
+        if seasonal_lag and season_length < 1:
+            raise ValueError(f"seasonal_lag needs season_length >= 1 (the data module's); got {season_length}")
+        self.season_length, self.seasonal_lag = season_length, seasonal_lag
+        n_lag = 2 if seasonal_lag else 0  # each horizon step's value one season back, and its mask
         lstm_dropout = dropout if n_layers > 1 else 0.0
         self.encoder = nn.LSTM(2 + n_known + n_hist + embedding_dim, hidden_size, n_layers, batch_first=True,
                                dropout=lstm_dropout)
@@ -79,10 +88,10 @@ class LSTMForecaster(Forecaster):
             self.global_mlp = nn.Sequential(
                 nn.Linear(hidden_size + embedding_dim, mlp_size), nn.ReLU(), nn.Dropout(dropout),
                 nn.Linear(mlp_size, horizon * self.context_size))
-            self.local_mlp = nn.Sequential(nn.Linear(self.context_size + n_known, mlp_size // 2), nn.ReLU(),
+            self.local_mlp = nn.Sequential(nn.Linear(self.context_size + n_known + n_lag, mlp_size // 2), nn.ReLU(),
                                            nn.Linear(mlp_size // 2, p))
         else:
-            self.step_lstm = nn.LSTM(1 + n_known + embedding_dim, hidden_size, n_layers, batch_first=True,
+            self.step_lstm = nn.LSTM(1 + n_known + n_lag + embedding_dim, hidden_size, n_layers, batch_first=True,
                                      dropout=lstm_dropout)
             self.project = nn.Linear(hidden_size, p)
         # covariate standardisation from the training panel (fit_panel); rebuilt, so not in checkpoints
@@ -127,7 +136,25 @@ class LSTMForecaster(Forecaster):
         observed = mask.unsqueeze(-1)  # [B, L, 1]: padded steps carry zeros in every input
         x = torch.cat([z.unsqueeze(-1), observed, known[:, :L] * observed, hist * observed,
                        emb.unsqueeze(1).expand(-1, L, -1)], dim=-1)  # [B, L, 2 + n_known + n_hist + E]
-        return x, known[:, L:], emb, loc, scale, z
+        future = known[:, L:]  # [B, h, n_known]
+        if self.seasonal_lag:
+            future = torch.cat([future, self._seasonal_lag(z, mask)], dim=-1)  # [B, h, n_known + 2]
+        return x, future, emb, loc, scale, z
+
+    def _seasonal_lag(self, z: Tensor, mask: Tensor) -> Tensor:
+        """Each horizon step's scaled value at the same phase of the last observed season, and its mask.
+
+        Step ``k`` (1-based) sees ``z_{T+k-s*ceil(k/s)}``, what seasonal naive would forecast, so the decoder learns
+        a correction to it instead of recalling the season's shape from the encoder's state; a season longer than
+        the window (or a padded step) gives 0 with mask 0.
+        """
+        L, s = z.shape[1], self.season_length
+        k = torch.arange(1, self.horizon + 1, device=z.device)
+        idx = L + k - 1 - s * torch.div(k + s - 1, s, rounding_mode="floor")  # [h]: 0-based window positions
+        inside = (idx >= 0).to(z.dtype)  # [h]
+        idx = idx.clamp(min=0)
+        lag_mask = mask[:, idx] * inside  # [B, L] -> [B, h]
+        return torch.stack([z[:, idx] * lag_mask, lag_mask], dim=-1)  # [B, h] x 2 -> [B, h, 2]
 
     def _decode_steps(self, inputs: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         out, state = self.step_lstm(inputs, state)  # [B, k, 1 + n_known + E] -> [B, k, H]
