@@ -362,16 +362,20 @@ def test_pretrained_text_two_tower_bundle_embeds_new_item_text(tmp_path: Path) -
                                atol=TOL, rtol=0)
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "native"])
+@pytest.mark.parametrize(("fmt", "calibrate"), [("onnx", False), ("native", False), ("onnx", True)])
 def test_exported_lstm_with_covariates_matches_backtest_forecasts(tmp_path_factory: pytest.TempPathFactory,
-                                                                 fmt: str) -> None:
+                                                                 fmt: str, calibrate: bool) -> None:
     """synthetic_sales has known-future promo and price columns: the served forecast, given the history's
-    covariates and the planned ones over the horizon, equals the run's test forecasts."""
+    covariates and the planned ones over the horizon, equals the run's test forecasts (with conformally
+    calibrated intervals too: the bundle carries the run's offsets)."""
     run_dir = train_run(tmp_path_factory.mktemp("cov") / "lstm", [
         "model=lstm", "data=synthetic_sales", "data.source.n_users=150", "data.source.n_items=40",
         "data.backtest.n_windows=1", "trainer.max_epochs=1", "data.windows_per_epoch=64",
-        "model.net.hidden_size=16", "model.net.mlp_size=32"])
-    loaded = ecomlab.load(export_run(run_dir, fmt, tmp_path_factory.mktemp("cov_bundle") / "b"))
+        "model.net.hidden_size=16", "model.net.mlp_size=32", f"model.calibrate={str(calibrate).lower()}"])
+    bundle = export_run(run_dir, fmt, tmp_path_factory.mktemp("cov_bundle") / "b")
+    loaded = ecomlab.load(bundle)
+    offsets = json.loads((Path(bundle) / "model" / "lstm.json").read_text())["interval_offsets"]
+    assert (set(offsets) == {"80", "95"}) if calibrate else offsets == {}
     test = pd.read_parquet(run_dir / "forecasts_test.parquet")
     run = rebuild_run(run_dir)
     futr = run.datamodule.futr_covariates

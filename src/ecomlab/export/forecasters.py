@@ -16,7 +16,9 @@ in embedding order, history window ``input_size``, horizon, calendar cycles, kno
 covariate columns). :class:`BundleLSTM` rebuilds the model's evaluation window from a supplied history --
 the last ``input_size`` steps, left-padded and masked, calendar features of history and horizon dates,
 covariates -- so a served forecast is the backtest's ``net.predict`` on the same window. Series unknown to
-the trained embedding are refused.
+the trained embedding are refused. A run with calibrated intervals (``model.calibrate``) writes its conformal
+offsets into the specification (``interval_offsets``), and the bundle moves the served bounds by them exactly as
+the backtest did (:mod:`ecomlab.models.conformal`).
 
 Gradient-boosted trees on lags (:mod:`ecomlab.models.gbt_lags`) are written natively and without pickle: every
 fitted ensemble's tree node tables and categorical bitsets as ``.npz`` (:mod:`ecomlab.export.trees`, whose
@@ -45,8 +47,10 @@ from ecomlab.data.forecast_datamodule import Series, WindowTensors, calendar_fea
 from ecomlab.export.graphs import write_forecast_graph
 from ecomlab.export.runtime import read_model_spec
 from ecomlab.export.trees import NumpyHGB, hgb_arrays
+from ecomlab.metrics.forecasting import mase_scale
 from ecomlab.metrics.probabilistic import quantiles_from_intervals
 from ecomlab.models.base import Forecaster, ForecastTrainData
+from ecomlab.models.conformal import calibrated
 from ecomlab.models.forecast_ensemble import ForecastEnsemble
 from ecomlab.models.forecast_heads import PointHead, QuantileHead, SymmetricHead
 from ecomlab.models.gbt_lags import GBTLags
@@ -94,7 +98,9 @@ def _scaled(net: Any) -> list[LSTMForecaster]:
 @_export.register(ForecastEnsemble)
 def _export_lstm(net: LSTMForecaster | ForecastEnsemble, task: Any, datamodule: Any, fmt: str, root: Path,
                  net_config: dict[str, Any]) -> dict[str, Any]:
+    offsets = task.calibrate_intervals(datamodule) if getattr(task, "calibrate", False) else {}
     spec = {"config": net_config, "dims": dict(datamodule.dims), "levels": list(task.levels),
+            "interval_offsets": {str(level): [float(v) for v in q] for level, q in offsets.items()},
             "freq": _freq(datamodule), "horizon": net.horizon, "input_size": net.input_size,
             "series": [s.unique_id for s in datamodule.series],
             "calendar_attributes": [list(a) for a in datamodule.calendar_attributes],
@@ -208,9 +214,14 @@ def _long_frame(uids: list[Any], dates: list[pd.DatetimeIndex], prediction: dict
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=["unique_id", "ds", "y_hat"])
 
 
-def _served(prediction: dict[str, np.ndarray], histories: list[np.ndarray], dims: dict[str, Any]) -> dict[str, np.ndarray]:
-    """The backtest's policy for a non-negative target (``dims["nonnegative"]``; clipped at zero, zero for an
-    all-zero history), so a served forecast equals the evaluated one."""
+def _served(prediction: dict[str, np.ndarray], histories: list[np.ndarray], dims: dict[str, Any],
+            offsets: dict[str, list[float]] | None = None) -> dict[str, np.ndarray]:
+    """The backtest's finishing steps, so a served forecast equals the evaluated one: the run's conformal interval
+    offsets (``offsets``, per level, in units of each history's MASE scale; :mod:`ecomlab.models.conformal`), then
+    the policy for a non-negative target (``dims["nonnegative"]``; clipped at zero, zero for an all-zero history)."""
+    if offsets:
+        scale = np.array([mase_scale(h, int(dims["season_length"])) for h in histories], dtype=np.float64)  # [S]
+        prediction = calibrated(prediction, scale, {int(level): q for level, q in offsets.items()})
     return nonnegative_forecasts(prediction, histories) if dims.get("nonnegative", False) else prediction
 
 
@@ -358,12 +369,14 @@ class BundleLSTM:
         batch["series_index"] = torch.tensor([self.index[str(u)] for u in uids])  # the trained embedding rows
         levels = self.spec["levels"] if levels is None else [int(v) for v in levels]
         if self.runner is None:
-            return _long_frame(uids, dates, _served(self.net.predict(batch, h, levels), histories, self.spec["dims"]))
+            return _long_frame(uids, dates, _served(self.net.predict(batch, h, levels), histories, self.spec["dims"],
+                                                    self.spec.get("interval_offsets")))
         raw, loc, scale = self.runner(batch)
         with torch.random.fork_rng():  # the in-memory predict's seeded stream, for sampled quantiles
             torch.manual_seed(0)
             prediction = self.net.forecasts(raw, loc, scale, levels)
-        return _long_frame(uids, dates, _served(prediction, histories, self.spec["dims"]))
+        return _long_frame(uids, dates, _served(prediction, histories, self.spec["dims"],
+                                                self.spec.get("interval_offsets")))
 
 
 class BundleForecaster:

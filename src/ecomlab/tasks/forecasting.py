@@ -27,6 +27,11 @@ steps_per_epoch`` steps and is validated (early stopping, checkpoint selection, 
 schedule) every ``steps_per_epoch`` steps on every panel. Epoch boundaries stay where checkpoints are taken,
 so a killed run still resumes exactly.
 
+**Calibrated intervals** (``calibrate``): before testing, a network's interval bounds are recalibrated on the
+data module's validation windows by conformalized quantile regression (:mod:`ecomlab.models.conformal`): one
+offset per level and horizon step, in units of each series' MASE scale, applied to the test forecasts (and by the
+exported bundle to served ones); the point forecast is unchanged. Without validation windows nothing changes.
+
 **Searched networks** (``model=auto_lstm``, :class:`ecomlab.models.auto_lstm.AutoLSTM`): a network with a
 ``suggest(trial)`` method declares a search space; at the start of ``fit`` (not when a run resumes: the
 checkpoint holds the chosen configuration; nor a smoke run, ``fast_dev_run`` or ``limit_val_batches=0``, which
@@ -61,6 +66,7 @@ from ecomlab.metrics.forecasting import (
 )
 from ecomlab.metrics.probabilistic import coverage, msql, quantiles_from_intervals, scaled_crps
 from ecomlab.models.base import Forecaster
+from ecomlab.models.conformal import calibrated, conformal_offsets
 from ecomlab.models.nonnegative import nonnegative_forecasts
 from ecomlab.tasks.distributed import gather_objects, keep_derived_buffers_local, world_size
 from ecomlab.tasks.epoch_loss import EpochLoss
@@ -78,7 +84,8 @@ class ForecastTask(pl.LightningModule):
 
     def __init__(self, net: Forecaster, season_length: int, optimizer: OptimizerFactory | None = None,
                  monitor: str = "val/mase", mode: str = "min", levels: Sequence[int] = (80, 95),
-                 scheduler: SchedulerFactory | None = None, steps_per_epoch: int | None = None) -> None:
+                 scheduler: SchedulerFactory | None = None, steps_per_epoch: int | None = None,
+                 calibrate: bool = False) -> None:
         super().__init__()
         if steps_per_epoch is not None and steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch={steps_per_epoch}; expected an integer >= 1 or null (the data "
@@ -96,6 +103,9 @@ class ForecastTask(pl.LightningModule):
             raise ValueError(f"levels={levels}: interval levels are percentages in (0, 100)")
         self.levels = levels
         self.net = net
+        self.calibrate = bool(calibrate)
+        #: per calibrated level, its conformal offsets ``[h]`` (set by :meth:`calibrate_intervals`)
+        self.interval_offsets: dict[int, np.ndarray] = {}
         self.season_length = season_length
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.monitor, self.mode = monitor, mode
@@ -203,6 +213,42 @@ class ForecastTask(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         self._epoch_loss.log(self)
 
+    def calibrate_intervals(self, datamodule: Any) -> dict[int, np.ndarray]:
+        """Conformal offsets of every level from the network's forecasts of ``datamodule``'s validation windows
+        (:mod:`ecomlab.models.conformal`), kept in :attr:`interval_offsets` for the test forecasts and exports.
+        Nothing (``{}``) unless ``calibrate`` is set, the network is trained and gives intervals, and the data
+        module has validation windows."""
+        self.interval_offsets = {}
+        if not (self.calibrate and self.net.trainable and self.levels and getattr(datamodule, "has_validation",
+                                                                                  False)):
+            return {}
+        parts: dict[str, list[np.ndarray]] = {"y": [], "scale": []}
+        training = self.net.training
+        self.net.eval()
+        with torch.no_grad():
+            for batch in datamodule.val_dataloader():
+                future = np.asarray(batch["future"], dtype=np.float64)  # [B, h]
+                prediction = self.net.predict(batch, future.shape[1], self.levels)
+                if any(f"lo_{lv}" not in prediction for lv in self.levels):
+                    self.net.train(training)
+                    return {}  # a point forecaster: no intervals to calibrate
+                parts["y"].append(future)
+                parts["scale"].append(np.array([mase_scale(h, self.season_length) for h in batch["history"]]))
+                for lv in self.levels:
+                    for side in ("lo", "hi"):
+                        parts.setdefault(f"{side}_{lv}", []).append(np.asarray(prediction[f"{side}_{lv}"], np.float64))
+        self.net.train(training)
+        stacked = {key: np.concatenate(value) for key, value in parts.items()}  # [N, h] (scale: [N])
+        self.interval_offsets = {lv: conformal_offsets(stacked["y"], stacked[f"lo_{lv}"], stacked[f"hi_{lv}"],
+                                                       stacked["scale"], lv) for lv in self.levels}
+        log.info("intervals calibrated on %d validation windows: mean offset (MASE scales) %s", len(stacked["y"]),
+                 {lv: round(float(q.mean()), 3) for lv, q in self.interval_offsets.items()})
+        return self.interval_offsets
+
+    def on_test_start(self) -> None:
+        if self.calibrate:
+            self.calibrate_intervals(self.trainer.datamodule)
+
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
         future = np.asarray(batch["future"], dtype=np.float64)  # [B, h]
         prediction = {k: np.asarray(v, dtype=np.float64)
@@ -211,11 +257,13 @@ class ForecastTask(pl.LightningModule):
             if value.shape != future.shape:
                 raise RuntimeError(f"{type(self.net).__name__}.predict returned '{key}' of shape {value.shape}, "
                                    f"expected {future.shape}")
+        scale = np.array([mase_scale(h, self.season_length) for h in batch["history"]], dtype=np.float64)  # [B]
+        if stage == "test" and self.interval_offsets:
+            prediction = calibrated(prediction, scale, self.interval_offsets)
         if self.nonnegative:
             prediction = nonnegative_forecasts(prediction, batch["history"])
         y_hat = prediction["y_hat"]  # [B, h]
         quantiles = quantiles_from_intervals(prediction)
-        scale = np.array([mase_scale(h, self.season_length) for h in batch["history"]], dtype=np.float64)  # [B]
         columns: dict[str, np.ndarray] = {name: np.asarray(fn(future, y_hat)) for name, fn in FORECAST_METRICS.items()}
         columns["mase"] = np.asarray(mase(future, y_hat, scale=scale))  # [B]
         squared_scale = np.array([rmsse_scale(h) for h in batch["history"]], dtype=np.float64)  # [B], M5: m = 1
