@@ -132,19 +132,21 @@ def summarise(runs: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, pd.Data
 
 
 def compare_with_baseline(roots: Sequence[Path], sets: Sequence[str], baseline: str, out: Path,
-                          models: Sequence[str]) -> dict[str, str]:
+                          models: Sequence[str], absent: dict[str, Any] | None = None) -> dict[str, str]:
     """``ecomlab-compare --baseline`` per set (paired on per-series test values); the table's path per set.
 
     Only the suite's own models and the NeuralForecast peers (``nf_*``) take part: an ablation's runs record
     the model they vary (``lstm``), so beside the default's runs they would make one row of two configurations,
-    which ``ecomlab-compare`` refuses; ablations are read against the default in the summary tables."""
+    which ``ecomlab-compare`` refuses; ablations are read against the default in the summary tables. ``absent``
+    (the suite's ``absent_defaults``) names config keys added after some runs and the value those runs had."""
     written = {}
     for set_name in sets:
         dirs = [str(d) for root in roots if (root / set_name).is_dir() for d in sorted((root / set_name).iterdir())
                 if d.is_dir() and (d.name in models or d.name.startswith("nf_"))]
         target = out / "compare" / set_name
         command = [sys.executable, "-m", "ecomlab.compare", *dirs, "--baseline", baseline, "--metrics",
-                   "test/mase", "test/smape", "--allow-mixed-protocols", "--out", str(target)]
+                   "test/mase", "test/smape", "--allow-mixed-protocols", "--out", str(target),
+                   *(["--absent", *(f"{k}={json.dumps(v)}" for k, v in absent.items())] if absent else [])]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode == 0:
             written[set_name] = str(target / "table.md")
@@ -181,7 +183,7 @@ def report(args: argparse.Namespace) -> None:
     if not args.no_compare:
         taking_part = list(args.compare_models or suite["models"])
         tables = compare_with_baseline(args.runs, sorted(table["set"].unique()), suite.get("baseline", "ets"),
-                                       args.out, taking_part)
+                                       args.out, taking_part, suite.get("absent_defaults"))
         lines += ["", f"Paired tests against {suite.get('baseline', 'ets')} per set (Wilcoxon and paired t on "
                   "per-series test values, Holm-corrected) of the run directories "
                   f"{', '.join(taking_part)} (an ablation appears under the model it varies): " + ", ".join(

@@ -244,3 +244,25 @@ def test_seeds_and_run_directories_may_differ_within_a_row(runs_dir: Path) -> No
 def test_a_list_valued_config_key_splits_rows(runs_dir: Path) -> None:
     table = run([str(runs_dir), "--metrics", "test/ndcg@10", "--config-keys", "eval.ks"])["table"]
     assert set(table["eval.ks"]) == {"[5, 10, 20]"} and table.set_index("model").loc["bpr", "runs"] == 2
+
+
+def test_absent_gives_the_value_of_a_key_added_after_a_run(runs_dir: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A run made before a config key existed lacks it; ``--absent KEY=VALUE`` says what it had, so it averages
+    with runs that set the key to that value and not with runs that set another one."""
+    runs = tmp_path / "runs"
+    for name, seed, value in (("old_s0", 0, None), ("new_s1", 1, 7)):
+        shutil.copytree(runs_dir / "bpr_s0", runs / name)
+        record = json.loads((runs / name / "metrics.json").read_text())
+        config = {**record["config"], "seed": seed, **({} if value is None else {"added_key": value})}
+        (runs / name / "metrics.json").write_text(json.dumps({**record, "seed": seed, "config": config}))
+    with pytest.raises(SystemExit):
+        main([str(runs), "--metrics", "test/ndcg@10"])
+    assert "differ in config key added_key" in capsys.readouterr().err
+    table = run([str(runs), "--metrics", "test/ndcg@10", "--absent", "added_key=7"])["table"]
+    assert list(table["runs"]) == [2]
+    with pytest.raises(SystemExit):  # absent means 8: the old run is not the new one's configuration
+        main([str(runs), "--metrics", "test/ndcg@10", "--absent", "added_key=8"])
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(runs), "--metrics", "test/ndcg@10", "--absent", "added_key"])
+    assert exit_info.value.code == 2 and "expected KEY=VALUE" in capsys.readouterr().err

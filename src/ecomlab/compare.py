@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -69,6 +70,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "any dotted config key given here is added to --config-keys")
     parser.add_argument("--config-keys", nargs="+", default=[],
                         help="dotted config keys that tell variants of a model apart, e.g. model.optimizer.lr")
+    parser.add_argument("--absent", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="the value a run whose config lacks KEY had (a key added after it ran, whose default "
+                             "is what the older code did), e.g. model.calibrate=false: such runs then average "
+                             "with runs that set it")
     parser.add_argument("--allow-mixed-protocols", action="store_true",
                         help="put runs with different evaluation protocols in one table (listed in the output)")
     parser.add_argument("--out", type=Path, default=None,
@@ -100,12 +105,23 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _absent(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["model.calibrate=false"]`` -> ``{"model.calibrate": False}`` (values read as YAML scalars)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--absent {pair!r}: expected KEY=VALUE, e.g. model.calibrate=false")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
 def build(runs: Sequence[Run], metrics: Sequence[str], config_keys: Sequence[str], baseline: str | None,
-          allow_mixed: bool) -> dict[str, Any]:
+          allow_mixed: bool, absent: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything a comparison holds (the content of ``compare.json``, plus the table as a DataFrame)."""
     check_metrics(runs, metrics)
     mismatches = check_protocols(runs, allow_mixed)
-    check_configs(runs, config_keys)
+    check_configs(runs, config_keys, absent)
     table = group_table(runs, metrics, config_keys)
     return {
         "metrics": [{"name": m, "lower_is_better": lower_is_better(m)} for m in metrics],
@@ -208,7 +224,8 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     metrics = args.metrics or default_metrics(runs)
     if not metrics:
         raise ValueError("no test metrics in these runs; name some with --metrics")
-    result = build(runs, metrics, args.config_keys, args.baseline, args.allow_mixed_protocols)
+    result = build(runs, metrics, args.config_keys, args.baseline, args.allow_mixed_protocols,
+                   _absent(args.absent))
     command = "ecomlab-compare " + shlex.join(list(sys.argv[1:] if argv is None else argv))
 
     console = Console()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -169,13 +169,14 @@ def check_metrics(runs: Sequence[Run], metrics: Sequence[str]) -> None:
 # --------------------------------------------------------------------------- configs
 
 
-def check_configs(runs: Sequence[Run], config_keys: Sequence[str] = ()) -> None:
+def check_configs(runs: Sequence[Run], config_keys: Sequence[str] = (),
+                  absent: Mapping[str, Any] | None = None) -> None:
     """Refuse (:class:`~ecomlab.report.grouping.ConfigMismatch`) a group whose runs differ in a config key other
-    than the seed, naming the key."""
+    than the seed, naming the key (``absent``: the value of a key a run's config lacks)."""
     groups: dict[tuple[Any, ...], list[Member]] = {}
     for run in runs:
         groups.setdefault(group_key(*run.group(config_keys)), []).append(Member(str(run.path), run.seed, run.config))
-    check_groups(groups, config_keys)
+    check_groups(groups, config_keys, absent)
 
 
 # --------------------------------------------------------------------------- protocol

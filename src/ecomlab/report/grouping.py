@@ -77,14 +77,18 @@ def comparable_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def differing_keys(members: Sequence[Member], config_keys: Sequence[str] = ()) -> dict[str, list[Member]]:
-    """Keys whose values differ within one group, each with one run per distinct value (first seen order)."""
+def differing_keys(members: Sequence[Member], config_keys: Sequence[str] = (),
+                   absent: Mapping[str, Any] | None = None) -> dict[str, list[Member]]:
+    """Keys whose values differ within one group, each with one run per distinct value (first seen order).
+    ``absent`` gives the value a run whose config lacks a key had (a key added later, whose default is what the
+    older code did), so the two compare equal."""
+    absent = absent or {}
     keys = sorted({k for m in members for k in m.config})
     found: dict[str, list[Member]] = {}
     for key in keys:
         if _under(key, config_keys):
             continue
-        values = [m.config.get(key, _MISSING) for m in members]
+        values = [m.config.get(key, absent.get(key, _MISSING)) for m in members]
         if all(v == values[0] for v in values):
             continue
         if all(v == m.seed for v, m in zip(values, members, strict=True)):
@@ -107,12 +111,14 @@ class _Missing:
 _MISSING = _Missing()
 
 
-def check_groups(groups: Mapping[tuple[Any, ...], Sequence[Member]], config_keys: Sequence[str] = ()) -> None:
-    """Raise :class:`ConfigMismatch` for the first group whose runs differ in a key other than the seed."""
+def check_groups(groups: Mapping[tuple[Any, ...], Sequence[Member]], config_keys: Sequence[str] = (),
+                 absent: Mapping[str, Any] | None = None) -> None:
+    """Raise :class:`ConfigMismatch` for the first group whose runs differ in a key other than the seed (a key a
+    run lacks counts as ``absent[key]`` where given, see :func:`differing_keys`)."""
     for group, members in groups.items():
         if len(members) < 2:
             continue
-        found = differing_keys(members, config_keys)
+        found = differing_keys(members, config_keys, absent)
         if not found:
             continue
         dataset, model = group[0], group[1]
