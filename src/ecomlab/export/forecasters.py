@@ -98,7 +98,8 @@ def _scaled(net: Any) -> list[LSTMForecaster]:
 @_export.register(ForecastEnsemble)
 def _export_lstm(net: LSTMForecaster | ForecastEnsemble, task: Any, datamodule: Any, fmt: str, root: Path,
                  net_config: dict[str, Any]) -> dict[str, Any]:
-    offsets = task.calibrate_intervals(datamodule) if getattr(task, "calibrate", False) else {}
+    # the offsets the test just used (ecomlab-train exports after testing), else computed now (ecomlab-export)
+    offsets = task.interval_offsets or task.calibrate_intervals(datamodule)
     spec = {"config": net_config, "dims": dict(datamodule.dims), "levels": list(task.levels),
             "interval_offsets": {str(level): [float(v) for v in q] for level, q in offsets.items()},
             "freq": _freq(datamodule), "horizon": net.horizon, "input_size": net.input_size,

@@ -225,19 +225,19 @@ class ForecastTask(pl.LightningModule):
         parts: dict[str, list[np.ndarray]] = {"y": [], "scale": []}
         training = self.net.training
         self.net.eval()
-        with torch.no_grad():
-            for batch in datamodule.val_dataloader():
-                future = np.asarray(batch["future"], dtype=np.float64)  # [B, h]
-                prediction = self.net.predict(batch, future.shape[1], self.levels)
-                if any(f"lo_{lv}" not in prediction for lv in self.levels):
-                    self.net.train(training)
-                    return {}  # a point forecaster: no intervals to calibrate
-                parts["y"].append(future)
-                parts["scale"].append(np.array([mase_scale(h, self.season_length) for h in batch["history"]]))
-                for lv in self.levels:
-                    for side in ("lo", "hi"):
-                        parts.setdefault(f"{side}_{lv}", []).append(np.asarray(prediction[f"{side}_{lv}"], np.float64))
-        self.net.train(training)
+        try:
+            with torch.no_grad():
+                for batch in datamodule.val_dataloader():
+                    future = np.asarray(batch["future"], dtype=np.float64)  # [B, h]
+                    prediction = self.net.predict(batch, future.shape[1], self.levels)
+                    if any(f"lo_{lv}" not in prediction for lv in self.levels):
+                        return {}  # a point forecaster: no intervals to calibrate
+                    parts["y"].append(future)
+                    parts["scale"].append(np.array([mase_scale(h, self.season_length) for h in batch["history"]]))
+                    for key in (f"{side}_{lv}" for lv in self.levels for side in ("lo", "hi")):
+                        parts.setdefault(key, []).append(np.asarray(prediction[key], np.float64))
+        finally:
+            self.net.train(training)
         stacked = {key: np.concatenate(value) for key, value in parts.items()}  # [N, h] (scale: [N])
         self.interval_offsets = {lv: conformal_offsets(stacked["y"], stacked[f"lo_{lv}"], stacked[f"hi_{lv}"],
                                                        stacked["scale"], lv) for lv in self.levels}
