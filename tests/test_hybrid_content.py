@@ -18,7 +18,13 @@ from ecomlab.data.rec_datamodule import RecDataModule
 from ecomlab.data.splits import ColdStartItemSplit
 from ecomlab.data.synthetic import SyntheticShop
 from ecomlab.export.writer import export_run, rebuild_run
-from ecomlab.models.hybrid_content import HybridContent, component_scores, fused_scores, ndcg_at
+from ecomlab.models.hybrid_content import (
+    HybridContent,
+    component_scores,
+    fused_scores,
+    ndcg_at,
+    text_neighbours,
+)
 from ecomlab.models.tfidf import TfidfContent
 from test_export import TOL, train_run
 
@@ -73,6 +79,46 @@ def test_weight_search_never_loses_to_tfidf_on_its_own_validation(cold_data: Rec
     assert net.validation["warm"]["fused"] > net.validation["warm"]["collaborative_only"]
 
 
+def test_text_neighbours_are_the_k_most_similar_other_warm_items_weighted_by_similarity() -> None:
+    rng = np.random.default_rng(0)
+    x = sp.csr_matrix(np.where(rng.random((40, 30)) < 0.2, rng.random((40, 30)), 0.0))
+    x = sp.csr_matrix(x / np.maximum(sp.linalg.norm(x, axis=1), 1e-12)[:, None])
+    emb = rng.normal(size=(40, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    warm = rng.random(40) < 0.6
+    got = text_neighbours(x, emb, warm, k=4, chunk=7)  # chunks of 7 rows: the chunking must not show
+    np.testing.assert_allclose(got.toarray(), text_neighbours(x, emb, warm, k=4).toarray(), atol=1e-6)
+    sims = 0.5 * (x @ x.T).toarray() + 0.5 * emb @ emb.T  # the formula, by brute force
+    for i in range(40):
+        allowed = np.flatnonzero(warm & (np.arange(40) != i))
+        best = allowed[np.argsort(-sims[i, allowed])[:4]]
+        expected = np.zeros(40)
+        expected[best] = sims[i, best].clip(0)
+        if expected.sum() > 0:
+            expected /= expected.sum()
+        np.testing.assert_allclose(got[i].toarray().ravel(), expected, atol=1e-6)
+    lexical_only = text_neighbours(x, None, warm, k=40)  # more neighbours than warm items: every warm item, once
+    assert set(lexical_only[0].indices) <= set(np.flatnonzero(warm)) and lexical_only.max() <= 1.0
+
+
+def test_text_collaborative_borrows_the_collaborative_score_of_text_neighbours(cold_data: RecDataModule) -> None:
+    net = HybridContent(cold_data.dims["n_users"], cold_data.dims["n_items"], encoder=None, seed=0)
+    net.fit(cold_data.train_data())
+    parts = net.parts
+    assert parts.neighbours is not None and not parts.neighbours[:, parts.cold].nnz  # neighbours are warm items
+    rows = net.train_rows[:25]
+    comps = component_scores(rows, parts)
+    borrowed = comps["collaborative"].astype(np.float64) @ parts.neighbours.T.toarray()  # [B, N] @ [N, N]
+    expected = borrowed / (borrowed.std(axis=1, keepdims=True) + 1e-9)
+    np.testing.assert_allclose(comps["text_collaborative"], expected, atol=1e-4)
+    assert comps["text_collaborative"][:, parts.cold].any()  # what the component is for: cold items get a score
+    off = HybridContent(cold_data.dims["n_users"], cold_data.dims["n_items"], encoder=None, text_neighbours=0)
+    off.fit(cold_data.train_data())
+    assert off.parts.neighbours is None and "text_collaborative" not in component_scores(rows, off.parts)
+    with pytest.raises(ValueError, match="text_neighbours=-1"):
+        HybridContent(10, 10, encoder=None, text_neighbours=-1)
+
+
 def test_fused_scores_take_cold_and_warm_weights_by_column() -> None:
     x = sp.csr_matrix(np.eye(3))
     from ecomlab.models.hybrid_content import Parts
@@ -88,7 +134,7 @@ def test_fused_scores_take_cold_and_warm_weights_by_column() -> None:
 def test_exported_bundle_scores_and_embeds_like_the_model(tmp_path: Path) -> None:
     run = train_run(tmp_path / "run", ["model=hybrid_content", "model.net.encoder=null", *COLD_SHOP])
     loaded = ecomlab.load(export_run(run, "native", tmp_path / "bundle"))
-    assert {"model/hybrid_weights.json", "model/knn.npz"} <= set(loaded.manifest["files"])
+    assert {"model/hybrid_weights.json", "model/knn.npz", "model/text_neighbours.npz"} <= set(loaded.manifest["files"])
     rebuilt = rebuild_run(run)
     net, dm = rebuilt.task.net, rebuilt.datamodule
     users = np.arange(dm.dims["n_users"])

@@ -299,7 +299,7 @@ def _tfidf_encoder(net: TfidfContent, ctx: ExportContext) -> dict[str, Any]:
 @export_recommender.register(HybridContent)
 def _hybrid_content(net: HybridContent, ctx: ExportContext) -> Exported:
     """Every part of the fused score as arrays (TF-IDF rows, sentence embeddings, predicted and observed
-    popularity, item-kNN) + the learned weights as JSON, scored by the model's own numpy function
+    popularity, item-kNN, text neighbours) + the learned weights as JSON, scored by the model's own numpy function
     (:func:`ecomlab.models.hybrid_content.fused_scores`); always native."""
     parts = net.parts
     assert parts is not None and net.train_rows is not None, "HybridContent is fitted before export"
@@ -317,6 +317,9 @@ def _hybrid_content(net: HybridContent, ctx: ExportContext) -> Exported:
     if parts.knn is not None:
         sp.save_npz(_path(ctx, "model/knn.npz"), sp.csr_matrix(parts.knn))
         scorer["knn"] = "model/knn.npz"
+    if parts.neighbours is not None:
+        sp.save_npz(_path(ctx, "model/text_neighbours.npz"), sp.csr_matrix(parts.neighbours))
+        scorer["neighbours"] = "model/text_neighbours.npz"
     if net.encoder == "e5":
         encoder = {"_target_": RUNTIME + "E5TextEncoder", "arrays": "model/hybrid_parts.npz"}
         sample = ["" if t is None else str(t) for t in (ctx.data.item_text or [])][:64]

@@ -329,25 +329,25 @@ class TfidfTextEncoder:
         return sp.csr_matrix(self.vectorizer.transform(["" if t is None else str(t) for t in texts]))
 
 
-def _hybrid_parts(root: Path, item_matrix: str, arrays: str, knn: str | None) -> Any:
+def _hybrid_parts(root: Path, item_matrix: str, arrays: str, knn: str | None, neighbours: str | None) -> Any:
     from ecomlab.models.hybrid_content import Parts
 
     with np.load(Path(root) / arrays, allow_pickle=False) as a:
         emb = a["emb"] if "emb" in a.files else None
         text_pop, pop, cold = a["text_pop"], a["pop"], a["cold"].astype(bool)
-    return Parts(sp.load_npz(Path(root) / item_matrix).tocsr(), emb, text_pop, pop,
-                 sp.load_npz(Path(root) / knn).tocsr() if knn else None, cold)
+    load = lambda name: sp.load_npz(Path(root) / name).tocsr() if name else None  # noqa: E731
+    return Parts(load(item_matrix), emb, text_pop, pop, load(knn), cold, load(neighbours))
 
 
 class HybridScorer(Scorer):
     """The hybrid content model: its components from the bundle's arrays (TF-IDF rows, sentence embeddings,
-    popularity, item-kNN), fused with the learned weights (``hybrid_weights.json``) by the model's own
+    popularity, item-kNN, text neighbours), fused with the learned weights (``hybrid_weights.json``) by the model's own
     :func:`~ecomlab.models.hybrid_content.fused_scores`; a supplied history is scored like a training row."""
 
     def __init__(self, root: Path, item_matrix: str, train_rows: str, arrays: str, weights: str,
-                 knn: str | None = None) -> None:
+                 knn: str | None = None, neighbours: str | None = None) -> None:
         super().__init__(root)
-        self.parts = _hybrid_parts(self.root, item_matrix, arrays, knn)
+        self.parts = _hybrid_parts(self.root, item_matrix, arrays, knn, neighbours)
         self.train_rows = sp.load_npz(self.root / train_rows).tocsr()  # [U, N]
         self.weights = json.loads((self.root / weights).read_text(encoding="utf-8"))
 

@@ -12,8 +12,20 @@ with the components :math:`s_k` (:data:`COMPONENTS`): ``lexical`` :math:`\\cos(\
 (exactly :class:`~ecomlab.models.tfidf.TfidfContent`), ``lexical_max`` :math:`\\max_{j \\in H_u} x_j^\\top x_i`,
 ``semantic`` and ``semantic_max`` the same over :math:`e`, ``text_popularity`` a ridge regression (Hoerl &
 Kennard, 1970) of :math:`\\log(1 + n_i)` on :math:`[x_i, e_i]` fitted on the warm items (how much a kind of item
-sells, predicted for a new one from its text), and for warm items only ``collaborative`` (item-kNN,
-:class:`~ecomlab.models.itemknn.ItemKNN`) and ``popularity`` (the z-scored :math:`\\log(1 + n_i)`).
+sells, predicted for a new one from its text), for warm items only ``collaborative`` (item-kNN,
+:class:`~ecomlab.models.itemknn.ItemKNN`, :math:`c_{ui} = \\sum_{j \\in H_u} \\mathrm{knn}_{ji}`) and ``popularity`` (the
+z-scored :math:`\\log(1 + n_i)`), and ``text_collaborative``, the collaborative score an item borrows from its
+nearest warm neighbours by text (the kNN attribute-to-factor mapping of Gantner et al., "Learning
+Attribute-to-Feature Mappings for Cold-Start Recommendations", ICDM 2010, applied to item-kNN scores):
+
+.. math::  s_{ui} = \\frac{1}{\\sigma_u} \\sum_{n \\in N_k(i)} \\tilde t_{in} \\, c_{un}, \\qquad
+           t_{in} = \\tfrac12 (x_i^\\top x_n + e_i^\\top e_n), \\qquad
+           \\tilde t_{in} = \\frac{\\max(t_{in}, 0)}{\\sum_{m \\in N_k(i)} \\max(t_{im}, 0)},
+
+:math:`N_k(i)` the ``text_neighbours`` warm items other than :math:`i` with the largest :math:`t_{in}` (TF-IDF
+alone without an encoder) and :math:`\\sigma_u` the standard deviation of the user's row, so one weight fits
+users with short and long histories. A new item thus reaches the users who bought what is bought with items
+worded like it, which text similarity to the user's own items misses.
 
 Learning the weights: ``fit`` holds out ``holdout_items`` of the items whole (their interactions are the cold
 validation targets, ranked among themselves, as in :class:`~ecomlab.data.splits.ColdStartItemSplit`) and one
@@ -44,7 +56,8 @@ from ecomlab.models.tfidf import TfidfContent
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("lexical", "lexical_max", "semantic", "semantic_max", "text_popularity", "collaborative", "popularity")
+COMPONENTS = ("lexical", "lexical_max", "semantic", "semantic_max", "text_popularity", "collaborative", "popularity",
+              "text_collaborative")
 WARM_ONLY = ("collaborative", "popularity")
 #: the values each weight is searched over (scores are compared within a user, so one weight fixes the scale)
 GRID = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
@@ -60,6 +73,31 @@ class Parts:
     pop: np.ndarray  #: [N] z-scored log-popularity of training counts, 0 for cold items
     knn: sp.csr_matrix | None  #: [N, N] item-kNN similarity (None: content only)
     cold: np.ndarray  #: [N] bool: no training interaction
+    neighbours: sp.csr_matrix | None = None  #: [N, N] row-normalised weights of each item's nearest warm items by text
+
+
+def text_neighbours(tfidf: sp.csr_matrix, emb: np.ndarray | None, warm: np.ndarray, k: int,
+                    chunk: int = 1024) -> sp.csr_matrix:
+    """``[N, N]``: row ``i`` holds :math:`\\tilde t_{in}` for the ``k`` warm items ``n != i`` most similar to ``i``
+    by text (mean of the TF-IDF and embedding cosines; TF-IDF alone when ``emb`` is None), weights >= 0 summing to
+    1 (an empty row when no neighbour is similar at all). Computed ``chunk`` rows at a time: memory ``chunk x N``."""
+    n = tfidf.shape[0]
+    k = min(k, int(warm.sum()))
+    rows, cols, vals = [], [], []
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        sims = (tfidf[start:stop] @ tfidf.T).toarray()  # [c, V] @ [V, N] -> [c, N]
+        if emb is not None:
+            sims = 0.5 * sims + 0.5 * (emb[start:stop] @ emb.T)  # [c, p] @ [p, N] -> [c, N]
+        sims[:, ~warm] = -np.inf
+        sims[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # an item is not its own neighbour
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]  # [c, k]
+        rows.append(np.repeat(np.arange(start, stop), k))
+        cols.append(top.ravel())
+        vals.append(np.take_along_axis(sims, top, 1).clip(0).ravel())  # -inf (too few warm items) -> 0
+    out = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    out.eliminate_zeros()
+    return normalize(out, norm="l1", axis=1)
 
 
 def _max_over_history(rows: sp.csr_matrix, sims: Any) -> np.ndarray:
@@ -90,7 +128,11 @@ def component_scores(rows: sp.csr_matrix, parts: Parts) -> dict[str, np.ndarray]
     out["text_popularity"] = np.broadcast_to(parts.text_pop.astype(np.float32), (n_b, n_items))
     out["popularity"] = np.broadcast_to(parts.pop.astype(np.float32), (n_b, n_items))
     if parts.knn is not None:
-        out["collaborative"] = (rows @ parts.knn).toarray().astype(np.float32)  # [B, N] @ [N, N] -> [B, N]
+        collaborative = rows @ parts.knn  # [B, N] @ [N, N] -> [B, N]
+        out["collaborative"] = collaborative.toarray().astype(np.float32)
+        if parts.neighbours is not None:
+            borrowed = (collaborative @ parts.neighbours.T).toarray()  # [B, N] @ [N, N] -> [B, N]
+            out["text_collaborative"] = (borrowed / (borrowed.std(axis=1, keepdims=True) + 1e-9)).astype(np.float32)
     return out
 
 
@@ -123,17 +165,20 @@ class HybridContent(Recommender):
 
     def __init__(self, n_users: int, n_items: int, encoder: str | None = "e5", model_dir: str | None = None,
                  max_seq_length: int = 128, cache_dir: str | None = None, collaborative: bool = True,
-                 knn_k: int = 100, ridge_alpha: float = 1.0, holdout_items: float = 0.1, max_val_users: int = 3000,
+                 knn_k: int = 100, text_neighbours: int = 10, ridge_alpha: float = 1.0, holdout_items: float = 0.1, max_val_users: int = 3000,
                  rounds: int = 2, seed: int = 0) -> None:
         super().__init__()
         if encoder not in (None, "e5", "sentence-transformers"):
             raise ValueError(f"encoder={encoder!r}; expected null, 'e5' or 'sentence-transformers'")
-        if not 0 < holdout_items < 1 or max_val_users < 1 or rounds < 1 or knn_k < 1 or ridge_alpha <= 0:
+        if (not 0 < holdout_items < 1 or max_val_users < 1 or rounds < 1 or knn_k < 1 or ridge_alpha <= 0
+                or text_neighbours < 0):
             raise ValueError(f"holdout_items={holdout_items} must be in (0, 1), max_val_users={max_val_users}, "
-                             f"rounds={rounds}, knn_k={knn_k} >= 1, ridge_alpha={ridge_alpha} > 0")
+                             f"rounds={rounds}, knn_k={knn_k} >= 1, text_neighbours={text_neighbours} >= 0, "
+                             f"ridge_alpha={ridge_alpha} > 0")
         self.n_users, self.n_items = n_users, n_items
         self.encoder, self.model_dir, self.max_seq_length, self.cache_dir = encoder, model_dir, max_seq_length, cache_dir
         self.collaborative, self.knn_k, self.ridge_alpha = collaborative, knn_k, ridge_alpha
+        self.text_neighbours = text_neighbours
         self.holdout_items, self.max_val_users, self.rounds, self.seed = holdout_items, max_val_users, rounds, seed
         self.lexical = TfidfContent(n_items)  # the TF-IDF baseline's own settings: its scores are a component
         self.parts: Parts | None = None
@@ -150,12 +195,14 @@ class HybridContent(Recommender):
         predicted = Ridge(alpha=self.ridge_alpha).fit(features[warm], np.log1p(counts[warm])).predict(features)
         z = lambda v: (v - v[warm].mean()) / max(float(v[warm].std()), 1e-12)  # noqa: E731
         pop = np.where(warm, z(np.log1p(counts.astype(np.float64))), 0.0)
-        knn = None
+        knn = neighbours = None
         if self.collaborative:
             model = ItemKNN(self.n_items, k=self.knn_k)
             model.fit(RecTrainData(train=train))
             knn = sp.csr_matrix(model.get_embedding(), dtype=np.float64)
-        return Parts(x, emb, z(predicted).astype(np.float32), pop.astype(np.float32), knn, ~warm)
+            if self.text_neighbours > 0 and warm.any():
+                neighbours = text_neighbours(x, emb, warm, self.text_neighbours)
+        return Parts(x, emb, z(predicted).astype(np.float32), pop.astype(np.float32), knn, ~warm, neighbours)
 
     def fit(self, data: RecTrainData) -> None:
         if data.item_text is None or not any(str(t or "").strip() for t in data.item_text):
