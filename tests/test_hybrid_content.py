@@ -63,7 +63,7 @@ def test_lexical_component_is_the_tfidf_model_and_warm_only_parts_skip_cold_item
     assert cold.sum() == len(cold_data.candidates["val"]) + len(cold_data.candidates["test"])
     assert not comps["collaborative"][:, cold].any() and not comps["popularity"][:, cold].any()
     # the model's scores are the learned weights applied per kind of item
-    expected = sum(w * comps[k][:, cold] for k, w in net.weights["cold"].items())
+    expected = net.weights["mix"]["cold_scale"] * sum(w * comps[k][:, cold] for k, w in net.weights["cold"].items())
     np.testing.assert_allclose(net(users).numpy()[:, cold], expected, atol=1e-5)
 
 
@@ -129,6 +129,37 @@ def test_fused_scores_take_cold_and_warm_weights_by_column() -> None:
     got = fused_scores(rows, parts, {"cold": {"lexical": 1.0, "text_popularity": 0.1},
                                      "warm": {"lexical": 1.0, "popularity": 0.5}})
     np.testing.assert_allclose(got, [[1.0 + 0.5, 1.0, 0.5]])
+    scaled = fused_scores(rows, parts, {"cold": {"lexical": 1.0, "text_popularity": 0.1},
+                                        "warm": {"lexical": 1.0, "popularity": 0.5}, "mix": {"cold_scale": 0.1}})
+    np.testing.assert_allclose(scaled, [[1.0 + 0.5, 1.0, 0.05]])  # only the cold column is rescaled
+
+
+def test_cold_scale_is_learned_where_a_few_cold_items_compete_with_warm_ones() -> None:
+    """A warm split (leave-one-out) leaves a few items without training interactions; the cold weights, learned on
+    a ranking of cold items alone, must not let those few fill every top 10."""
+    from ecomlab.data.splits import LeaveOneOutSplit
+
+    # 600 items for 200 users: 78 items are seen only in validation or test
+    dm = RecDataModule(SyntheticShop(n_users=200, n_items=600, language="mixed", seed=0), LeaveOneOutSplit())
+    dm.setup("fit")
+    net = HybridContent(dm.dims["n_users"], dm.dims["n_items"], encoder=None, seed=0)
+    net.fit(dm.train_data())
+    n_cold = int(net.parts.cold.sum())
+    assert n_cold > 0
+    mix = net.validation["mix"]
+    assert mix["cold_items"] == min(n_cold, round(0.1 * (600 - n_cold)))  # as many as the fitted model ranks
+    assert mix["fused"] >= mix["unscaled"] and net.weights["mix"]["cold_scale"] > 0
+    users = torch.arange(30)
+    comps = component_scores(net.train_rows[:30], net.parts)
+    cold = net.parts.cold
+    unscaled = sum(w * comps[k][:, cold] for k, w in net.weights["cold"].items())
+    np.testing.assert_allclose(net(users).numpy()[:, cold], net.weights["mix"]["cold_scale"] * unscaled, atol=1e-5)
+    # a split with no cold item has nothing to mix
+    full = RecDataModule(SyntheticShop(n_users=300, n_items=150, language="mixed", seed=0), LeaveOneOutSplit())
+    full.setup("fit")
+    plain = HybridContent(full.dims["n_users"], full.dims["n_items"], encoder=None, seed=0)
+    plain.fit(full.train_data())
+    assert plain.weights["mix"] == {"cold_scale": 1.0} and plain.validation["mix"] == {"cold_items": 0}
 
 
 def test_exported_bundle_scores_and_embeds_like_the_model(tmp_path: Path) -> None:
