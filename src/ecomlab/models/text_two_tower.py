@@ -99,6 +99,10 @@ class TextTwoTower(Recommender):
         else:
             self.item_proj = nn.Linear(pretrained_dim, embedding_dim)
         self.st = load_sentence_transformer(model_dir) if self.finetune else None  # trained, so a submodule
+        if self.st is not None:
+            # it loads in eval mode and Lightning keeps each submodule's mode, so without this the encoder would
+            # be fine-tuned with its dropout off
+            self.st.train(self.training)
         self.user_proj = nn.Linear(embedding_dim, embedding_dim, bias=False)
         nn.init.eye_(self.user_proj.weight)  # start as pure content matching: q_u = mean of history vectors
         self.user_emb = nn.Embedding(n_users, embedding_dim) if use_user_id else None
