@@ -67,7 +67,8 @@ class TextTwoTower(Recommender):
                  hash_buckets: int = 0, char_ngram_range: Sequence[int] = (3, 5), use_user_id: bool = False,
                  loss: str = "softmax", temperature: float = 0.1, logq_correction: bool = True,
                  model_dir: str | None = None, finetune: bool = False, pretrained_dim: int = 384,
-                 max_seq_length: int = 64, encoder_lr_factor: float = 1.0) -> None:
+                 max_seq_length: int = 64, encoder_lr_factor: float = 1.0,
+                 gradient_checkpointing: bool = True) -> None:
         super().__init__()
         if encoder_lr_factor <= 0:
             raise ValueError(f"encoder_lr_factor={encoder_lr_factor}; expected > 0 (the fine-tuned encoder's "
@@ -103,6 +104,12 @@ class TextTwoTower(Recommender):
             # it loads in eval mode and Lightning keeps each submodule's mode, so without this the encoder would
             # be fine-tuned with its dropout off
             self.st.train(self.training)
+            if gradient_checkpointing:
+                # a batch's ~1,500 distinct item texts keep every layer's activations for the backward pass: 24 GB
+                # on Amazon Office at the default batch (killed for memory on a 24 GB machine); recomputing them
+                # layer by layer (transformers' own checkpointing) keeps only the layer inputs
+                self.st[0].auto_model.gradient_checkpointing_enable(
+                    gradient_checkpointing_kwargs={"use_reentrant": False})
         self.user_proj = nn.Linear(embedding_dim, embedding_dim, bias=False)
         nn.init.eye_(self.user_proj.weight)  # start as pure content matching: q_u = mean of history vectors
         self.user_emb = nn.Embedding(n_users, embedding_dim) if use_user_id else None
