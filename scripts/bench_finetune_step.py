@@ -20,8 +20,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from ecomlab.cli import config_dir
-from ecomlab.utils import atomic_write_json, atomic_write_text, git_commit
+from ecomlab.utils import atomic_write_json, atomic_write_text, config_dir, git_commit
 
 
 def main(argv: list[str] | None = None) -> None:
