@@ -108,8 +108,11 @@ class TextTwoTower(Recommender):
                 # a batch's ~1,500 distinct item texts keep every layer's activations for the backward pass: 24 GB
                 # on Amazon Office at the default batch (killed for memory on a 24 GB machine); recomputing them
                 # layer by layer (transformers' own checkpointing) keeps only the layer inputs
-                self.st[0].auto_model.gradient_checkpointing_enable(
-                    gradient_checkpointing_kwargs={"use_reentrant": False})
+                model = self.st[0].auto_model
+                if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x; the old name warns
+                    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+                else:
+                    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.user_proj = nn.Linear(embedding_dim, embedding_dim, bias=False)
         nn.init.eye_(self.user_proj.weight)  # start as pure content matching: q_u = mean of history vectors
         self.user_emb = nn.Embedding(n_users, embedding_dim) if use_user_id else None
