@@ -227,3 +227,15 @@ def test_text_encoding_bench_states_seconds_per_thousand_items(tmp_path: Path) -
     row = json.loads(out.with_suffix(".json").read_text())
     assert row["items"] == 3 and row["dim"] == 384 and row["seconds_per_1000"] > 0
     assert "s per 1,000 items" in out.read_text()
+
+
+def test_finetune_step_bench_times_steps_of_the_configured_network(tmp_path: Path) -> None:
+    """Tiny: the scratch text two-tower on a small synthetic shop (the real use is the fine-tuned MiniLM)."""
+    out = tmp_path / "ft.md"
+    load_script("bench_finetune_step").main([
+        "--steps", "2", "--out", str(out), "model=text_two_tower", "data=synthetic_shop",
+        "data.source.n_users=60", "data.source.n_items=40", "data.batch_size=64"])
+    row = json.loads(out.with_suffix(".json").read_text())
+    assert len(row["steps"]) == 2 and row["steps_per_epoch"] >= 1 and row["peak_rss_gb"] > 0
+    assert all(s["positives"] == 64 and 0 < s["distinct_items"] <= 40 for s in row["steps"])
+    assert "hours per epoch" in out.read_text()
