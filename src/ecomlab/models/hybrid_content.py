@@ -13,9 +13,9 @@ with the components :math:`s_k` (:data:`COMPONENTS`): ``lexical`` :math:`\\cos(\
 ``semantic`` and ``semantic_max`` the same over :math:`e`, ``text_popularity`` a ridge regression (Hoerl &
 Kennard, 1970) of :math:`\\log(1 + n_i)` on :math:`[x_i, e_i]` fitted on the warm items (how much a kind of item
 sells, predicted for a new one from its text), for warm items only ``collaborative`` (item-kNN,
-:class:`~ecomlab.models.itemknn.ItemKNN`, :math:`c_{ui} = \\sum_{j \\in H_u} \\mathrm{knn}_{ji}`) and ``popularity`` (the
-z-scored :math:`\\log(1 + n_i)`), and ``text_collaborative``, the collaborative score an item borrows from its
-nearest warm neighbours by text (the kNN attribute-to-factor mapping of Gantner et al., "Learning
+:class:`~ecomlab.models.itemknn.ItemKNN`, :math:`c_{ui} = \\sum_{j \\in H_u} \\mathrm{knn}_{ji}`) and
+``popularity`` (the z-scored :math:`\\log(1 + n_i)`), and ``text_collaborative``, the collaborative score an
+item borrows from its nearest warm neighbours by text (the kNN attribute-to-factor mapping of Gantner et al., "Learning
 Attribute-to-Feature Mappings for Cold-Start Recommendations", ICDM 2010, applied to item-kNN scores):
 
 .. math::  s_{ui} = \\frac{1}{\\sigma_u} \\sum_{n \\in N_k(i)} \\tilde t_{in} \\, c_{un}, \\qquad
@@ -173,7 +173,8 @@ class HybridContent(Recommender):
 
     def __init__(self, n_users: int, n_items: int, encoder: str | None = "e5", model_dir: str | None = None,
                  max_seq_length: int = 128, cache_dir: str | None = None, collaborative: bool = True,
-                 knn_k: int = 100, text_neighbours: int = 10, ridge_alpha: float = 1.0, holdout_items: float = 0.1, max_val_users: int = 3000,
+                 knn_k: int = 100, text_neighbours: int = 10, ridge_alpha: float = 1.0, holdout_items: float = 0.1,
+                 max_val_users: int = 3000,
                  rounds: int = 2, seed: int = 0) -> None:
         super().__init__()
         if encoder not in (None, "e5", "sentence-transformers"):
@@ -265,7 +266,7 @@ class HybridContent(Recommender):
             weights[kind], self.validation[kind] = self._search(comps, targets[who].toarray() > 0, anchor, kind)
         weights.setdefault("warm", weights["cold"])
         if self.collaborative:
-            n_cold = int((np.asarray(train.sum(axis=0)).ravel() == 0).sum())  # cold items the fitted model will rank
+            n_cold = self.n_items - len(items)  # cold items the fitted model will rank
             weights["mix"], self.validation["mix"] = self._search_cold_scale(
                 rest, parts, weights, train, warm_targets, cold, n_cold, rng)
         return weights
@@ -290,7 +291,8 @@ class HybridContent(Recommender):
         warm_hits = warm_targets[who].toarray() > 0  # [n, N]
         history = train[who]
         totals = dict.fromkeys((v for v in GRID if v > 0), 0.0)
-        for _ in range(draws if m < len(held_out) else 1):
+        n = draws if m < len(held_out) else 1  # all held-out items drawn: one draw is every draw
+        for _ in range(n):
             drawn = rng.choice(held_out, size=m, replace=False)
             hidden = np.zeros(self.n_items, dtype=bool)
             hidden[np.setdiff1d(held_out, drawn)] = True
@@ -301,7 +303,6 @@ class HybridContent(Recommender):
                 scores[:, hidden] = -np.inf
                 totals[value] += ndcg_at(scores, hits)
         best = max(totals, key=lambda v: (totals[v], v == 1.0))  # ties: keep the sums as they are
-        n = draws if m < len(held_out) else 1
         return {"cold_scale": best}, {"unscaled": totals[1.0] / n, "fused": totals[best] / n, "cold_items": m,
                                       "users": len(who)}
 
