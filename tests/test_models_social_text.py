@@ -141,6 +141,35 @@ def test_info_nce_masked_equals_selected(kept: str) -> None:
         assert masked.item() == 0.0
 
 
+def test_info_nce_row_cap_contrasts_a_random_subset_of_kept_rows() -> None:
+    """``ssl_max_rows`` leaves a batch at or under the cap untouched (same value, no random draw) and above it
+    contrasts exactly ``ssl_max_rows`` kept rows: the loss equals the uncapped loss over the chosen rows."""
+    torch.manual_seed(0)
+    a, b = torch.randn(300, 8), torch.randn(300, 8)
+    ids = torch.randint(0, 300, (200,))
+    keep = first_occurrences(ids)
+    full = SocialGNN(N_USERS, N_ITEMS, embedding_dim=8, ssl_weight=0.5)
+    capped = SocialGNN(N_USERS, N_ITEMS, embedding_dim=8, ssl_weight=0.5, ssl_max_rows=200)
+    state = torch.get_rng_state()
+    torch.testing.assert_close(capped.info_nce(a, b, ids, keep), full.info_nce(a, b, ids, keep), rtol=0, atol=0)
+    assert torch.equal(torch.get_rng_state(), state), "a batch under the cap draws nothing"
+    small = SocialGNN(N_USERS, N_ITEMS, embedding_dim=8, ssl_weight=0.5, ssl_max_rows=16)
+    seen: set[tuple[int, ...]] = set()
+    for compact in (True, False):
+        for draw in range(3):
+            torch.manual_seed(draw)
+            loss = small.info_nce(a, b, ids, keep, compact=compact)
+            torch.manual_seed(draw)  # the same draw, replayed: which kept rows were contrasted
+            key = torch.rand(len(ids)).masked_fill(~keep, -1.0)
+            chosen = key.topk(16).indices
+            assert keep[chosen].all() and len(set(ids[chosen].tolist())) == 16
+            torch.testing.assert_close(loss, full.info_nce(a, b, ids[chosen], keep[chosen], compact=True))
+            seen.add(tuple(sorted(chosen.tolist())))
+    assert len(seen) == 3, "the subset is drawn anew each time, and the GPU and CPU forms draw the same one"
+    with pytest.raises(ValueError, match="ssl_max_rows"):
+        SocialGNN(N_USERS, N_ITEMS, ssl_max_rows=1)
+
+
 def test_social_gnn_noise_view_perturbs_training_only() -> None:
     """XSimGCL view: the training loss is random (noise) and adds a contrastive term; scores are not."""
     torch.manual_seed(0)

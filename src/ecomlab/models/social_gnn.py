@@ -28,6 +28,9 @@ Cui, Nguyen, Yin, "XSimGCL: Towards Extremely Simple Graph Contrastive Learning 
 orthant, :math:`e^{(k)} \\leftarrow e^{(k)} + \\epsilon\\,\\mathrm{sign}(e^{(k)}) \\odot
 \\bar\\Delta`, and the InfoNCE above pairs each batch user's (and item's) final embedding with its layer-1
 embedding (``cl_layer``), which spreads the embeddings more uniformly. Evaluation propagates without noise.
+Both InfoNCE terms cost ``O(n^2 d)`` in the batch's ``n`` distinct rows; ``ssl_max_rows`` contrasts a random
+subset of at most that many of them (the rest of the batch still trains the ranking loss), so that a large
+batch does not make the contrastive term dominate the step.
 
 Graphs: a PyG ``HeteroData`` (:func:`~ecomlab.models.graph_ops.interaction_graph`) as undirected ``EdgeIndex``
 buffers; both diffusions are PyG's ``LGConv`` fused into one sparse product. ``social_conv`` (Hydra, ``_partial_``)
@@ -68,7 +71,7 @@ class SocialGNN(Recommender):
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, n_layers: int = 3,
                  social_layers: int | None = None, fusion: str = "normalize", reg_weight: float = 1e-4,
                  ssl_weight: float = 0.0, ssl_temperature: float = 0.2, ssl_view: str = "social",
-                 noise_eps: float = 0.1, cl_layer: int = 1,
+                 noise_eps: float = 0.1, cl_layer: int = 1, ssl_max_rows: int | None = None,
                  social_conv: Callable[..., MessagePassing] | None = None) -> None:
         super().__init__()
         if n_users < 1 or n_items < 1 or embedding_dim < 1:
@@ -84,6 +87,8 @@ class SocialGNN(Recommender):
                              f"got noise_eps={noise_eps}, cl_layer={cl_layer}")
         if ssl_weight > 0 and ssl_view == "social" and social_layers == 0:
             raise ValueError("ssl_weight > 0 contrasts the interaction and social views; social_layers=0 has none")
+        if ssl_max_rows is not None and ssl_max_rows < 2:
+            raise ValueError(f"ssl_max_rows={ssl_max_rows}: an InfoNCE term needs at least 2 rows (null: all)")
         if fusion not in FUSIONS:
             raise ValueError(f"fusion={fusion!r}; expected one of {FUSIONS}")
         if reg_weight < 0 or ssl_weight < 0 or ssl_temperature <= 0:
@@ -93,6 +98,7 @@ class SocialGNN(Recommender):
         self.fusion, self.reg_weight = fusion, reg_weight
         self.ssl_weight, self.ssl_temperature = ssl_weight, ssl_temperature
         self.ssl_view, self.noise_eps, self.cl_layer = ssl_view, noise_eps, cl_layer
+        self.ssl_max_rows = ssl_max_rows
         self.user_emb = nn.Embedding(n_users, embedding_dim)
         self.item_emb = nn.Embedding(n_items, embedding_dim)
         nn.init.normal_(self.user_emb.weight, std=0.1)
@@ -208,13 +214,20 @@ class SocialGNN(Recommender):
 
     def info_nce(self, a: Tensor, b: Tensor, ids: Tensor, keep: Tensor, compact: bool | None = None) -> Tensor:
         """InfoNCE pairing ``a[ids[n]]`` with ``b[ids[n]]`` (tables ``[*, d]``) over the ``n`` that ``keep`` ``[n]``
-        selects; the other selected rows are the negatives, the loss their mean (0 with fewer than two).
+        selects; the other selected rows are the negatives, the loss their mean (0 with fewer than two). With more
+        than ``ssl_max_rows`` rows, a uniformly random subset of that many kept rows is contrasted.
 
         On a GPU the rows are masked rather than selected, so no size is read back from the device (a
         synchronisation per step). With ``compact`` (``None``: on CPU, where nothing waits) they are selected
         first: a smaller matrix, the same value.
         """
         compact = a.device.type == "cpu" if compact is None else compact
+        if self.ssl_max_rows is not None and len(ids) > self.ssl_max_rows:
+            # kept rows get a uniform key, the others -1, so the top keys are a random subset of the kept rows
+            # (all of them when fewer are kept), with no size read back from the device
+            key = torch.rand(len(ids), device=ids.device).masked_fill(~keep, -1.0)  # [n]
+            chosen = key.topk(self.ssl_max_rows).indices  # [n] -> [m]
+            ids, keep = ids[chosen], keep[chosen]
         if compact:
             ids = ids[keep]  # [m]
             if len(ids) < 2:
