@@ -9,8 +9,8 @@ time goes. Writes a Markdown table and JSON (atomically).
     OMP_NUM_THREADS=1 python scripts/bench_social_step.py --experiment lastfm_social --batch-size 2048 \\
         --data-dir ../shared/data --out experiments/perf/social_step.md
 
-A model may carry its own overrides after a ``+``, comma-separated, e.g.
-``social_gnn_xsimgcl+model.net.ssl_max_rows=null`` (the same model without the contrastive row cap).
+Each ``--models`` entry is ``"<model> [overrides...]"``, as in ``bench_graph_pyg.py``, e.g.
+``"social_gnn_xsimgcl model.net.ssl_max_rows=null"`` (the same model without the contrastive row cap).
 """
 
 from __future__ import annotations
@@ -31,19 +31,16 @@ from ecomlab.utils import atomic_write_json, atomic_write_text, config_dir, git_
 DEFAULT_MODELS = ("lightgcn", "social_gnn", "social_gnn_xsimgcl")
 
 
-def model_overrides(spec: str) -> list[str]:
-    """``"name+a=1,b=2"`` -> ``["model=name", "a=1", "b=2"]``."""
-    name, _, rest = spec.partition("+")
-    return [f"model={name}", *(o for o in rest.split(",") if o)]
-
-
 def step_times(experiment: str, models: list[str], batch_size: int, steps: int, rounds: int, data_dir: str,
                cache_dir: str, extra: list[str]) -> tuple[dict[str, list[float]], str, dict[str, int]]:
     """Milliseconds per step of each model in each round, the last model's profile table, and the data sizes."""
     base = [*([f"experiment={experiment}"] if experiment else []), f"paths.data_dir={data_dir}", f"paths.cache_dir={cache_dir}",
             f"data.batch_size={batch_size}", *extra]
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfgs = {m: compose("train", overrides=[*base, *model_overrides(m)]) for m in models}
+        cfgs = {}
+        for spec in models:
+            model, *overrides = spec.split()
+            cfgs[spec] = compose("train", overrides=[*base, f"model={model}", *overrides])
     dm = hydra.utils.instantiate(cfgs[models[0]].data)
     dm.setup("fit")
     data = dm.train_data()
@@ -84,7 +81,7 @@ def step_times(experiment: str, models: list[str], batch_size: int, steps: int, 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiment", default="lastfm_social", help="'' for none (data from --extra)")
-    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="the first is the reference")
+    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help='"<model> [overrides...]" per entry; the first is the reference')
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)

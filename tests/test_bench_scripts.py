@@ -166,11 +166,11 @@ def test_social_step_bench_times_each_model_and_profiles_the_last(tmp_path: Path
     load_script("bench_social_step").main([
         "--experiment", "", "--batch-size", "32", "--steps", "3", "--rounds", "2", "--cache-dir", str(tmp_path / "c"),
         "--extra", "data=synthetic_shop", "data.source.n_users=60", "data.source.n_items=80", "--out", str(out),
-        "--models", "lightgcn", "social_gnn", "social_gnn_xsimgcl+model.net.ssl_max_rows=4,model.net.n_layers=2"])
+        "--models", "lightgcn", "social_gnn", "social_gnn_xsimgcl model.net.ssl_max_rows=4 model.net.n_layers=2"])
     text = out.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| social_gnn") or line.startswith("| lightgcn")]
     assert [r.split("|")[1].strip() for r in rows] == [
-        "lightgcn", "social_gnn", "social_gnn_xsimgcl+model.net.ssl_max_rows=4,model.net.n_layers=2"]
+        "lightgcn", "social_gnn", "social_gnn_xsimgcl model.net.ssl_max_rows=4 model.net.n_layers=2"]
     assert rows[0].split("|")[4].strip() == "1.0" and all(float(r.split("|")[2]) > 0 for r in rows)
     assert "Self CPU" in text and json.loads(out.with_suffix(".json").read_text())["rows"][2]["ratio"] > 0
 
