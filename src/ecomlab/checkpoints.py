@@ -126,7 +126,7 @@ def remove_stale_temps(folder: Path) -> list[Path]:
     return removed
 
 
-def _readable(path: Path) -> bool:
+def checkpoint_readable(path: Path) -> bool:
     try:
         read_checkpoint(path)
     except (CheckpointError, pickle.UnpicklingError) as err:  # truncated, corrupt, or holding objects
@@ -148,13 +148,13 @@ def resume_checkpoint(folder: Path) -> str | None:
     remove_stale_temps(folder)
     last = folder / "last.ckpt"
     if last.is_file():
-        if _readable(last):
+        if checkpoint_readable(last):
             return str(last)
         aside = last.with_name("last.ckpt.unreadable")
         os.replace(last, aside)
         log.warning("moved the unreadable %s aside to %s; resuming from an older checkpoint", last, aside.name)
     for path in sorted(folder.glob("epoch_*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True):
-        if path.is_file() and _readable(path):
+        if path.is_file() and checkpoint_readable(path):
             return str(path)
     return None
 

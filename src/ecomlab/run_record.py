@@ -3,7 +3,8 @@
 ``metrics.json`` -- every validation and test metric, the protocol (split, K values, candidate set,
 seasonality, data fingerprint), timings, peak memory, git commit, seed, model and data names, how training
 ended (``epochs_run``, ``global_step``, ``best_epoch``, ``stop_reason``, ``stop_detail``; see
-:func:`training_outcome`), the logger runs holding the training curves (``logger_runs``: CSV / TensorBoard
+:func:`training_outcome`; a network refit through the validation windows, ``model.refit``, records its selection's
+and, under ``refit``, the steps, selected checkpoint and final checkpoint of the refit), the logger runs holding the training curves (``logger_runs``: CSV / TensorBoard
 version directories, MLflow run ids), and the composed config. ``config.yaml`` -- the resolved config (``ecomlab-eval`` rebuilds the run from it).
 ``per_user_{val,test}.parquet`` / ``per_series_{val,test}.parquet`` -- per-user or per-series metric values;
 ``forecasts_test.parquet`` -- forecasts next to actuals.
@@ -120,7 +121,8 @@ def training_outcome(trainer: Any, tested_checkpoint: str | None) -> dict[str, A
 
 def write_run_record(output_dir: Path, *, cfg: DictConfig, task: Any, datamodule: Any, metrics: dict[str, float],
                      timings: dict[str, float], model_name: str, dataset_name: str, checkpoint: str | None,
-                     version: str, loggers: Sequence[Any] = ()) -> dict[str, Any]:
+                     version: str, loggers: Sequence[Any] = (),
+                     outcome: dict[str, Any] | None = None) -> dict[str, Any]:
     protocol = datamodule.protocol()
     if protocol["task"] == "ranking":
         protocol["ks"] = list(task.ks)
@@ -138,7 +140,9 @@ def write_run_record(output_dir: Path, *, cfg: DictConfig, task: Any, datamodule
         **{k: round(v, 4) for k, v in timings.items()},
         **peak_memory_mb(),
         "checkpoint": checkpoint,
-        **training_outcome(task.trainer if task.trainable else None, checkpoint),
+        # a refit run's outcome is its selection's, plus what the refit trained (ecomlab.train.refit)
+        **(outcome if outcome is not None else training_outcome(task.trainer if task.trainable else None,
+                                                                 checkpoint)),
         "logger_runs": logger_runs(loggers),
         "deterministic_algorithms": bool(torch.are_deterministic_algorithms_enabled()),
         "git_commit": git_commit(),

@@ -32,12 +32,12 @@ from omegaconf import DictConfig, OmegaConf
 
 import ecomlab
 from ecomlab.callbacks import TrainingOutcome
-from ecomlab.checkpoints import checkpoint_mismatch, resume_checkpoint
+from ecomlab.checkpoints import checkpoint_mismatch, checkpoint_readable, resume_checkpoint
 from ecomlab.cli import config_errors_exit_2, quiet_third_party, user_errors_exit_2
 from ecomlab.config_schema import validate_config
 from ecomlab.report.table import print_metrics
-from ecomlab.run_record import config_fingerprint, write_run_record
-from ecomlab.utils import atomic_write_text, config_dir, instantiate_with_dims
+from ecomlab.run_record import config_fingerprint, training_outcome, write_run_record
+from ecomlab.utils import atomic_write_json, atomic_write_text, config_dir, instantiate_with_dims
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _choices() -> dict[str, str]:
     return {}
 
 
-def _callbacks(cfg: DictConfig, task: Any, has_validation: bool = True) -> list[pl.Callback]:
+def _callbacks(cfg: DictConfig, task: Any, has_validation: bool = True, quiet: bool = False) -> list[pl.Callback]:
     """Callbacks of a trained model; any ``monitor`` follows the task's (namespaced) validation metric.
 
     Without validation data (a backtest with ``val_windows: 0``) nothing is monitored: early stopping is
@@ -72,7 +72,8 @@ def _callbacks(cfg: DictConfig, task: Any, has_validation: bool = True) -> list[
     callbacks = [hydra.utils.instantiate(c, **({"monitor": monitor} if "monitor" in c else {}))
                  for c in cfg.callbacks.values() if c is not None and "_target_" in c]
     if not has_validation:
-        log.warning("no validation data: no early stopping, and the last epoch's weights are tested")
+        if not quiet:
+            log.warning("no validation data: no early stopping, and the last epoch's weights are tested")
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.EarlyStopping)]
     return callbacks
 
@@ -153,6 +154,65 @@ def finished_record(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
     return record if record.get("config_fingerprint") == config_fingerprint(cfg) else None
 
 
+#: what a refitting run writes into ``checkpoints/`` once its selection is done (see :func:`refit`)
+REFIT_PLAN = "refit_plan.json"
+
+
+def read_refit_plan(output_dir: Path) -> dict[str, Any] | None:
+    """The finished selection of a refitting run stopped before its end, or None (no plan, or one whose selected
+    checkpoint is gone: the selection then runs again from its own last checkpoint)."""
+    path = output_dir / "checkpoints" / REFIT_PLAN
+    if not path.is_file():
+        return None
+    plan = json.loads(path.read_text())
+    selected = plan.get("selected")
+    if not isinstance(selected, str) or not Path(selected).is_file() or not isinstance(plan.get("global_step"), int):
+        log.warning("%s: its selected checkpoint %r is missing; the selection runs again", path, selected)
+        return None
+    return plan
+
+
+def _selected_steps(ckpt_path: str | None, trainer: pl.Trainer) -> int:
+    """Optimizer steps behind the selected checkpoint (the last epoch's weights without one)."""
+    if ckpt_path:
+        step = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("global_step")
+        if step is not None:
+            return int(step)
+    return int(trainer.global_step)
+
+
+def refit(cfg: DictConfig, selected: Any, datamodule: Any, steps: int,
+          output_dir: Path) -> tuple[Any, pl.Trainer, str | None]:
+    """Train a fresh network through the validation windows for ``steps`` optimizer steps (``model.refit``).
+
+    Validation chose the length (``steps``, the selected checkpoint's); this network sees every observation before
+    the first test cutoff, from the same seed, with the same configuration (a searched network keeps the
+    selection's choice) and learning-rate schedule, and is neither validated nor stopped early: the validation
+    windows are in its training data. Its checkpoints are ``checkpoints/refit_*.ckpt``, so a run stopped here
+    resumes from ``refit_last.ckpt`` after the plan (:data:`REFIT_PLAN`) the selection left. Returns the new
+    task, its trainer and its checkpoint, which the test evaluates.
+    """
+    datamodule.train_through_validation()
+    pl.seed_everything(cfg.seed, workers=True)
+    task = build_task(cfg.model, datamodule)
+    task.prepare(datamodule.train_data())
+    task.adopt_selection(selected, datamodule)
+    if cfg.get("compile"):
+        compile_network(task.net)
+    callbacks = _callbacks(cfg, task, has_validation=False, quiet=True)
+    for callback in callbacks:
+        if isinstance(callback, pl.callbacks.ModelCheckpoint):
+            callback.filename, callback.CHECKPOINT_NAME_LAST = "refit_{epoch:03d}", "refit_last"
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=[*callbacks, TrainingOutcome()], logger=False, max_steps=steps, limit_val_batches=0)
+    last = output_dir / "checkpoints" / "refit_last.ckpt"
+    resume = str(last) if last.is_file() and checkpoint_readable(last) else None
+    log.info("refit through the validation windows: %d steps%s", steps, f", resuming from {resume}" if resume else "")
+    trainer.fit(task, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    return task, trainer, best or None
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one experiment described by a composed config; returns the run record."""
     validate_config(cfg)  # unknown keys, wrong types, out-of-range values: exit 2 before anything is loaded
@@ -184,7 +244,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     ckpt_path: str | None = None
     task.prepare(datamodule.train_data())
-    if task.trainable:
+    refitting = task.trainable and getattr(task, "refit", False) and datamodule.has_validation
+    plan = read_refit_plan(output_dir) if refitting else None
+    if plan is not None:  # the selection finished before the run was stopped in its refit
+        log.info("resuming the refit: the selection (%s, %d steps) finished before", plan["selected"],
+                 plan["global_step"])
+        ckpt_path = plan["selected"]
+    elif task.trainable:
         resume = resume_checkpoint(output_dir / "checkpoints")
         if resume:
             mismatch = checkpoint_mismatch(resume, task)
@@ -200,9 +266,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     # checkpoints hold only tensors and plain values (see ecomlab.callbacks): nothing in one may run code
     val = trainer.validate(task, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True) \
-        if wants_validation(cfg, task, datamodule) else []
-    test = trainer.test(task, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True)
+        if wants_validation(cfg, task, datamodule) or refitting else []
     eval_seconds = time.perf_counter() - t0
+    outcome: dict[str, Any] | None = None
+    if refitting:
+        t0 = time.perf_counter()
+        if plan is None:
+            plan = {"selected": ckpt_path, "global_step": _selected_steps(ckpt_path, trainer),
+                    "outcome": training_outcome(trainer, ckpt_path)}
+            if ckpt_path and trainer.is_global_zero:  # without a checkpoint a stopped run selects again
+                atomic_write_json(Path(ckpt_path).parent / REFIT_PLAN, plan)
+        outcome = {**plan["outcome"], "refit": {"global_step": plan["global_step"], "selected": plan["selected"]}}
+        task, trainer, ckpt_path = refit(cfg, task, datamodule, plan["global_step"], output_dir)
+        outcome["refit"]["checkpoint"] = ckpt_path
+        fit_seconds += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    test = trainer.test(task, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True)
+    eval_seconds += time.perf_counter() - t0
 
     metrics = {**(val[0] if val else {}), **(test[0] if test else {})}
     if not trainer.is_global_zero:  # distributed run: rank 0 alone writes the run record
@@ -212,7 +292,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         output_dir, cfg=cfg, task=task, datamodule=datamodule, metrics=metrics,
         timings={"data_seconds": data_seconds, "fit_seconds": fit_seconds, "eval_seconds": eval_seconds},
         model_name=choices.get("model", type(task.net).__name__), dataset_name=choices.get("data", "custom"),
-        checkpoint=ckpt_path, version=ecomlab.__version__, loggers=loggers,
+        checkpoint=ckpt_path, version=ecomlab.__version__, loggers=loggers, outcome=outcome,
     )
     if cfg.get("eval", {}).get("print_table", True) and trainer.is_global_zero:
         print_metrics(metrics, title=f"{record['model']} on {record['dataset']} (seed {cfg.seed}): test metrics")

@@ -6,7 +6,9 @@ Series are indexed by their position in sorted ``unique_id`` order; that ``serie
 
 **Training part** of a series: its observations before its first evaluation cutoff (the first validation
 window's cutoff, or the first test window's when ``val_windows=0``). Nothing at or after that cutoff is ever
-given to ``fit_panel`` or to the training windows.
+given to ``fit_panel`` or to the training windows, except by :meth:`ForecastDataModule.train_through_validation`
+(a network refit on the validation windows once they chose its training length), which moves it to the first
+test cutoff.
 
 **Evaluation batches** (one item per (series, window) pair) are dicts with
 
@@ -330,6 +332,8 @@ class ForecastDataModule(pl.LightningDataModule):
         self.val_items: list[tuple[Series, BacktestWindow]] = []
         self.test_items: list[tuple[Series, BacktestWindow]] = []
         self.train_lengths = np.zeros(len(self.series), dtype=np.int64)
+        #: each series' first test cutoff: the training part's end once it takes in the validation windows
+        self.test_starts = np.zeros(len(self.series), dtype=np.int64)
         self._check_lengths(bundle.name)
         for s in self.series:
             val, test = self.backtest.windows(len(s.y))
@@ -337,6 +341,7 @@ class ForecastDataModule(pl.LightningDataModule):
             self.val_items += [(s, w) for w in val]
             self.test_items += [(s, w) for w in test]
             self.train_lengths[s.index] = (val or test)[0].cutoff
+            self.test_starts[s.index] = test[0].cutoff
         # a demand target: judged on the training parts only (NaN < 0 is False), so no evaluation value decides it
         self.nonnegative = self.nonnegative_setting if self.nonnegative_setting is not None else not any(
             np.any(s.y[:n] < 0) for s, n in zip(self.series, self.train_lengths, strict=True))
@@ -470,6 +475,17 @@ class ForecastDataModule(pl.LightningDataModule):
             raise DataValidationError(
                 f"{name}: covariate '{column}' of series '{s.unique_id}' has {int(bad.sum())} NaN value(s), "
                 f"first at ds={pd.Timestamp(s.ds[first]).date()}; fill them in the data")
+
+    def train_through_validation(self) -> None:
+        """Extend every series' training part to its first test cutoff, taking in the validation windows.
+
+        For a network refit once its training length has been chosen on those windows (``model.refit``, see
+        :mod:`ecomlab.train`): the test windows stay unseen, the validation windows are then in-sample.
+        """
+        assert self.bundle is not None, "call setup() first"
+        self.train_lengths = self.test_starts.copy()
+        self.validation = {**self.validation, "refit_through": "the training part then ran to the first test "
+                           "cutoff (model.refit): the validation windows chose the training length only"}
 
     @property
     def has_validation(self) -> bool:

@@ -27,6 +27,15 @@ steps_per_epoch`` steps and is validated (early stopping, checkpoint selection, 
 schedule) every ``steps_per_epoch`` steps on every panel. Epoch boundaries stay where checkpoints are taken,
 so a killed run still resumes exactly.
 
+**Refit through the validation windows** (``refit``, run by :func:`ecomlab.train.train`): the validation windows
+sit between the training part and the first test window, so a network selected on them never trained on the most
+recent stretch of each series, which a local model (ETS) fits. With ``refit`` set, once training has chosen its
+checkpoint on them, a fresh network (same seed and configuration; a searched network keeps its chosen one) trains
+on every observation before the first test cutoff for exactly the selected checkpoint's number of optimizer steps,
+under the same learning-rate schedule, and that network is tested and saved. The validation metrics in the run
+record are the selected network's. N-BEATS (Oreshkin et al. 2020) and scikit-learn's ``refit=True`` do the
+same: validation chooses, the final model uses all the data it may.
+
 **Calibrated intervals** (``calibrate``): before testing, a network's interval bounds are recalibrated on the
 data module's validation windows by conformalized quantile regression (:mod:`ecomlab.models.conformal`): one
 offset per level and horizon step, in units of each series' MASE scale, applied to the test forecasts (and by the
@@ -85,7 +94,7 @@ class ForecastTask(pl.LightningModule):
     def __init__(self, net: Forecaster, season_length: int, optimizer: OptimizerFactory | None = None,
                  monitor: str = "val/mase", mode: str = "min", levels: Sequence[int] = (80, 95),
                  scheduler: SchedulerFactory | None = None, steps_per_epoch: int | None = None,
-                 calibrate: bool = False) -> None:
+                 calibrate: bool = False, refit: bool = False) -> None:
         super().__init__()
         if steps_per_epoch is not None and steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch={steps_per_epoch}; expected an integer >= 1 or null (the data "
@@ -104,6 +113,10 @@ class ForecastTask(pl.LightningModule):
         self.levels = levels
         self.net = net
         self.calibrate = bool(calibrate)
+        #: retrain through the validation windows for the number of steps they chose (run by ecomlab.train)
+        self.refit = bool(refit)
+        #: a refit's configuration came from the selection run (a searched network does not search again)
+        self.configured_by_selection = False
         #: per calibrated level, its conformal offsets ``[h]`` (set by :meth:`calibrate_intervals`)
         self.interval_offsets: dict[int, np.ndarray] = {}
         self.season_length = season_length
@@ -124,6 +137,19 @@ class ForecastTask(pl.LightningModule):
     def trainable(self) -> bool:
         return self.net.trainable
 
+    def adopt_selection(self, selected: ForecastTask, datamodule: Any) -> None:
+        """Start a refit (see the module docstring) from the run that chose its length, whose selected weights
+        are loaded: a searched network takes the configuration that run chose instead of searching again,
+        calibrated intervals take their offsets from the selected network (the validation windows are in-sample
+        for the refit one), and the selection's validation results are kept for the run record."""
+        if hasattr(self.net, "choose") and hasattr(selected.net, "chosen"):
+            self.net.choose(selected.net.chosen)
+        if self.calibrate:
+            self.interval_offsets = selected.calibrate_intervals(datamodule)
+        self.configured_by_selection = True
+        if "val" in selected.per_series:
+            self.per_series["val"] = selected.per_series["val"]
+
     def set_metric_namespace(self, namespace: str) -> None:
         if namespace:
             raise ValueError(f"forecasting metrics have no '{namespace}' namespace (only ranking has sampled "
@@ -138,7 +164,8 @@ class ForecastTask(pl.LightningModule):
     def setup(self, stage: str) -> None:
         keep_derived_buffers_local(self)  # statistics fit_panel() derives on every rank stay out of DDP broadcasts
         if stage == "fit":
-            if hasattr(self.net, "suggest") and not self.trainer.ckpt_path:  # a resumed run keeps its choice
+            if (hasattr(self.net, "suggest") and not self.trainer.ckpt_path  # a resumed run keeps its choice
+                    and not self.configured_by_selection):
                 if self.trainer.fast_dev_run or self.trainer.limit_val_batches == 0:
                     log.warning("%s: no search (a smoke run, or validation switched off); the default "
                                 "configuration trains", type(self.net).__name__)
@@ -246,7 +273,7 @@ class ForecastTask(pl.LightningModule):
         return self.interval_offsets
 
     def on_test_start(self) -> None:
-        if self.calibrate:
+        if self.calibrate and not self.configured_by_selection:  # a refit's offsets came with its selection
             self.calibrate_intervals(self.trainer.datamodule)
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
