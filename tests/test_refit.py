@@ -17,6 +17,7 @@ import torch
 
 from ecomlab.data.forecast_datamodule import ForecastDataModule
 from ecomlab.data.splits import RollingOrigin
+from ecomlab.models.lstm_forecaster import LSTMForecaster
 from test_lstm_forecaster import SinePanel
 from test_train_hardening import in_tmp, run_train  # noqa: F401  (in_tmp: a fixture)
 
@@ -49,7 +50,7 @@ def test_training_part_runs_to_the_first_test_cutoff_and_windows_never_reach_the
 def test_refit_trains_the_selected_steps_through_validation_and_keeps_the_selection(in_tmp: Path) -> None:
     plain, refit = in_tmp / "plain", in_tmp / "refit"
     assert run_train(in_tmp, plain, *SMALL, "seed=3") == 0
-    assert run_train(in_tmp, refit, *SMALL, "seed=3", "++model.refit=true") == 0
+    assert run_train(in_tmp, refit, *SMALL, "seed=3", "model.refit=selected") == 0
     a, b = record(plain), record(refit)
     # the selection is the plain run: same validation metrics, same best epoch
     assert {k: v for k, v in a["metrics"].items() if k.startswith("val/")} == \
@@ -61,21 +62,21 @@ def test_refit_trains_the_selected_steps_through_validation_and_keeps_the_select
     assert b["checkpoint"] == b["refit"]["checkpoint"] and Path(b["checkpoint"]).name.startswith("refit_")
     # the refit network saw the validation windows: more training observations, other test forecasts
     assert b["protocol"]["n_train_observations"] > a["protocol"]["n_train_observations"]
-    assert "refit_through" in b["protocol"]["validation"]
+    assert b["protocol"]["trained_through_validation"] and not a["protocol"]["trained_through_validation"]
     assert b["metrics"]["test/mase"] != a["metrics"]["test/mase"]
 
 
 def test_a_run_stopped_in_its_refit_resumes_without_selecting_again(in_tmp: Path) -> None:
     whole, stopped = in_tmp / "whole", in_tmp / "stopped"
-    assert run_train(in_tmp, whole, *SMALL, "++model.refit=true") == 0
-    assert run_train(in_tmp, stopped, *SMALL, "++model.refit=true") == 0
+    assert run_train(in_tmp, whole, *SMALL, "model.refit=selected") == 0
+    assert run_train(in_tmp, stopped, *SMALL, "model.refit=selected") == 0
     ckpts = stopped / "checkpoints"
     # what a stop during the refit leaves: the selection's checkpoints and plan, no refit result, no record
     (stopped / "metrics.json").unlink()
     for path in ckpts.glob("refit_*.ckpt"):
         path.unlink()
     selection_mtime = (ckpts / "last.ckpt").stat().st_mtime_ns
-    assert run_train(in_tmp, stopped, *SMALL, "++model.refit=true") == 0
+    assert run_train(in_tmp, stopped, *SMALL, "model.refit=selected") == 0
     assert (ckpts / "last.ckpt").stat().st_mtime_ns == selection_mtime  # the selection did not train again
     assert record(stopped)["metrics"] == record(whole)["metrics"]
 
@@ -84,14 +85,14 @@ def test_without_validation_windows_refit_changes_nothing(in_tmp: Path) -> None:
     plain, refit = in_tmp / "plain", in_tmp / "refit"
     args = [*SMALL, "data.backtest.val_windows=0"]
     assert run_train(in_tmp, plain, *args) == 0
-    assert run_train(in_tmp, refit, *args, "++model.refit=true") == 0
+    assert run_train(in_tmp, refit, *args, "model.refit=selected") == 0
     assert record(refit)["metrics"] == record(plain)["metrics"] and "refit" not in record(refit)
 
 
 def test_a_searched_network_refits_with_its_chosen_configuration(in_tmp: Path) -> None:
     run_dir = in_tmp / "auto"
     assert run_train(in_tmp, run_dir, *[a for a in SMALL if not a.startswith("model.net.")], "model=auto_lstm",
-                     "model.net.n_trials=2", "model.net.trial_steps=2", "++model.refit=true") == 0
+                     "model.net.n_trials=2", "model.net.trial_steps=2", "model.refit=selected") == 0
     chosen = record(run_dir)
     final = torch.load(chosen["refit"]["checkpoint"], map_location="cpu", weights_only=True)
     extra = next(v for k, v in final["state_dict"].items() if k.endswith("_extra_state"))
@@ -101,11 +102,42 @@ def test_a_searched_network_refits_with_its_chosen_configuration(in_tmp: Path) -
     assert extra == next(v for k, v in selected["state_dict"].items() if k.endswith("_extra_state"))
 
 
-@pytest.mark.parametrize("flag", ["true", "false"])
-def test_refit_is_a_typed_model_key(flag: str, compose_cfg) -> None:
-    from ecomlab.config_schema import validate_config
+def test_a_budget_run_trains_through_validation_as_a_run_without_validation_windows(in_tmp: Path) -> None:
+    budget, none = in_tmp / "budget", in_tmp / "none"
+    assert run_train(in_tmp, budget, *SMALL, "model.refit=budget", "callbacks.early_stopping.patience=0") == 0
+    assert run_train(in_tmp, none, *SMALL, "data.backtest.val_windows=0") == 0
+    b, n = record(budget), record(none)
+    # the whole budget (no early stopping, though patience 0 would have stopped it), no in-sample validation
+    assert b["global_step"] == 3 * 4 and not [k for k in b["metrics"] if k.startswith("val/")]
+    assert b["protocol"]["validation"]["evaluated"] is False and b["protocol"]["trained_through_validation"]
+    # exactly the network trained on the same observations without validation windows
+    assert b["protocol"]["n_train_observations"] == n["protocol"]["n_train_observations"]
+    assert b["metrics"] == n["metrics"]
 
-    cfg = compose_cfg(["model=lstm", "data=synthetic_sales", f"model.refit={flag}"])
+
+def test_a_searched_network_searches_on_validation_then_trains_through_it(in_tmp: Path) -> None:
+    run_dir = in_tmp / "auto"
+    assert run_train(in_tmp, run_dir, *[a for a in SMALL if not a.startswith("model.net.")], "model=auto_lstm",
+                     "model.net.n_trials=2", "model.net.trial_steps=2", "model.refit=budget") == 0
+    r = record(run_dir)
+    trials = (run_dir / "search_trials.csv").read_text().strip().splitlines()
+    assert len(trials) == 3 and r["protocol"]["trained_through_validation"] and r["global_step"] == 3 * 4
+
+
+@pytest.mark.parametrize("value", ["selected", "budget", "null"])
+def test_refit_is_a_model_key(value: str, compose_cfg) -> None:
+    from ecomlab.config_schema import validate_config
+    from ecomlab.utils import config_dir  # noqa: F401  (compose_cfg uses the package's configs)
+
+    cfg = compose_cfg(["model=lstm", "data=synthetic_sales", f"model.refit={value}"])
     validate_config(cfg)
-    assert cfg.model.refit is (flag == "true")
+    assert cfg.model.refit == (None if value == "null" else value)
+
+
+def test_an_unknown_refit_is_refused() -> None:
+    from ecomlab.tasks.forecasting import ForecastTask
+
+    with pytest.raises(ValueError, match="refit='yes'; expected null, 'selected' or 'budget'"):
+        ForecastTask(LSTMForecaster(n_series=1, horizon=2), season_length=1, optimizer=torch.optim.Adam,
+                     refit="yes")
 

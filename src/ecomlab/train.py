@@ -111,6 +111,8 @@ def wants_validation(cfg: DictConfig, task: Any, datamodule: Any) -> bool:
     asked = cfg.get("eval", {}).get("validate")
     if asked is not None:
         validate, why = bool(asked), f"eval.validate={str(bool(asked)).lower()}"
+    elif getattr(datamodule, "trained_through_validation", False):
+        validate, why = False, "the network trained through them (model.refit=budget): they are in-sample"
     elif task.kind != "forecasting" or task.trainable:
         validate, why = True, "the trained model's checkpoint and early stopping select on it"
     elif str(cfg.get("optimized_metric") or "").startswith("val/"):
@@ -119,7 +121,7 @@ def wants_validation(cfg: DictConfig, task: Any, datamodule: Any) -> bool:
         validate, why = False, ("nothing selects on it (a model fitted without gradient steps); "
                                 "eval.validate=true evaluates it")
     if isinstance(getattr(datamodule, "validation", None), dict):
-        datamodule.validation = {"evaluated": validate, "why": why}
+        datamodule.validation = {**datamodule.validation, "evaluated": validate, "why": why}
     if not validate:
         log.info("validation windows not evaluated: %s", why)
     return validate
@@ -237,14 +239,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         compile_network(task.net)
 
     loggers = _loggers(cfg)
+    refit_mode = getattr(task, "refit", None) if task.trainable and datamodule.has_validation else None
+    # a budget run trains through its validation windows: nothing to validate, stop or select on while it trains
+    through = refit_mode == "budget"
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=[*_callbacks(cfg, task, datamodule.has_validation), TrainingOutcome()],
-        logger=loggers or False)
+        cfg.trainer, callbacks=[*_callbacks(cfg, task, datamodule.has_validation and not through, quiet=through),
+                                TrainingOutcome()],
+        logger=loggers or False, **({"limit_val_batches": 0} if through else {}))
 
     t0 = time.perf_counter()
     ckpt_path: str | None = None
     task.prepare(datamodule.train_data())
-    refitting = task.trainable and getattr(task, "refit", False) and datamodule.has_validation
+    refitting = refit_mode == "selected"
     plan = read_refit_plan(output_dir) if refitting else None
     if plan is not None:  # the selection finished before the run was stopped in its refit
         log.info("resuming the refit: the selection (%s, %d steps) finished before", plan["selected"],

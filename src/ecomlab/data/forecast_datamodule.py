@@ -296,6 +296,8 @@ class ForecastDataModule(pl.LightningDataModule):
         self.inferred: dict[str, Any] = {}
         #: whether the run evaluated the validation windows, and why (set by the runner; for the run record)
         self.validation: dict[str, Any] = {"evaluated": None}
+        #: the training part was extended to the first test cutoff (:meth:`train_through_validation`)
+        self.trained_through_validation = False
         self.windows_per_epoch = windows_per_epoch
         self.cache_info: dict[str, Any] = {}
         self.bundle: DatasetBundle | None = None
@@ -479,13 +481,12 @@ class ForecastDataModule(pl.LightningDataModule):
     def train_through_validation(self) -> None:
         """Extend every series' training part to its first test cutoff, taking in the validation windows.
 
-        For a network refit once its training length has been chosen on those windows (``model.refit``, see
-        :mod:`ecomlab.train`): the test windows stay unseen, the validation windows are then in-sample.
+        For a network whose final training takes them in (``model.refit``, see
+        :mod:`ecomlab.tasks.forecasting`): the test windows stay unseen, the validation windows are then in-sample.
         """
         assert self.bundle is not None, "call setup() first"
         self.train_lengths = self.test_starts.copy()
-        self.validation = {**self.validation, "refit_through": "the training part then ran to the first test "
-                           "cutoff (model.refit): the validation windows chose the training length only"}
+        self.trained_through_validation = True
 
     @property
     def has_validation(self) -> bool:
@@ -572,6 +573,7 @@ class ForecastDataModule(pl.LightningDataModule):
             "n_series": len(self.series),
             "n_val_windows": len(self.val_items),
             "validation": self.validation,
+            "trained_through_validation": self.trained_through_validation,
             "n_test_windows": len(self.test_items),
             "futr_covariates": self.futr_covariates,
             "hist_covariates": self.hist_covariates,

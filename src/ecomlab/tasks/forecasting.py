@@ -27,14 +27,23 @@ steps_per_epoch`` steps and is validated (early stopping, checkpoint selection, 
 schedule) every ``steps_per_epoch`` steps on every panel. Epoch boundaries stay where checkpoints are taken,
 so a killed run still resumes exactly.
 
-**Refit through the validation windows** (``refit``, run by :func:`ecomlab.train.train`): the validation windows
-sit between the training part and the first test window, so a network selected on them never trained on the most
-recent stretch of each series, which a local model (ETS) fits. With ``refit`` set, once training has chosen its
-checkpoint on them, a fresh network (same seed and configuration; a searched network keeps its chosen one) trains
-on every observation before the first test cutoff for exactly the selected checkpoint's number of optimizer steps,
-under the same learning-rate schedule, and that network is tested and saved. The validation metrics in the run
-record are the selected network's. N-BEATS (Oreshkin et al. 2020) and scikit-learn's ``refit=True`` do the
-same: validation chooses, the final model uses all the data it may.
+**Training through the validation windows** (``refit``): the validation windows sit between the training part
+and the first test window, so a network selected on them never trains on the most recent stretch of each series,
+which a local model (ETS) fits. ``refit`` lets the final network train on every observation before the first test
+cutoff (the test windows stay unseen; N-BEATS, Oreshkin et al. 2020, and scikit-learn's ``refit=True`` likewise
+choose on held-out data, then fit the final model on all of it):
+
+* ``budget``: the network trains through the validation windows for the whole step budget (``trainer.max_epochs``
+  x ``steps_per_epoch``) under its learning-rate schedule, without early stopping, and the last weights are
+  tested. The validation windows serve only a search (``model=auto_lstm`` chooses its configuration on them first,
+  trained on the training part alone) and are not evaluated afterwards: they are in-sample. On the forecast
+  suite, one validation window per series chose the stopping epoch worse than the fixed budget did
+  (experiments/forecast_suite/README.md).
+* ``selected`` (run by :func:`ecomlab.train.refit`): training stops early and picks its checkpoint on the
+  validation windows as usual; then a fresh network (same seed and configuration) trains through them for exactly
+  the selected checkpoint's number of optimizer steps and is tested. The run record's validation metrics are the
+  selected network's.
+* ``null``: the selected checkpoint is tested (the validation windows are never trained on).
 
 **Calibrated intervals** (``calibrate``): before testing, a network's interval bounds are recalibrated on the
 data module's validation windows by conformalized quantile regression (:mod:`ecomlab.models.conformal`): one
@@ -56,7 +65,7 @@ import logging
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import optuna
@@ -94,7 +103,7 @@ class ForecastTask(pl.LightningModule):
     def __init__(self, net: Forecaster, season_length: int, optimizer: OptimizerFactory | None = None,
                  monitor: str = "val/mase", mode: str = "min", levels: Sequence[int] = (80, 95),
                  scheduler: SchedulerFactory | None = None, steps_per_epoch: int | None = None,
-                 calibrate: bool = False, refit: bool = False) -> None:
+                 calibrate: bool = False, refit: Literal["selected", "budget"] | None = None) -> None:
         super().__init__()
         if steps_per_epoch is not None and steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch={steps_per_epoch}; expected an integer >= 1 or null (the data "
@@ -113,8 +122,10 @@ class ForecastTask(pl.LightningModule):
         self.levels = levels
         self.net = net
         self.calibrate = bool(calibrate)
-        #: retrain through the validation windows for the number of steps they chose (run by ecomlab.train)
-        self.refit = bool(refit)
+        if refit not in (None, "selected", "budget"):
+            raise ValueError(f"refit={refit!r}; expected null, 'selected' or 'budget' (see ecomlab.tasks.forecasting)")
+        #: how the final network uses the validation windows (see the module docstring)
+        self.refit = refit
         #: a refit's configuration came from the selection run (a searched network does not search again)
         self.configured_by_selection = False
         #: per calibrated level, its conformal offsets ``[h]`` (set by :meth:`calibrate_intervals`)
@@ -164,13 +175,18 @@ class ForecastTask(pl.LightningModule):
     def setup(self, stage: str) -> None:
         keep_derived_buffers_local(self)  # statistics fit_panel() derives on every rank stay out of DDP broadcasts
         if stage == "fit":
+            through = self.refit == "budget" and getattr(self.trainer.datamodule, "has_validation", False)
             if (hasattr(self.net, "suggest") and not self.trainer.ckpt_path  # a resumed run keeps its choice
                     and not self.configured_by_selection):
-                if self.trainer.fast_dev_run or self.trainer.limit_val_batches == 0:
+                # validation is off during a budget run's training (in-sample), not for its search
+                if self.trainer.fast_dev_run or (self.trainer.limit_val_batches == 0 and not through):
                     log.warning("%s: no search (a smoke run, or validation switched off); the default "
                                 "configuration trains", type(self.net).__name__)
                 else:
                     self._search()
+            if through and not self.trainer.fast_dev_run:
+                self.trainer.datamodule.train_through_validation()
+                self.prepare(self.trainer.datamodule.train_data())
             self._fix_epoch_length()
 
     def _search(self) -> None:
