@@ -6,7 +6,8 @@
 to ``mean|y|`` and then to 1, so a flat history still gives finite inputs.
 
 **Heads** turn the network's raw outputs ``[B, h, P]`` into forecasts. Each has ``n_outputs`` (``P``),
-``loss(raw, y, loc, scale)``, ``median`` and ``quantiles`` (levels in (0, 1)):
+``step_loss(raw, y, loc, scale)`` (``[B, h]``; ``loss`` is its mean, optionally weighted per window), ``median``
+and ``quantiles`` (levels in (0, 1)):
 
 * :class:`PointHead` -- ``mae`` or ``mse`` on the scaled target; point forecasts only.
 * :class:`QuantileHead` -- pinball loss ``sum_q rho_q(y - y_q)`` over configured quantiles (Wen et al. 2017,
@@ -75,8 +76,14 @@ class OutputHead(nn.Module):
     n_outputs: int = 1
     probabilistic: bool = True
 
-    def loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+    def step_loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+        """The loss of every window and horizon step, ``[B, h]``."""
         raise NotImplementedError
+
+    def loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor, weight: Tensor | None = None) -> Tensor:
+        """Mean of :meth:`step_loss`; with ``weight`` ``[B, 1]``, of each window's losses times its weight."""
+        steps = self.step_loss(raw, y, loc, scale)  # [B, h]
+        return steps.mean() if weight is None else (steps * weight).mean()
 
     def median(self, raw: Tensor, loc: Tensor, scale: Tensor) -> Tensor:  # -> [B, h]
         return self.quantiles(raw, loc, scale, [0.5])[..., 0]
@@ -96,8 +103,8 @@ class PointHead(OutputHead):
             raise ValueError(f"loss={loss!r}; expected 'mae' or 'mse'")
         self.power = 1 if loss == "mae" else 2
 
-    def loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
-        return ((raw[..., 0] - (y - loc) / scale).abs() ** self.power).mean()
+    def step_loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+        return (raw[..., 0] - (y - loc) / scale).abs() ** self.power  # [B, h]
 
     def median(self, raw: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
         return loc + scale * raw[..., 0]  # [B, h]
@@ -124,9 +131,9 @@ class QuantileHead(OutputHead):
         steps = torch.cat([raw[..., :1], F.softplus(raw[..., 1:])], dim=-1)  # [B, h, Q]
         return torch.cumsum(steps, dim=-1)
 
-    def loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+    def step_loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
         u = ((y - loc) / scale).unsqueeze(-1) - self.ordered(raw)  # [B, h, 1] - [B, h, Q] -> [B, h, Q]
-        return (u * (self.q - (u < 0).float())).sum(-1).mean()
+        return (u * (self.q - (u < 0).float())).sum(-1)  # [B, h, Q] -> [B, h]
 
     def quantiles(self, raw: Tensor, loc: Tensor, scale: Tensor, levels: Sequence[float]) -> Tensor:
         """Linear interpolation between the trained levels; levels outside their range are clamped."""
@@ -189,10 +196,10 @@ class NonNegativeQuantileHead(OutputHead):
         first = _inverse_softplus(steps[..., :1]) - (loc / scale).unsqueeze(-1)
         return torch.cat([first, _inverse_softplus(steps[..., 1:])], dim=-1)
 
-    def loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+    def step_loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
         """Pinball loss over the levels on the scaled residual ``(y - y_q) / scale``, as :class:`QuantileHead`."""
         u = (y.unsqueeze(-1) - self.values(raw, loc, scale)) / scale.unsqueeze(-1)  # [B, h, Q]
-        return (u * (self.q - (u < 0).float())).sum(-1).mean()
+        return (u * (self.q - (u < 0).float())).sum(-1)  # [B, h, Q] -> [B, h]
 
     def quantiles(self, raw: Tensor, loc: Tensor, scale: Tensor, levels: Sequence[float]) -> Tensor:
         """Linear interpolation between the trained levels (clamped outside them): non-negative too."""
@@ -212,8 +219,8 @@ class DistributionHead(OutputHead):
     def distribution(self, raw: Tensor, loc: Tensor, scale: Tensor) -> distributions.Distribution:
         raise NotImplementedError
 
-    def loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
-        return -self.distribution(raw, loc, scale).log_prob(y).mean()
+    def step_loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+        return -self.distribution(raw, loc, scale).log_prob(y)  # [B, h]
 
     def quantile_function(self, dist: distributions.Distribution, p: np.ndarray) -> np.ndarray | None:
         """Quantiles ``[R, B, h]`` of ``dist`` (batch ``[B, h]``) at levels ``p`` ``[R]``, in float64; ``None``
@@ -265,8 +272,8 @@ class StudentTHead(SymmetricHead):
         # valid by construction (df > 2, scale > 0): checking would read the parameters back from the device
         return distributions.StudentT(*self.parameters_of(raw, loc, scale), validate_args=False)
 
-    def loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
-        """Mean negative ``StudentT.log_prob``, its formula written out (the same operations):
+    def step_loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+        """Negative ``StudentT.log_prob``, its formula written out (the same operations):
 
         ``log p(y) = -(df + 1)/2 * log1p(z^2 / df) - (log s + log(df)/2 + log(pi)/2 + lgamma(df/2) - lgamma((df+1)/2))``,
         ``z = (y - m) / s``. torch's constructor also builds a chi-squared law for sampling, whose argument check
@@ -275,7 +282,7 @@ class StudentTHead(SymmetricHead):
         df, m, s = self.parameters_of(raw, loc, scale)
         z = (y - m) / s
         norm = s.log() + 0.5 * df.log() + 0.5 * math.log(math.pi) + torch.lgamma(0.5 * df) - torch.lgamma(0.5 * (df + 1.0))
-        return (0.5 * (df + 1.0) * torch.log1p(z**2.0 / df) + norm).mean()
+        return 0.5 * (df + 1.0) * torch.log1p(z**2.0 / df) + norm  # [B, h]
 
     def quantile_function(self, dist: distributions.Distribution, p: np.ndarray) -> np.ndarray:
         assert isinstance(dist, distributions.StudentT)
@@ -327,14 +334,14 @@ class HurdleLogNormalHead(OutputHead):
         """``(logit pi, mu, sigma)``, each ``[B, h]``."""
         return raw[..., 0], raw[..., 1], F.softplus(raw[..., 2]) + self.sigma_min
 
-    def loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+    def step_loss(self, raw: Tensor, y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
         logit, mu, sigma = self.parameters_of(raw)
         positive = y > 0  # a value at or below zero is the law's zero (a non-negative target has none below)
         log_z = torch.log(torch.where(positive, y / scale, torch.ones_like(y)))  # masked: no log(0)
         # log LogNormal(z) - log scale = -log z - log sigma - log(2 pi)/2 - (log z - mu)^2 / (2 sigma^2) - log scale
         log_positive = (F.logsigmoid(-logit) - log_z - sigma.log() - 0.5 * math.log(2 * math.pi)
                         - 0.5 * ((log_z - mu) / sigma) ** 2 - scale.log())
-        return -torch.where(positive, log_positive, F.logsigmoid(logit)).mean()
+        return -torch.where(positive, log_positive, F.logsigmoid(logit))  # [B, h]
 
     def quantiles(self, raw: Tensor, loc: Tensor, scale: Tensor, levels: Sequence[float]) -> Tensor:
         logit, mu, sigma = (t.unsqueeze(-1) for t in self.parameters_of(raw))  # [B, h, 1] each

@@ -24,7 +24,10 @@ that step. The decoder then learns a correction to the last season instead of re
 the encoder's final state, which on M4 hourly (s = 24, h = 48) it could not (experiments/forecast_suite).
 
 The output head (point, quantile or distribution; :mod:`ecomlab.models.forecast_heads`) turns the raw outputs
-into a loss and forecasts in the original units. Point forecast = the median.
+into a loss and forecasts in the original units. Point forecast = the median. The loss is in units of the window's
+scale (``loss_scale="window"``), or of its seasonal naive error, ``mean_t |y_t - y_{t-m}|`` over the input window
+(``loss_scale="mase"``, the scale MASE divides by; N-BEATS, Oreshkin et al. 2020, trained on M4 with it), so that
+training weighs each window as the metric does.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ class LSTMForecaster(Forecaster):
                  n_calendar: int = 0, n_futr: int = 0, n_hist: int = 0, hidden_size: int = 64, n_layers: int = 2,
                  dropout: float = 0.1, embedding_dim: int = 8, decoder: Literal["direct", "recursive"] = "direct",
                  scaler: Scaler = "mean", mlp_size: int = 128, n_static: int = 0, n_static_levels: int = 0,
-                 static_embedding_dim: int = 4, season_length: int = 0, seasonal_lag: bool = False) -> None:
+                 static_embedding_dim: int = 4, season_length: int = 0, seasonal_lag: bool = False,
+                 loss_scale: Literal["window", "mase"] = "window", max_loss_weight: float = 100.0) -> None:
         super().__init__()
         if decoder not in ("direct", "recursive"):
             raise ValueError(f"decoder={decoder!r}; expected 'direct' or 'recursive'")
@@ -62,6 +66,11 @@ class LSTMForecaster(Forecaster):
         self.input_size = input_size or 2 * horizon
         self.n_calendar, self.n_futr, self.n_hist = n_calendar, n_futr, n_hist
         self.decoder, self.scaler = decoder, scaler
+        if loss_scale not in ("window", "mase"):
+            raise ValueError(f"loss_scale={loss_scale!r}; expected 'window' or 'mase'")
+        if max_loss_weight < 1:
+            raise ValueError(f"max_loss_weight={max_loss_weight}; expected a number >= 1")
+        self.loss_scale, self.max_loss_weight = loss_scale, max_loss_weight
         self.head = head if head is not None else QuantileHead()
         if n_static and n_static_levels < n_static:
             raise ValueError(f"n_static={n_static} static covariates need n_static_levels >= {n_static}; "
@@ -186,7 +195,25 @@ class LSTMForecaster(Forecaster):
     def loss(self, batch: dict[str, Any]) -> Tensor:
         target = batch["outsample_y"].float()  # [B, h]
         raw, loc, scale = self.raw_outputs(batch, teacher=target if self.decoder == "recursive" else None)
-        return self.head.loss(raw, target, loc, scale)
+        weight = self.mase_weight(batch, scale) if self.loss_scale == "mase" else None
+        return self.head.loss(raw, target, loc, scale, weight)
+
+    def mase_weight(self, batch: dict[str, Any], scale: Tensor) -> Tensor:
+        """Per-window loss weights ``[B, 1]`` that put the loss in units of the window's seasonal naive error.
+
+        ``w = scale / d`` with ``d = mean |y_t - y_{t-m}|`` over the input window's observed pairs (``m`` the
+        season length, or 1 when the window holds no whole season), so the scaled loss times ``w`` is the loss
+        divided by ``d``: what MASE divides by (N-BEATS trained on M4 with this loss). A window with no pair or a
+        constant one gets ``d = scale``; weights are capped at ``max_loss_weight`` and divided by the batch mean,
+        so the step size keeps its meaning.
+        """
+        y, mask = batch["insample_y"].float(), batch["insample_mask"].float()  # [B, L]
+        m = self.season_length if 0 < self.season_length < y.shape[1] else 1
+        pair = mask[:, m:] * mask[:, :-m]  # [B, L - m]
+        d = ((y[:, m:] - y[:, :-m]).abs() * pair).sum(1, keepdim=True) / pair.sum(1, keepdim=True).clamp_min(1.0)
+        d = torch.where(d > 1e-6 * scale, d, scale)  # [B, 1]
+        weight = (scale / d).clamp(max=self.max_loss_weight)  # [B, 1]
+        return weight / weight.mean()
 
     @torch.no_grad()
     def predict(self, batch: dict[str, Any], horizon: int, levels: Sequence[int] = ()) -> dict[str, np.ndarray]:
