@@ -86,3 +86,18 @@ def test_report_ranks_relative_mase_geometric_mean_and_paired_tests(
     assert "| naive | 1 |" in compared  # the variant's runs, which record model naive
     # pair_b has no run of the baseline among the chosen directories: no table, and the summary says which exist
     assert not (out2 / "compare" / "pair_b").exists() and "[pair_b]" not in summary2
+
+
+def test_published_rows_fill_in_runs_not_at_hand_and_refuse_unknown_models(tmp_path: Path) -> None:
+    module = load_suite_script()
+    published = tmp_path / "runs.csv"
+    pd.DataFrame({"set": ["a", "a", "b", "a"], "model": ["nf_lstm", "nf_lstm", "nf_lstm", "ets"], "seed": [0, 1, 0, 0],
+                  "git_commit": ["x"] * 4, "command": ["c"] * 4, "mase": [1.0, 2.0, 3.0, 4.0]}).to_csv(published,
+                                                                                              index=False)
+    collected = pd.DataFrame({"set": ["a"], "model": ["nf_lstm"], "seed": [1], "mase": [9.0], "run_dir": ["r"]})
+    rows = module.published_rows(published, ["nf_lstm"], collected)
+    # seed 1 on set a is at hand: the collected run wins; ets was not asked for
+    assert sorted(zip(rows["set"], rows["seed"], rows["mase"], strict=True)) == [("a", 0, 1.0), ("b", 0, 3.0)]
+    assert (rows["run_dir"] == "").all()
+    with pytest.raises(ValueError, match=r"no rows of model\(s\) \['nf_nhits'\]"):
+        module.published_rows(published, ["nf_nhits"], collected)
