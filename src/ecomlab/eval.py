@@ -124,6 +124,9 @@ def load_run(run_dir: str | Path, ckpt: str = "best", arg: str = "run_dir", trus
     pl.seed_everything(run_cfg.seed, workers=True, verbose=False)
     datamodule = hydra.utils.instantiate(run_cfg.data)
     datamodule.setup("test")
+    protocol = record.get("protocol")
+    if isinstance(protocol, dict) and protocol.get("trained_through_validation") is True:
+        datamodule.train_through_validation()  # the network's statistics came from that longer training part
     task = build_task(run_cfg.model, datamodule)
     ckpt_path = _resolve_checkpoint(run_dir, ckpt, record) if task.trainable else None
     task.prepare(datamodule.train_data())
