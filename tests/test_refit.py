@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytorch_lightning as pl
 import pytest
 import torch
 
@@ -141,3 +142,19 @@ def test_an_unknown_refit_is_refused() -> None:
         ForecastTask(LSTMForecaster(n_series=1, horizon=2), season_length=1, optimizer=torch.optim.Adam,
                      refit="yes")
 
+
+
+def test_a_budget_run_re_evaluates_to_its_own_test_metrics(in_tmp: Path) -> None:
+    """``ecomlab-eval``'s rebuild takes the extended training part too (the LSTM's covariate statistics)."""
+    from ecomlab.eval import load_run, load_run_weights
+
+    run_dir = in_tmp / "budget"
+    assert run_train(in_tmp, run_dir, *SMALL, "model.refit=budget") == 0
+    run = load_run(run_dir)
+    assert run.datamodule.trained_through_validation
+    load_run_weights(run)
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False)
+    again = trainer.test(run.task, datamodule=run.datamodule, verbose=False)[0]
+    recorded = record(run_dir)["metrics"]
+    assert again == pytest.approx({k: v for k, v in recorded.items() if k.startswith("test/")}, rel=1e-6)
