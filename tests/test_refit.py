@@ -50,7 +50,7 @@ def test_training_part_runs_to_the_first_test_cutoff_and_windows_never_reach_the
 
 def test_refit_trains_the_selected_steps_through_validation_and_keeps_the_selection(in_tmp: Path) -> None:
     plain, refit = in_tmp / "plain", in_tmp / "refit"
-    assert run_train(in_tmp, plain, *SMALL, "seed=3") == 0
+    assert run_train(in_tmp, plain, *SMALL, "seed=3", "model.refit=null") == 0
     assert run_train(in_tmp, refit, *SMALL, "seed=3", "model.refit=selected") == 0
     a, b = record(plain), record(refit)
     # the selection is the plain run: same validation metrics, same best epoch
