@@ -242,6 +242,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     refit_mode = getattr(task, "refit", None) if task.trainable and datamodule.has_validation else None
     # a budget run trains through its validation windows: nothing to validate, stop or select on while it trains
     through = refit_mode == "budget"
+    task.through_validation = through
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=[*_callbacks(cfg, task, datamodule.has_validation and not through, quiet=through),
                                 TrainingOutcome()],

@@ -128,6 +128,10 @@ class ForecastTask(pl.LightningModule):
         self.refit = refit
         #: a refit's configuration came from the selection run (a searched network does not search again)
         self.configured_by_selection = False
+        #: set by the runner (ecomlab.train) for ``refit="budget"``, which also switches validation and early stopping
+        #: off: ``setup`` then extends the training part through the validation windows, after any search. A bare
+        #: Lightning trainer leaves it off and trains on the training part as configured.
+        self.through_validation = False
         #: per calibrated level, its conformal offsets ``[h]`` (set by :meth:`calibrate_intervals`)
         self.interval_offsets: dict[int, np.ndarray] = {}
         self.season_length = season_length
@@ -175,7 +179,7 @@ class ForecastTask(pl.LightningModule):
     def setup(self, stage: str) -> None:
         keep_derived_buffers_local(self)  # statistics fit_panel() derives on every rank stay out of DDP broadcasts
         if stage == "fit":
-            through = self.refit == "budget" and getattr(self.trainer.datamodule, "has_validation", False)
+            through = self.through_validation and getattr(self.trainer.datamodule, "has_validation", False)
             if (hasattr(self.net, "suggest") and not self.trainer.ckpt_path  # a resumed run keeps its choice
                     and not self.configured_by_selection):
                 # validation is off during a budget run's training (in-sample), not for its search
