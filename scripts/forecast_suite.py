@@ -14,8 +14,8 @@ name, with the same overrides on every set.
 
 ``report`` reads every run record under the given directories (NeuralForecast peers written by
 ``scripts/bench_neuralforecast.py`` in the same layout included; ``--published runs.csv --published-models ...``
-adds the rows of runs whose records are not at hand from an earlier report, named by their commit and command) and writes ``runs.csv`` (one row per run,
-with its commit and command) and ``summary.md``: per set, each model's mean and standard deviation over seeds
+adds the rows of runs whose records are not at hand from an earlier report, named by their commit and command)
+and writes ``runs.csv`` (one row per run, with its commit and command) and ``summary.md``: per set, each model's mean and standard deviation over seeds
 of MASE, sMAPE, scaled CRPS, MSQL, RMSSE, 80/95% coverage and wall time (data + fit + evaluation seconds), its
 rank by MASE and its MASE relative to seasonal naive; across sets, each model's geometric mean of relative
 MASE; and per set the paired tests against ETS on per-series test values (``ecomlab-compare --baseline``,

@@ -63,6 +63,15 @@ def _quiet_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A run's working directory and ``ECOMLAB_ROOT``: ``tmp_path`` (for in-process ``ecomlab-train`` runs)."""
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.setenv("ECOMLAB_ROOT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
 def compose_cfg(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
     """``compose_cfg(overrides, config_name="train")`` -> a resolved-ready config writing into ``tmp_path``."""
 

@@ -12,15 +12,15 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytorch_lightning as pl
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from ecomlab.data.forecast_datamodule import ForecastDataModule
 from ecomlab.data.splits import RollingOrigin
 from ecomlab.models.lstm_forecaster import LSTMForecaster
 from test_lstm_forecaster import SinePanel
-from test_train_hardening import in_tmp, run_train  # noqa: F401  (in_tmp: a fixture)
+from test_train_hardening import run_train
 
 SMALL = ["model=lstm", "data=synthetic_sales", "data.source.n_users=200", "data.source.n_items=12", "model.net.hidden_size=8",
          "model.net.mlp_size=16", "model.steps_per_epoch=4", "trainer.max_epochs=3", "eval.print_table=false",

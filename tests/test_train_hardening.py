@@ -53,14 +53,6 @@ def run_train(tmp_path: Path, run_dir: Path, *args: str) -> int:
     return code
 
 
-@pytest.fixture
-def in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    monkeypatch.setenv("ECOMLAB_ROOT", str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 # ---- section 1: thread pools ------------------------------------------------------------------------------------
 
 def test_every_thread_pool_runs_one_thread() -> None:

@@ -50,6 +50,17 @@ def _summary(err: BaseException) -> str:
     return f"{type(err).__name__}: {first[:200]}" if first else type(err).__name__
 
 
+def checkpoint_value(path: str | Path | None, key: str) -> Any:
+    """One top-level entry of a local checkpoint (``epoch``, ``global_step``), memory-mapped so the weights are not
+    read, as data only; ``None`` when there is no such file or entry, or the file cannot be read."""
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get(key)
+    except Exception:  # noqa: BLE001 -- unreadable: the caller says what it can without it
+        return None
+
+
 def read_checkpoint(path: str | Path) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU, after checking ``path`` is a local file."""
     if is_url(str(path)):

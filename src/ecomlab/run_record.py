@@ -3,8 +3,9 @@
 ``metrics.json`` -- every validation and test metric, the protocol (split, K values, candidate set,
 seasonality, data fingerprint), timings, peak memory, git commit, seed, model and data names, how training
 ended (``epochs_run``, ``global_step``, ``best_epoch``, ``stop_reason``, ``stop_detail``; see
-:func:`training_outcome`; a network refit through the validation windows, ``model.refit``, records its selection's
-and, under ``refit``, the steps, selected checkpoint and final checkpoint of the refit), the logger runs holding the training curves (``logger_runs``: CSV / TensorBoard
+:func:`training_outcome`; a network refit with ``model.refit=selected`` records its selection's and, under
+``refit``, the refit's steps, selected checkpoint and final checkpoint), the logger runs holding the training
+curves (``logger_runs``: CSV / TensorBoard
 version directories, MLflow run ids), and the composed config. ``config.yaml`` -- the resolved config (``ecomlab-eval`` rebuilds the run from it).
 ``per_user_{val,test}.parquet`` / ``per_series_{val,test}.parquet`` -- per-user or per-series metric values;
 ``forecasts_test.parquet`` -- forecasts next to actuals.
@@ -26,6 +27,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ecomlab.callbacks import TrainingOutcome, fit_limit, stop_reason
+from ecomlab.checkpoints import checkpoint_value
 from ecomlab.utils import (
     atomic_write_json,
     atomic_write_parquet,
@@ -73,17 +75,6 @@ def logger_runs(loggers: Sequence[Any]) -> list[dict[str, Any]]:
     return runs
 
 
-def _checkpoint_epoch(path: str | Path | None) -> int | None:
-    """The epoch a Lightning checkpoint was saved in, memory-mapped (the weights are not read), as data only."""
-    if not path or not Path(path).is_file():
-        return None
-    try:
-        epoch = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("epoch")
-    except Exception:  # unreadable: the record says what it can without it
-        return None
-    return int(epoch) if epoch is not None else None
-
-
 def training_outcome(trainer: Any, tested_checkpoint: str | None) -> dict[str, Any]:
     """How training ended: ``epochs_run`` (epochs the fit loop finished, counting one a stop request cut
     short), ``global_step`` (optimizer steps), ``best_epoch`` (0-based epoch of the weights that were validated
@@ -100,7 +91,7 @@ def training_outcome(trainer: Any, tested_checkpoint: str | None) -> dict[str, A
                 "stop_detail": "fitted in closed form, no training epochs"}
     epochs = int(trainer.current_epoch)
     # no checkpoint tested: the weights in memory, those of the last epoch run
-    best = _checkpoint_epoch(tested_checkpoint) if tested_checkpoint else epochs - 1
+    best = checkpoint_value(tested_checkpoint, "epoch") if tested_checkpoint else epochs - 1
     recorded = next((c.reason for c in trainer.callbacks if isinstance(c, TrainingOutcome) and c.reason), None)
     if recorded:
         reason, detail = recorded

@@ -32,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import ecomlab
 from ecomlab.callbacks import TrainingOutcome
-from ecomlab.checkpoints import checkpoint_mismatch, checkpoint_readable, resume_checkpoint
+from ecomlab.checkpoints import checkpoint_mismatch, checkpoint_readable, checkpoint_value, resume_checkpoint
 from ecomlab.cli import config_errors_exit_2, quiet_third_party, user_errors_exit_2
 from ecomlab.config_schema import validate_config
 from ecomlab.report.table import print_metrics
@@ -174,15 +174,6 @@ def read_refit_plan(output_dir: Path) -> dict[str, Any] | None:
     return plan
 
 
-def _selected_steps(ckpt_path: str | None, trainer: pl.Trainer) -> int:
-    """Optimizer steps behind the selected checkpoint (the last epoch's weights without one)."""
-    if ckpt_path:
-        step = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("global_step")
-        if step is not None:
-            return int(step)
-    return int(trainer.global_step)
-
-
 def refit(cfg: DictConfig, selected: Any, datamodule: Any, steps: int,
           output_dir: Path) -> tuple[Any, pl.Trainer, str | None]:
     """Train a fresh network through the validation windows for ``steps`` optimizer steps (``model.refit``).
@@ -272,6 +263,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     # checkpoints hold only tensors and plain values (see ecomlab.callbacks): nothing in one may run code
+    # a refit validates whatever eval.validate says: this loads the selected weights the refit starts from
     val = trainer.validate(task, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True) \
         if wants_validation(cfg, task, datamodule) or refitting else []
     eval_seconds = time.perf_counter() - t0
@@ -279,10 +271,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if refitting:
         t0 = time.perf_counter()
         if plan is None:
-            plan = {"selected": ckpt_path, "global_step": _selected_steps(ckpt_path, trainer),
+            step = checkpoint_value(ckpt_path, "global_step")  # without a checkpoint: the last epoch's weights
+            plan = {"selected": ckpt_path, "global_step": int(step if step is not None else trainer.global_step),
                     "outcome": training_outcome(trainer, ckpt_path)}
             if ckpt_path and trainer.is_global_zero:  # without a checkpoint a stopped run selects again
-                atomic_write_json(Path(ckpt_path).parent / REFIT_PLAN, plan)
+                atomic_write_json(output_dir / "checkpoints" / REFIT_PLAN, plan)
         outcome = {**plan["outcome"], "refit": {"global_step": plan["global_step"], "selected": plan["selected"]}}
         task, trainer, ckpt_path = refit(cfg, task, datamodule, plan["global_step"], output_dir)
         outcome["refit"]["checkpoint"] = ckpt_path

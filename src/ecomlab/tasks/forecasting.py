@@ -179,7 +179,7 @@ class ForecastTask(pl.LightningModule):
     def setup(self, stage: str) -> None:
         keep_derived_buffers_local(self)  # statistics fit_panel() derives on every rank stay out of DDP broadcasts
         if stage == "fit":
-            through = self.through_validation and getattr(self.trainer.datamodule, "has_validation", False)
+            through = self.through_validation  # the runner sets it only where the data has validation windows
             if (hasattr(self.net, "suggest") and not self.trainer.ckpt_path  # a resumed run keeps its choice
                     and not self.configured_by_selection):
                 # validation is off during a budget run's training (in-sample), not for its search
